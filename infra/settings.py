@@ -1,0 +1,74 @@
+"""Runtime settings, read once from the environment (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", alias="DATA_DIR")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    secret_key: str | None = Field(default=None, alias="SECRET_KEY")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
+    debug: bool = Field(default=False, alias="DEBUG")
+    allowed_ws_origins: list[str] = Field(default_factory=list, alias="ALLOWED_WS_ORIGINS")
+    db_pool_max: int = Field(default=10, alias="DB_POOL_MAX")
+
+    wechat_appid: str = Field(default="", alias="WECHAT_APPID")
+    wechat_secret: str = Field(default="", alias="WECHAT_SECRET")
+    wechat_api_base_url: str = Field(default="https://api.weixin.qq.com/", alias="WECHAT_API_BASE_URL")
+    wechat_mch_id: str = Field(default="", alias="WECHAT_MCH_ID")
+    wechat_pay_api_key: str = Field(default="", alias="WECHAT_PAY_API_KEY")
+    wechat_pay_api_base_url: str = Field(
+        default="https://api.mch.weixin.qq.com/", alias="WECHAT_PAY_API_BASE_URL"
+    )
+
+    response_cache: bool = Field(default=True, alias="RESPONSE_CACHE")
+    max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
+    max_aliases: int = Field(default=15, alias="MAX_ALIASES")
+    max_page_size: int = Field(default=100, alias="MAX_PAGE_SIZE")
+
+    @property
+    def embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite://{(self.data_dir / 'lianmall.sqlite3').resolve()}"
+
+    @property
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated once and kept in the data folder.
+
+        Keeping it on disk lets every process of the embedded default (and the CLI) agree on it.
+        """
+        if self.secret_key:
+            return self.secret_key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
