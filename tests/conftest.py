@@ -1,0 +1,32 @@
+"""Test setup. TEST_BACKEND=embedded (default: SQLite + in-process Redis) or real (PostgreSQL + Redis)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+BACKEND = os.environ.get("TEST_BACKEND", "embedded")
+REAL_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+REAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+# Settings are read once per process: fix the environment before any project module reads it.
+_DATA_DIR = tempfile.mkdtemp(prefix="lianmall-test-")
+os.environ["DATA_DIR"] = _DATA_DIR
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("REDIS_URL", None)
+if BACKEND == "real":
+    os.environ["DATABASE_URL"] = REAL_DATABASE_URL
+    os.environ["REDIS_URL"] = REAL_REDIS_URL
+
+import pytest  # noqa: E402
+
+pytest_plugins = ["tests.fixtures"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND == "real":
+        return
+    skip = pytest.mark.skip(reason="needs TEST_BACKEND=real (PostgreSQL + Redis); scripts/test runs that pass")
+    for item in items:
+        if "realservices" in item.keywords:
+            item.add_marker(skip)
