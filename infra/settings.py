@@ -33,6 +33,7 @@ class Settings(BaseSettings):
         default="https://api.mch.weixin.qq.com/", alias="WECHAT_PAY_API_BASE_URL"
     )
 
+    graphiql: bool = Field(default=True, alias="GRAPHIQL")
     response_cache: bool = Field(default=True, alias="RESPONSE_CACHE")
     max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
     max_aliases: int = Field(default=15, alias="MAX_ALIASES")

@@ -26,7 +26,9 @@ pytest_plugins = ["tests.fixtures"]
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if BACKEND == "real":
         return
-    skip = pytest.mark.skip(reason="needs TEST_BACKEND=real (PostgreSQL + Redis); scripts/test runs that pass")
+    skip = pytest.mark.skip(
+        reason="needs TEST_BACKEND=real (PostgreSQL + Redis); scripts/test runs that pass"
+    )
     for item in items:
         if "realservices" in item.keywords:
             item.add_marker(skip)

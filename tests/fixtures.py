@@ -54,3 +54,28 @@ async def seeded(database: None, redis: object) -> None:
     from demo.seed import seed_demo_shop
 
     await seed_demo_shop()
+
+
+@pytest.fixture(scope="session")
+async def runtime(settings: Settings, database: None, redis: object) -> AsyncIterator[object]:
+    from infra.runtime import start_runtime, stop_runtime
+
+    rt = await start_runtime(settings, redis=redis)  # type: ignore[arg-type]
+    yield rt
+    await stop_runtime(close_redis=False)
+
+
+@pytest.fixture(scope="session")
+def app(runtime: object) -> object:
+    from main import create_app
+
+    return create_app(manage_resources=False)
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[object]:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c

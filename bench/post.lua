@@ -1,0 +1,17 @@
+-- wrk script: the same JSON POST for every request, with a machine-readable summary at the end.
+-- The body comes from a file named by BENCH_BODY_FILE so run.py never has to quote JSON into Lua.
+local body_file = assert(io.open(assert(os.getenv("BENCH_BODY_FILE"), "BENCH_BODY_FILE unset"), "rb"))
+wrk.method = "POST"
+wrk.body = body_file:read("*a")
+body_file:close()
+wrk.headers["Content-Type"] = "application/json"
+
+-- Exact percentiles in microseconds, so run.py doesn't have to parse wrk's rounded, unit-suffixed text.
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
+    '"max_us":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"timeouts":%d,"non_2xx_3xx":%d}\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.connect, e.read, e.write, e.timeout, e.status))
+end

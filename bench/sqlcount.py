@@ -1,0 +1,73 @@
+"""Count the SQL statements one GraphQL request costs, by executing it in-process against the seeded DB.
+
+Run by run.py as a subprocess, with the same environment (DATA_DIR / DATABASE_URL / REDIS_URL) as the server
+it just benchmarked, while no server is running. Reads a JSON list of {"name", "query", "variables"} on
+stdin and prints {"name": {"first": n, "steady": n}} on stdout. The HTTP response cache is never involved:
+this is the cost of a cache miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+# Project imports only after the path is set; this file is not part of the project's import graph.
+from infra.db import close_db, init_db  # noqa: E402
+from infra.query_counter import count_queries  # noqa: E402
+from infra.runtime import start_runtime, stop_runtime  # noqa: E402
+from infra.settings import get_settings  # noqa: E402
+
+# Each query runs this many times; the first may fill per-process caches, the last is the steady state.
+RUNS = 3
+
+
+async def _context() -> Any:
+    from schema.context import make_context
+
+    context = make_context()
+    # Accept either a sync or an async factory: the contract only fixes "call it with no arguments".
+    return await context if inspect.isawaitable(context) else context
+
+
+async def _count(query: str, variables: dict[str, Any]) -> list[int]:
+    from schema.root import schema
+
+    counts: list[int] = []
+    for _ in range(RUNS):
+        # A fresh context per run, like one HTTP request each: per-request dataloaders start empty.
+        context = await _context()
+        with count_queries() as counted:
+            result = await schema.execute(query, variable_values=variables, context_value=context)
+        if result.errors:
+            raise RuntimeError(f"query failed in-process: {[str(e) for e in result.errors]}")
+        counts.append(counted.count)
+    return counts
+
+
+async def main() -> None:
+    specs: list[dict[str, Any]] = json.load(sys.stdin)
+    settings = get_settings()
+    await init_db(settings)
+    # The same process-wide services as the server's lifespan (Redis via create_redis/set_redis, the bus,
+    # the cache), so resolvers that reach for them behave as they do in the server.
+    await start_runtime(settings)
+    try:
+        report = {}
+        for spec in specs:
+            counts = await _count(spec["query"], spec["variables"])
+            report[spec["name"]] = {"first": counts[0], "steady": counts[-1]}
+    finally:
+        await stop_runtime()
+        await close_db()
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,132 @@
+"""Cross-process events over Redis pub/sub, fanned out to local subscribers.
+
+One listener task per process holds a single pattern subscription. It runs under a supervising loop: if the
+connection drops (Redis restart, network blip) it re-subscribes with backoff and tells `on_reconnect` hooks,
+because messages published while it was away are lost and caches built on them must be dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+log = logging.getLogger("lianmall.bus")
+
+Handler = Callable[[dict[str, Any]], None]
+ReconnectHook = Callable[[], Awaitable[None] | None]
+
+QUEUE_SIZE = 256
+
+
+class EventBus:
+    def __init__(self, redis: Redis, prefix: str = "lianmall:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._reconnect_hooks: list[ReconnectHook] = []
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self.reconnects = 0
+
+    async def publish(self, channel: str, payload: dict[str, Any]) -> None:
+        await self._redis.publish(self._prefix + channel, orjson.dumps(payload))
+
+    def add_handler(self, channel: str, handler: Handler) -> None:
+        """Run `handler` synchronously in this process for every event on `channel`."""
+        self._handlers[channel].append(handler)
+
+    def on_reconnect(self, hook: ReconnectHook) -> None:
+        self._reconnect_hooks.append(hook)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """Events on `channel` from every process, for as long as the context is open."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self._queues[channel].add(queue)
+
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield events()
+        finally:
+            self._queues[channel].discard(queue)
+            if not self._queues[channel]:
+                del self._queues[channel]
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name="event-bus-listener")
+        async with asyncio.timeout(5.0):
+            await self._subscribed.wait()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _supervise(self) -> None:
+        delay = 0.05
+        first = True
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(self._prefix + "*")
+                if not first:
+                    self.reconnects += 1
+                    await self._run_reconnect_hooks()
+                first = False
+                delay = 0.05
+                self._subscribed.set()
+                while True:
+                    message = await pubsub.get_message(timeout=30.0)
+                    if message is not None:
+                        self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the listener must outlive any Redis failure
+                log.warning("event bus listener lost its subscription (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def _run_reconnect_hooks(self) -> None:
+        for hook in self._reconnect_hooks:
+            result = hook()
+            if asyncio.iscoroutine(result):
+                await result
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") not in {"pmessage", "message"}:
+            return
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        channel = channel.removeprefix(self._prefix)
+        try:
+            payload = orjson.loads(message["data"])
+        except orjson.JSONDecodeError:
+            log.warning("dropping a malformed event on %s", channel)
+            return
+        for handler in self._handlers.get(channel, ()):
+            try:
+                handler(payload)
+            except Exception:
+                log.exception("event handler for %s failed", channel)
+        for queue in self._queues.get(channel, ()):
+            if queue.full():
+                # A slow subscriber loses its oldest event rather than stalling everyone else.
+                queue.get_nowait()
+            queue.put_nowait(payload)

@@ -1,0 +1,193 @@
+"""Lianmall: the ASGI app (`main:app`) and, run as a script, the operator's CLI.
+
+python main.py serve [--host H] [--port P] [--workers N]
+python main.py migrate | seed | export-schema [--output F] | create-staff NAME [--role ROLE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from infra.db import close_db, init_db, migrate_db
+from infra.runtime import EmbeddedModeLocked, lock_embedded_mode, start_runtime, stop_runtime
+from infra.settings import Settings, get_settings
+
+log = logging.getLogger("lianmall")
+
+
+async def healthz(_: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None, *, manage_resources: bool = True) -> Starlette:
+    """The Starlette app. With `manage_resources=False` the caller (a test) owns the DB and runtime."""
+    from schema.root import schema
+    from schema.view import GraphQLView
+
+    settings = settings or get_settings()
+    view = GraphQLView(schema, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if not manage_resources:
+            yield
+            return
+        lock = lock_embedded_mode(settings)
+        await init_db(settings)
+        await start_runtime(settings)
+        try:
+            yield
+        finally:
+            await stop_runtime()
+            await close_db()
+            if lock:
+                lock.close()
+
+    routes = [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+        Route("/healthz", healthz),
+    ]
+    return Starlette(debug=False, routes=routes, lifespan=lifespan)
+
+
+app = create_app()
+
+
+# -- CLI ---------------------------------------------------------------------------------------------------
+
+
+async def _with_db(settings: Settings, work: object) -> object:
+    await init_db(settings)
+    try:
+        return await work  # type: ignore[misc]
+    finally:
+        await close_db()
+
+
+async def _migrate(settings: Settings) -> None:
+    await migrate_db(settings)
+    await close_db()
+
+
+async def _seed(settings: Settings) -> dict[str, int]:
+    from demo.seed import seed_demo_shop
+    from infra.redis import create_redis, set_redis
+
+    # The seed writes only to the database; a private Redis stand-in satisfies any code path that asks.
+    set_redis(create_redis(Settings(DATA_DIR=str(settings.data_dir))))
+    await init_db(settings)
+    try:
+        return await seed_demo_shop()
+    finally:
+        await close_db()
+
+
+async def _create_staff(settings: Settings, name: str, role: str) -> str:
+    from models import StaffRole
+    from services.staff import create_staff
+
+    await init_db(settings)
+    try:
+        _, token = await create_staff(name, StaffRole(role))
+        return token
+    finally:
+        await close_db()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
+    if workers > 1 and settings.embedded_redis:
+        print(
+            f"error: {workers} worker processes need a shared Redis. The embedded default keeps cache, stock "
+            "events and subscriptions inside one process; set REDIS_URL (and DATABASE_URL) or use --workers 1.",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.embedded_database:
+        asyncio.run(_migrate(settings))
+        counts = asyncio.run(_seed(settings))
+        print(f"demo shop ready: {counts.get('products', 0)} products")
+    print(f"GraphQL at http://{args.host}:{args.port}/graphql")
+    uvicorn.run(
+        "main:app",
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_level="warning" if not settings.debug else "info",
+        access_log=settings.debug,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from schema.root import schema
+
+    sdl = schema.as_str() + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(sdl)
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python main.py", description="Lianmall operator commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server (embedded default: migrates and seeds first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=0, help="worker processes (needs REDIS_URL if > 1)")
+    commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("seed", help="load the demo shop (idempotent)")
+    export = commands.add_parser("export-schema", help="print the GraphQL SDL")
+    export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    staff = commands.add_parser("create-staff", help="create a staff account; prints its token last")
+    staff.add_argument("name")
+    staff.add_argument(
+        "--role", default="ADMIN", choices=["ADMIN", "OPERATOR", "CUSTOMER_SERVICE", "WAREHOUSE"]
+    )
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO if settings.debug else logging.WARNING)
+    try:
+        match args.command:
+            case "serve":
+                return cmd_serve(args, settings)
+            case "migrate":
+                asyncio.run(_migrate(settings))
+                print("migrations applied")
+            case "seed":
+                asyncio.run(_migrate(settings)) if settings.embedded_database else None
+                counts = asyncio.run(_seed(settings))
+                print("demo shop: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            case "export-schema":
+                return cmd_export_schema(args)
+            case "create-staff":
+                token = asyncio.run(_create_staff(settings, args.name, args.role))
+                print(f"staff {args.name!r} ({args.role}) created; bearer token:")
+                print(token)
+    except EmbeddedModeLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Catalog root fields. Thin: decode arguments, call services, wrap models in schema types."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from models import Brand as BrandModel
+from models import ProductStatus as ProductStatusModel
+from models import Tag as TagModel
+from schema.catalog import Brand, Category, Product, ProductConnection, ProductFilter, ProductSort, Tag
+from schema.connection import build_edges, cursor_offset
+from schema.context import Context
+from schema.node import decode_id
+from services import search
+from services.product_listing import ProductFilter as ListingFilter
+from services.product_listing import ProductSort as ListingSort
+from services.product_listing import check_page_size, list_products
+
+ProductInfo = Info[Context, None]
+
+
+def visible(product_status: ProductStatusModel, context: Context) -> bool:
+    # Drafts exist only for staff; an off-shelf product still has a page (it shows 已下架).
+    return context.viewer.is_staff or product_status is not ProductStatusModel.DRAFT
+
+
+async def product(info: ProductInfo, id: strawberry.ID) -> Product | None:
+    pk = decode_id(id, "Product")
+    info.context.depends_on(f"p:{pk}")
+    model = await info.context.loaders.product.load(pk)
+    if model is None or not visible(model.status, info.context):
+        return None
+    return Product.from_model(model)
+
+
+async def products(
+    info: ProductInfo,
+    first: int | None = 20,
+    after: str | None = None,
+    filter: ProductFilter | None = None,
+    sort: ProductSort | None = None,
+) -> ProductConnection:
+    context = info.context
+    limit = check_page_size(first, context.settings.max_page_size)
+    offset = cursor_offset(after)
+    listing_filter = _listing_filter(filter, include_unpublished=context.viewer.is_staff)
+    context.depends_on("listing")
+    page = await list_products(listing_filter, ListingSort(sort.value) if sort else None, offset, limit)
+    if listing_filter.keyword:
+        await search.record_search(listing_filter.keyword)
+        context.search_terms.append(listing_filter.keyword)
+    for model in page.products:
+        context.loaders.product.prime(model.id, model)
+    edges, page_info = build_edges([Product.from_model(p) for p in page.products], offset)
+    page_info.has_next_page = page.has_next
+    return ProductConnection(edges=edges, page_info=page_info, _total=page.total_count)
+
+
+def _listing_filter(filter: ProductFilter | None, include_unpublished: bool) -> ListingFilter:
+    if filter is None:
+        return ListingFilter(include_unpublished=include_unpublished)
+    return ListingFilter(
+        category_id=decode_id(filter.category_id, "Category", "filter.categoryId")
+        if filter.category_id
+        else None,
+        tag_ids=tuple(decode_id(t, "Tag", "filter.tagIds") for t in filter.tag_ids or ()),
+        brand_id=decode_id(filter.brand_id, "Brand", "filter.brandId") if filter.brand_id else None,
+        keyword=filter.keyword.strip() if filter.keyword and filter.keyword.strip() else None,
+        price_min=filter.price_min,
+        price_max=filter.price_max,
+        in_stock=filter.in_stock,
+        include_unpublished=include_unpublished,
+    )
+
+
+async def categories(info: ProductInfo) -> list[Category]:
+    """The root categories; walk `children` for the tree."""
+    info.context.depends_on("taxonomy")
+    everything = await info.context.loaders.category.all()
+    return [Category.from_model(c) for c in everything if c.parent_id is None]
+
+
+async def category(info: ProductInfo, id: strawberry.ID) -> Category | None:
+    info.context.depends_on("taxonomy")
+    model = await info.context.loaders.category.load(decode_id(id, "Category"))
+    return Category.from_model(model) if model else None
+
+
+async def brands(info: ProductInfo) -> list[Brand]:
+    info.context.depends_on("taxonomy")
+    return [Brand.from_model(b) for b in await BrandModel.all().order_by("name", "id")]
+
+
+async def tags(info: ProductInfo) -> list[Tag]:
+    info.context.depends_on("taxonomy")
+    return [Tag.from_model(t) for t in await TagModel.all().order_by("id")]
+
+
+async def hot_search_words(info: ProductInfo, limit: int = 10) -> list[str]:
+    info.context.cache_blocked = True
+    return await search.hot_search_words(max(1, min(limit, 50)))

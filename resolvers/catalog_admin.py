@@ -1,0 +1,349 @@
+"""Staff catalog mutations. Thin: check the permission, decode IDs, call services.catalog_admin, wrap the
+result in schema types. Every DomainError (permission, bad ID, bad input) becomes the payload's `errors`."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import strawberry
+from strawberry.types import Info
+from strawberry.types.unset import UnsetType
+
+from loaders.catalog import CatalogLoaders
+from schema.catalog import Brand, Category, Product, Sku, Tag
+from schema.catalog_inputs import (
+    BrandCreateInput,
+    BrandCreatePayload,
+    BrandDeletePayload,
+    BrandUpdateInput,
+    BrandUpdatePayload,
+    CategoryCreateInput,
+    CategoryCreatePayload,
+    CategoryDeletePayload,
+    CategoryUpdateInput,
+    CategoryUpdatePayload,
+    MediaInput,
+    ProductCreateInput,
+    ProductCreatePayload,
+    ProductPublishPayload,
+    ProductUnpublishPayload,
+    ProductUpdateInput,
+    ProductUpdatePayload,
+    SkuCreateInput,
+    SkuCreatePayload,
+    SkuInput,
+    SkuUpdateInput,
+    SkuUpdatePayload,
+    SpecValueInput,
+    TagCreateInput,
+    TagCreatePayload,
+    TagDeletePayload,
+    TagUpdateInput,
+    TagUpdatePayload,
+    TierPriceInput,
+    user_errors,
+)
+from schema.context import Context
+from schema.node import decode_id
+from services import catalog_admin as admin
+from services.errors import DomainError
+from services.permissions import Permission, require_permission
+
+CatalogInfo = Info[Context, None]
+T = TypeVar("T")
+
+
+def _authorize(info: CatalogInfo) -> None:
+    require_permission(info.context.viewer, Permission.CATALOG_WRITE)
+
+
+def _wrote(info: CatalogInfo) -> None:
+    # Loaders keep rows for the whole request: fields resolved after a write (and later mutations of the same
+    # request) must read the rows as written.
+    info.context.loaders = CatalogLoaders()
+
+
+def _pk(global_id: strawberry.ID, type_name: str, field: str) -> int:
+    try:
+        return decode_id(global_id, type_name, field)
+    except DomainError as exc:
+        # decode_id names no field when the ID is not a global ID at all.
+        raise DomainError(exc.code, exc.message, exc.field or field) from None
+
+
+def _optional_pk(global_id: strawberry.ID | None, type_name: str, field: str) -> int | None:
+    return None if global_id is None else _pk(global_id, type_name, field)
+
+
+def _given(value: T | UnsetType | None) -> T | admin.Unchanged:
+    """An update field of a non-nullable column: omitted or null leaves it as it is."""
+    return admin.UNCHANGED if value is None or isinstance(value, UnsetType) else value
+
+
+def _nullable(value: T | UnsetType | None) -> T | admin.Unchanged | None:
+    """An update field of a nullable column: omitted leaves it, null clears it."""
+    return admin.UNCHANGED if isinstance(value, UnsetType) else value
+
+
+def _tiers(tiers: list[TierPriceInput]) -> tuple[admin.TierPrice, ...]:
+    return tuple(admin.TierPrice(min_quantity=t.min_quantity, price=t.price) for t in tiers)
+
+
+def _choices(values: list[SpecValueInput]) -> tuple[admin.SpecChoice, ...]:
+    return tuple(admin.SpecChoice(name=v.name, value=v.value) for v in values)
+
+
+def _media(media: list[MediaInput]) -> tuple[admin.MediaItem, ...]:
+    return tuple(admin.MediaItem(url=m.url, kind=m.kind) for m in media)
+
+
+def _tag_pks(tag_ids: list[strawberry.ID]) -> tuple[int, ...]:
+    return tuple(_pk(t, "Tag", f"input.tagIds[{i}]") for i, t in enumerate(tag_ids))
+
+
+def _sku_draft(sku: SkuInput) -> admin.SkuDraft:
+    return admin.SkuDraft(
+        spec_values=_choices(sku.spec_values),
+        price=sku.price,
+        original_price=sku.original_price,
+        member_price=sku.member_price,
+        tier_prices=_tiers(sku.tier_prices),
+        stock=sku.stock,
+        barcode=sku.barcode,
+        weight_grams=sku.weight_grams,
+    )
+
+
+def _product_draft(data: ProductCreateInput) -> admin.ProductDraft:
+    return admin.ProductDraft(
+        title=data.title,
+        subtitle=data.subtitle,
+        description=data.description,
+        category_id=_pk(data.category_id, "Category", "input.categoryId"),
+        brand_id=_optional_pk(data.brand_id, "Brand", "input.brandId"),
+        tag_ids=_tag_pks(data.tag_ids),
+        media=_media(data.media),
+        specs=tuple(admin.SpecDeclaration(name=s.name, values=tuple(s.values)) for s in data.specs),
+        skus=tuple(_sku_draft(s) for s in data.skus),
+        stock_warning=data.stock_warning,
+    )
+
+
+def _product_changes(data: ProductUpdateInput) -> admin.ProductChanges:
+    category_id = _given(data.category_id)
+    brand_id = _nullable(data.brand_id)
+    tag_ids = _given(data.tag_ids)
+    media = _given(data.media)
+    return admin.ProductChanges(
+        title=_given(data.title),
+        subtitle=_given(data.subtitle),
+        description=_given(data.description),
+        category_id=category_id
+        if isinstance(category_id, admin.Unchanged)
+        else _pk(category_id, "Category", "input.categoryId"),
+        brand_id=brand_id
+        if isinstance(brand_id, admin.Unchanged)
+        else _optional_pk(brand_id, "Brand", "input.brandId"),
+        tag_ids=tag_ids if isinstance(tag_ids, admin.Unchanged) else _tag_pks(tag_ids),
+        media=media if isinstance(media, admin.Unchanged) else _media(media),
+        stock_warning=_given(data.stock_warning),
+    )
+
+
+def _sku_changes(data: SkuUpdateInput) -> admin.SkuChanges:
+    tiers = _given(data.tier_prices)
+    return admin.SkuChanges(
+        price=_given(data.price),
+        stock=_given(data.stock),
+        original_price=_nullable(data.original_price),
+        member_price=_nullable(data.member_price),
+        tier_prices=tiers if isinstance(tiers, admin.Unchanged) else _tiers(tiers),
+        barcode=_given(data.barcode),
+        weight_grams=_given(data.weight_grams),
+    )
+
+
+def _category_changes(data: CategoryUpdateInput) -> admin.CategoryChanges:
+    parent_id = _nullable(data.parent_id)
+    return admin.CategoryChanges(
+        name=_given(data.name),
+        parent_id=parent_id
+        if isinstance(parent_id, admin.Unchanged)
+        else _optional_pk(parent_id, "Category", "input.parentId"),
+        sort=_given(data.sort),
+        icon_url=_given(data.icon_url),
+    )
+
+
+# --- Products and SKUs -----------------------------------------------------------------------------------
+
+
+async def product_create(info: CatalogInfo, input: ProductCreateInput) -> ProductCreatePayload:
+    try:
+        _authorize(info)
+        product = await admin.create_product(_product_draft(input))
+    except DomainError as exc:
+        return ProductCreatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return ProductCreatePayload(product=Product.from_model(product))
+
+
+async def product_update(
+    info: CatalogInfo, id: strawberry.ID, input: ProductUpdateInput
+) -> ProductUpdatePayload:
+    try:
+        _authorize(info)
+        product = await admin.update_product(_pk(id, "Product", "id"), _product_changes(input))
+    except DomainError as exc:
+        return ProductUpdatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return ProductUpdatePayload(product=Product.from_model(product))
+
+
+async def product_publish(info: CatalogInfo, id: strawberry.ID) -> ProductPublishPayload:
+    try:
+        _authorize(info)
+        product = await admin.publish_product(_pk(id, "Product", "id"))
+    except DomainError as exc:
+        return ProductPublishPayload(errors=user_errors(exc))
+    _wrote(info)
+    return ProductPublishPayload(product=Product.from_model(product))
+
+
+async def product_unpublish(info: CatalogInfo, id: strawberry.ID) -> ProductUnpublishPayload:
+    try:
+        _authorize(info)
+        product = await admin.unpublish_product(_pk(id, "Product", "id"))
+    except DomainError as exc:
+        return ProductUnpublishPayload(errors=user_errors(exc))
+    _wrote(info)
+    return ProductUnpublishPayload(product=Product.from_model(product))
+
+
+async def _sku_product(info: CatalogInfo, product_id: int) -> Product | None:
+    product = await info.context.loaders.product.load(product_id)
+    return Product.from_model(product) if product else None
+
+
+async def sku_create(info: CatalogInfo, input: SkuCreateInput) -> SkuCreatePayload:
+    try:
+        _authorize(info)
+        product_id = _pk(input.product_id, "Product", "input.productId")
+        sku = await admin.create_sku(product_id, _sku_draft(input))
+    except DomainError as exc:
+        return SkuCreatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return SkuCreatePayload(sku=Sku.from_model(sku), product=await _sku_product(info, sku.product_id))
+
+
+async def sku_update(info: CatalogInfo, id: strawberry.ID, input: SkuUpdateInput) -> SkuUpdatePayload:
+    try:
+        _authorize(info)
+        sku = await admin.update_sku(_pk(id, "Sku", "id"), _sku_changes(input))
+    except DomainError as exc:
+        return SkuUpdatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return SkuUpdatePayload(sku=Sku.from_model(sku), product=await _sku_product(info, sku.product_id))
+
+
+# --- Categories, brands and tags -------------------------------------------------------------------------
+
+
+async def category_create(info: CatalogInfo, input: CategoryCreateInput) -> CategoryCreatePayload:
+    try:
+        _authorize(info)
+        draft = admin.CategoryDraft(
+            name=input.name,
+            parent_id=_optional_pk(input.parent_id, "Category", "input.parentId"),
+            sort=input.sort,
+            icon_url=input.icon_url,
+        )
+        category = await admin.create_category(draft)
+    except DomainError as exc:
+        return CategoryCreatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return CategoryCreatePayload(category=Category.from_model(category))
+
+
+async def category_update(
+    info: CatalogInfo, id: strawberry.ID, input: CategoryUpdateInput
+) -> CategoryUpdatePayload:
+    try:
+        _authorize(info)
+        category = await admin.update_category(_pk(id, "Category", "id"), _category_changes(input))
+    except DomainError as exc:
+        return CategoryUpdatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return CategoryUpdatePayload(category=Category.from_model(category))
+
+
+async def category_delete(info: CatalogInfo, id: strawberry.ID) -> CategoryDeletePayload:
+    try:
+        _authorize(info)
+        await admin.delete_category(_pk(id, "Category", "id"))
+    except DomainError as exc:
+        return CategoryDeletePayload(errors=user_errors(exc))
+    _wrote(info)
+    return CategoryDeletePayload(deleted_id=id)
+
+
+async def brand_create(info: CatalogInfo, input: BrandCreateInput) -> BrandCreatePayload:
+    try:
+        _authorize(info)
+        brand = await admin.create_brand(input.name, input.logo_url)
+    except DomainError as exc:
+        return BrandCreatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return BrandCreatePayload(brand=Brand.from_model(brand))
+
+
+async def brand_update(info: CatalogInfo, id: strawberry.ID, input: BrandUpdateInput) -> BrandUpdatePayload:
+    try:
+        _authorize(info)
+        brand = await admin.update_brand(
+            _pk(id, "Brand", "id"), name=_given(input.name), logo_url=_given(input.logo_url)
+        )
+    except DomainError as exc:
+        return BrandUpdatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return BrandUpdatePayload(brand=Brand.from_model(brand))
+
+
+async def brand_delete(info: CatalogInfo, id: strawberry.ID) -> BrandDeletePayload:
+    try:
+        _authorize(info)
+        await admin.delete_brand(_pk(id, "Brand", "id"))
+    except DomainError as exc:
+        return BrandDeletePayload(errors=user_errors(exc))
+    _wrote(info)
+    return BrandDeletePayload(deleted_id=id)
+
+
+async def tag_create(info: CatalogInfo, input: TagCreateInput) -> TagCreatePayload:
+    try:
+        _authorize(info)
+        tag = await admin.create_tag(input.name)
+    except DomainError as exc:
+        return TagCreatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return TagCreatePayload(tag=Tag.from_model(tag))
+
+
+async def tag_update(info: CatalogInfo, id: strawberry.ID, input: TagUpdateInput) -> TagUpdatePayload:
+    try:
+        _authorize(info)
+        tag = await admin.update_tag(_pk(id, "Tag", "id"), name=_given(input.name))
+    except DomainError as exc:
+        return TagUpdatePayload(errors=user_errors(exc))
+    _wrote(info)
+    return TagUpdatePayload(tag=Tag.from_model(tag))
+
+
+async def tag_delete(info: CatalogInfo, id: strawberry.ID) -> TagDeletePayload:
+    try:
+        _authorize(info)
+        await admin.delete_tag(_pk(id, "Tag", "id"))
+    except DomainError as exc:
+        return TagDeletePayload(errors=user_errors(exc))
+    _wrote(info)
+    return TagDeletePayload(deleted_id=id)

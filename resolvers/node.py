@@ -1,0 +1,41 @@
+"""`node(id:)`: any object with a global ID."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from models import ProductMedia
+from resolvers.catalog import visible
+from schema.catalog import Brand, Category, Media, Product, Sku, Tag
+from schema.context import Context
+from schema.node import Node, decode_any
+from services.errors import DomainError, ErrorCode
+
+
+async def node(info: Info[Context, None], id: strawberry.ID) -> Node | None:
+    type_name, pk = decode_any(id)
+    loaders = info.context.loaders
+    match type_name:
+        case "Product":
+            product = await loaders.product.load(pk)
+            return Product.from_model(product) if product and visible(product.status, info.context) else None
+        case "Sku":
+            sku = await loaders.sku.load(pk)
+            if sku is None:
+                return None
+            owner = await loaders.product.load(sku.product_id)
+            return Sku.from_model(sku) if owner and visible(owner.status, info.context) else None
+        case "Category":
+            category = await loaders.category.load(pk)
+            return Category.from_model(category) if category else None
+        case "Brand":
+            brand = await loaders.brand.load(pk)
+            return Brand.from_model(brand) if brand else None
+        case "Tag":
+            tag = await loaders.tag.load(pk)
+            return Tag.from_model(tag) if tag else None
+        case "Media":
+            media = await ProductMedia.get_or_none(id=pk)
+            return Media.from_model(media) if media else None
+    raise DomainError(ErrorCode.INVALID_ID, f"No object type is called {type_name}", "id")

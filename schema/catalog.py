@@ -1,0 +1,269 @@
+"""Catalog types: products, SKUs, categories, brands, tags, media."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+from strawberry.types import Info
+
+from models import Brand as BrandModel
+from models import Category as CategoryModel
+from models import Product as ProductModel
+from models import ProductMedia as MediaModel
+from models import Sku as SkuModel
+from models import Tag as TagModel
+from models.product import MediaKind as MediaKindModel
+from models.product import ProductStatus as ProductStatusModel
+from schema.connection import Edge, PageInfo
+from schema.context import Context
+from schema.node import Node, encode_id
+from services.pricing import price_range, unit_price
+
+ProductStatus = strawberry.enum(ProductStatusModel, description="Where a product is in its life.")
+MediaKind = strawberry.enum(MediaKindModel)
+
+
+@strawberry.type(description="Lowest and highest price the viewer pays for one unit, in fen.")
+class PriceRange:
+    min: int
+    max: int
+
+
+@strawberry.type
+class SpecValue:
+    name: str
+    value: str
+
+
+@strawberry.type(description="A spec dimension of a product (e.g. 颜色) and its values (红, 蓝).")
+class SpecDimension:
+    name: str
+    values: list[str]
+
+
+@strawberry.type
+class TierPrice:
+    min_quantity: int
+    price: int
+
+
+@strawberry.type
+class Media(Node):
+    kind: MediaKind
+    url: str
+    sort: int
+
+    @classmethod
+    def from_model(cls, m: MediaModel) -> Media:
+        return cls(id=encode_id("Media", m.id), kind=m.kind, url=m.url, sort=m.sort)
+
+
+@strawberry.type
+class Tag(Node):
+    name: str
+
+    @classmethod
+    def from_model(cls, m: TagModel) -> Tag:
+        return cls(id=encode_id("Tag", m.id), name=m.name)
+
+
+@strawberry.type
+class Brand(Node):
+    name: str
+    logo_url: str
+
+    @classmethod
+    def from_model(cls, m: BrandModel) -> Brand:
+        return cls(id=encode_id("Brand", m.id), name=m.name, logo_url=m.logo_url)
+
+
+@strawberry.type(description="A node of the three-level category tree.")
+class Category(Node):
+    name: str
+    level: int
+    icon_url: str
+    sort: int
+    _model: strawberry.Private[CategoryModel]
+
+    @classmethod
+    def from_model(cls, m: CategoryModel) -> Category:
+        return cls(
+            id=encode_id("Category", m.id),
+            name=m.name,
+            level=m.level,
+            icon_url=m.icon_url,
+            sort=m.sort,
+            _model=m,
+        )
+
+    @strawberry.field
+    async def parent(self, info: Info[Context, None]) -> Category | None:
+        if self._model.parent_id is None:
+            return None
+        parent = await info.context.loaders.category.load(self._model.parent_id)
+        return Category.from_model(parent) if parent else None
+
+    @strawberry.field
+    async def children(self, info: Info[Context, None]) -> list[Category]:
+        everything = await info.context.loaders.category.all()
+        return [Category.from_model(c) for c in everything if c.parent_id == self._model.id]
+
+    @strawberry.field(description="The path from the root category down to this one, inclusive.")
+    async def breadcrumbs(self, info: Info[Context, None]) -> list[Category]:
+        ids = [int(i) for i in self._model.path.split("/") if i]
+        ancestors = await info.context.loaders.category.load_many(ids)
+        return [Category.from_model(c) for c in ancestors if c is not None] + [self]
+
+
+@strawberry.type(description="One purchasable combination of a product's specs.")
+class Sku(Node):
+    original_price: int | None = strawberry.field(description="划线价 in fen, shown struck through.")
+    member_price: int | None
+    stock: int
+    barcode: str
+    weight_grams: int
+    _model: strawberry.Private[SkuModel]
+
+    @classmethod
+    def from_model(cls, m: SkuModel) -> Sku:
+        return cls(
+            id=encode_id("Sku", m.id),
+            original_price=m.original_price,
+            member_price=m.member_price,
+            stock=m.stock,
+            barcode=m.barcode,
+            weight_grams=m.weight_grams,
+            _model=m,
+        )
+
+    @strawberry.field(description="The unit price the viewer pays for one, in fen.")
+    def price(self, info: Info[Context, None]) -> int:
+        return unit_price(self._model, info.context.viewer.price)
+
+    @strawberry.field(description="The list price before member, level and tier prices, in fen.")
+    def list_price(self) -> int:
+        return self._model.price
+
+    @strawberry.field
+    def tier_prices(self) -> list[TierPrice]:
+        return [TierPrice(min_quantity=t["min_quantity"], price=t["price"]) for t in self._model.tier_prices]
+
+    @strawberry.field
+    async def spec_values(self, info: Info[Context, None]) -> list[SpecValue]:
+        pairs = await info.context.loaders.spec_values_by_sku.load(self._model.id)
+        return [SpecValue(name=name, value=value) for name, value in pairs]
+
+    @strawberry.field
+    async def product(self, info: Info[Context, None]) -> Product | None:
+        product = await info.context.loaders.product.load(self._model.product_id)
+        return Product.from_model(product) if product else None
+
+
+@strawberry.type
+class Product(Node):
+    title: str
+    subtitle: str
+    description: str
+    status: ProductStatus
+    sales_count: int
+    stock_warning: int
+    total_stock: int
+    created_at: datetime
+    published_at: datetime | None
+    _model: strawberry.Private[ProductModel]
+
+    @classmethod
+    def from_model(cls, m: ProductModel) -> Product:
+        return cls(
+            id=encode_id("Product", m.id),
+            title=m.title,
+            subtitle=m.subtitle,
+            description=m.description,
+            status=m.status,
+            sales_count=m.sales_count,
+            stock_warning=m.stock_warning,
+            total_stock=m.total_stock,
+            created_at=m.created_at,
+            published_at=m.published_at,
+            _model=m,
+        )
+
+    @strawberry.field
+    def low_stock(self) -> bool:
+        return self._model.total_stock <= self._model.stock_warning
+
+    @strawberry.field(description="What the viewer pays for one unit, over all SKUs.")
+    async def price(self, info: Info[Context, None]) -> PriceRange:
+        skus = await info.context.loaders.skus_by_product.load(self._model.id)
+        low, high = price_range(skus, info.context.viewer.price)
+        return PriceRange(min=low, max=high)
+
+    @strawberry.field
+    async def skus(self, info: Info[Context, None]) -> list[Sku]:
+        return [Sku.from_model(s) for s in await info.context.loaders.skus_by_product.load(self._model.id)]
+
+    @strawberry.field
+    async def specs(self, info: Info[Context, None]) -> list[SpecDimension]:
+        dims = await info.context.loaders.spec_dimensions_by_product.load(self._model.id)
+        return [SpecDimension(name=name, values=values) for name, values in dims]
+
+    @strawberry.field
+    async def category(self, info: Info[Context, None]) -> Category | None:
+        category = await info.context.loaders.category.load(self._model.category_id)
+        return Category.from_model(category) if category else None
+
+    @strawberry.field
+    async def brand(self, info: Info[Context, None]) -> Brand | None:
+        if self._model.brand_id is None:
+            return None
+        brand = await info.context.loaders.brand.load(self._model.brand_id)
+        return Brand.from_model(brand) if brand else None
+
+    @strawberry.field
+    async def tags(self, info: Info[Context, None]) -> list[Tag]:
+        return [Tag.from_model(t) for t in await info.context.loaders.tags_by_product.load(self._model.id)]
+
+    @strawberry.field
+    async def media(self, info: Info[Context, None]) -> list[Media]:
+        return [Media.from_model(m) for m in await info.context.loaders.media_by_product.load(self._model.id)]
+
+
+@strawberry.enum(
+    description="Listing order. RELEVANCE applies to keyword searches; without one it means SALES."
+)
+class ProductSort(Enum):
+    RELEVANCE = "RELEVANCE"
+    SALES = "SALES"
+    PRICE_ASC = "PRICE_ASC"
+    PRICE_DESC = "PRICE_DESC"
+    NEWEST = "NEWEST"
+
+
+@strawberry.input
+class ProductFilter:
+    category_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A category at any level: its whole subtree is listed."
+    )
+    tag_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Products with any of these."
+    )
+    brand_id: strawberry.ID | None = None
+    keyword: str | None = strawberry.field(
+        default=None, description="Chinese, full pinyin or pinyin initials; tolerates one typo."
+    )
+    price_min: int | None = strawberry.field(default=None, description="In fen, on the lowest SKU price.")
+    price_max: int | None = None
+    in_stock: bool | None = None
+
+
+@strawberry.type
+class ProductConnection:
+    edges: list[Edge[Product]]
+    page_info: PageInfo
+    _total: strawberry.Private[object]
+
+    @strawberry.field(description="All matches, not just this page (costs a count).")
+    async def total_count(self) -> int:
+        return await self._total()  # type: ignore[operator]

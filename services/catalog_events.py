@@ -1,0 +1,43 @@
+"""What a committed catalog write tells the rest of the system: caches to drop, stock to broadcast.
+
+Always called after the transaction commits, never inside it: a rolled-back write must announce nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from infra.response_cache import ALL
+from infra.runtime import current_runtime
+from services import search
+
+
+@dataclass(frozen=True)
+class StockChange:
+    product_id: int
+    sku_id: int
+    stock: int
+
+
+def stock_channel(product_id: int) -> str:
+    return f"stock:{product_id}"
+
+
+async def products_changed(product_ids: Iterable[int], stock_changes: Iterable[StockChange] = ()) -> None:
+    """Products (or their SKUs) changed: drop their pages and every listing, then broadcast stock."""
+    runtime = current_runtime()
+    tags = {f"p:{pid}" for pid in product_ids} | {"listing"}
+    await runtime.cache.invalidate(tags)
+    search.invalidate_vocabulary()
+    for change in stock_changes:
+        await runtime.bus.publish(
+            stock_channel(change.product_id),
+            {"productId": change.product_id, "skuId": change.sku_id, "stock": change.stock},
+        )
+
+
+async def taxonomy_changed() -> None:
+    """A category, brand or tag changed: its name can appear in any cached answer."""
+    await current_runtime().cache.invalidate({ALL})
+    search.invalidate_vocabulary()
