@@ -76,9 +76,10 @@ class ProductMedia(Model):
 
 # One axis of variation of a product, e.g. 颜色 or 尺码.
 class SpecDimension(Model):
-
     id = fields.IntField(primary_key=True)
-    product = fields.ForeignKeyField("models.Product", related_name="spec_dimensions", on_delete=fields.CASCADE)
+    product = fields.ForeignKeyField(
+        "models.Product", related_name="spec_dimensions", on_delete=fields.CASCADE
+    )
     name = fields.CharField(max_length=32)
     sort = fields.IntField(default=0)
 
@@ -89,7 +90,9 @@ class SpecDimension(Model):
 
 class SpecValue(Model):
     id = fields.IntField(primary_key=True)
-    dimension = fields.ForeignKeyField("models.SpecDimension", related_name="values", on_delete=fields.CASCADE)
+    dimension = fields.ForeignKeyField(
+        "models.SpecDimension", related_name="values", on_delete=fields.CASCADE
+    )
     value = fields.CharField(max_length=32)
     sort = fields.IntField(default=0)
 
@@ -122,7 +125,9 @@ class Sku(Model):
 class SkuSpecValue(Model):
     id = fields.IntField(primary_key=True)
     sku = fields.ForeignKeyField("models.Sku", related_name="spec_links", on_delete=fields.CASCADE)
-    spec_value = fields.ForeignKeyField("models.SpecValue", related_name="sku_links", on_delete=fields.CASCADE)
+    spec_value = fields.ForeignKeyField(
+        "models.SpecValue", related_name="sku_links", on_delete=fields.CASCADE
+    )
 
     class Meta:
         table = "sku_spec_values"

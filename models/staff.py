@@ -25,7 +25,6 @@ class Staff(Model):
 # Opaque bearer tokens: only a SHA-256 digest is stored. (No docstring: Tortoise turns model docstrings
 # into table comments, and its SQLite schema editor splits statements on semicolons.)
 class StaffToken(Model):
-
     id = fields.IntField(primary_key=True)
     staff = fields.ForeignKeyField("models.Staff", related_name="tokens", on_delete=fields.CASCADE)
     token_hash = fields.CharField(max_length=64, unique=True)
