@@ -64,11 +64,7 @@ def _wrote(info: CatalogInfo) -> None:
 
 
 def _pk(global_id: strawberry.ID, type_name: str, field: str) -> int:
-    try:
-        return decode_id(global_id, type_name, field)
-    except DomainError as exc:
-        # decode_id names no field when the ID is not a global ID at all.
-        raise DomainError(exc.code, exc.message, exc.field or field) from None
+    return decode_id(global_id, type_name, field)
 
 
 def _optional_pk(global_id: strawberry.ID | None, type_name: str, field: str) -> int | None:

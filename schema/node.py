@@ -17,16 +17,16 @@ def encode_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(to_base64(type_name, pk))
 
 
-def decode_any(global_id: str) -> tuple[str, int]:
+def decode_any(global_id: str, field: str = "id") -> tuple[str, int]:
     try:
         type_name, raw = from_base64(global_id)
         return type_name, int(raw)
     except Exception:
-        raise DomainError(ErrorCode.INVALID_ID, f"'{global_id[:64]}' is not a valid ID") from None
+        raise DomainError(ErrorCode.INVALID_ID, f"'{global_id[:64]}' is not a valid ID", field) from None
 
 
 def decode_id(global_id: str, expected: str, field: str = "id") -> int:
-    type_name, pk = decode_any(global_id)
+    type_name, pk = decode_any(global_id, field)
     if type_name != expected:
         raise DomainError(ErrorCode.INVALID_ID, f"Expected a {expected} ID, got a {type_name} ID", field)
     return pk

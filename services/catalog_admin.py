@@ -735,7 +735,9 @@ async def create_sku(product_id: int, draft: SkuDraft) -> Sku:
             chosen.append(value_id)
         created = await _insert_sku(product_id, chosen, sku)
         await _refresh_totals(product_id)
-    await products_changed([product_id], [StockChange(product_id, created.id, created.stock)])
+    await products_changed(
+        [product_id], [StockChange(product_id, created.id, created.stock)], text_changed=False
+    )
     return created
 
 
@@ -783,7 +785,7 @@ async def update_sku(sku_id: int, changes: SkuChanges) -> Sku:
         await sku.save()
         await _refresh_totals(sku.product_id)
     changes_out = [StockChange(sku.product_id, sku.id, sku.stock)] if stock_changed else []
-    await products_changed([sku.product_id], changes_out)
+    await products_changed([sku.product_id], changes_out, text_changed=False)
     return sku
 
 

@@ -24,12 +24,19 @@ def stock_channel(product_id: int) -> str:
     return f"stock:{product_id}"
 
 
-async def products_changed(product_ids: Iterable[int], stock_changes: Iterable[StockChange] = ()) -> None:
-    """Products (or their SKUs) changed: drop their pages and every listing, then broadcast stock."""
+async def products_changed(
+    product_ids: Iterable[int], stock_changes: Iterable[StockChange] = (), *, text_changed: bool = True
+) -> None:
+    """Products (or their SKUs) changed: drop their pages and every listing, then broadcast stock.
+
+    Pass `text_changed=False` for stock- or price-only writes (orders, restocks): the search vocabulary
+    is built from titles and names, and rebuilding it on every sale would be wasted work.
+    """
     runtime = current_runtime()
     tags = {f"p:{pid}" for pid in product_ids} | {"listing"}
     await runtime.cache.invalidate(tags)
-    search.invalidate_vocabulary()
+    if text_changed:
+        search.invalidate_vocabulary()
     for change in stock_changes:
         await runtime.bus.publish(
             stock_channel(change.product_id),
