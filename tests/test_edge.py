@@ -27,7 +27,7 @@ async def _error(client: httpx.AsyncClient, query: str, variables: dict | None =
         ("{ products(first: -1) { totalCount } }", "BAD_USER_INPUT"),
         ('{ products(after: "bm9wZQ==") { totalCount } }', "INVALID_CURSOR"),
         ("{ products(filter: {priceMin: 500, priceMax: 100}) { totalCount } }", "BAD_USER_INPUT"),
-        ('{ products(first: "ten") { totalCount } }', "GRAPHQL_VALIDATION_FAILED"),
+        ('{ products(first: "ten") { totalCount } }', "BAD_USER_INPUT"),
     ],
 )
 async def test_bad_queries_get_coded_errors(
