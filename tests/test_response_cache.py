@@ -1,0 +1,149 @@
+"""The hot-product cache: hits skip execution, writes invalidate at once, races never store stale answers."""
+
+from __future__ import annotations
+
+import httpx
+from tortoise.expressions import F
+
+from infra.query_counter import count_queries
+from infra.response_cache import CachedResponse, cache_key
+from infra.runtime import Runtime
+from models import Product, ProductStatus, Sku, StaffRole
+from schema.node import encode_id
+from services import search
+from services.catalog_events import products_changed
+from services.staff import create_staff
+from tests.graphql_client import gql
+from tests.test_catalog_read import PRODUCT_PAGE
+
+
+async def _a_product(offset: int = 0) -> Product:
+    product = (
+        await Product.filter(status=ProductStatus.ON_SALE, total_stock__gt=0)
+        .order_by("id")
+        .offset(offset)
+        .first()
+    )
+    assert product is not None
+    return product
+
+
+async def test_a_hot_product_page_runs_no_sql(seeded: None, client: httpx.AsyncClient) -> None:
+    product = await _a_product(3)
+    variables = {"id": encode_id("Product", product.id)}
+    first = await gql(client, PRODUCT_PAGE, variables)
+    with count_queries() as counter:
+        second = await gql(client, PRODUCT_PAGE, variables)
+    assert second == first
+    assert counter.count == 0
+
+
+async def test_a_write_invalidates_at_once(seeded: None, client: httpx.AsyncClient) -> None:
+    product = await _a_product(4)
+    variables = {"id": encode_id("Product", product.id)}
+    before = (await gql(client, PRODUCT_PAGE, variables))["data"]["product"]
+    sku = await Sku.filter(product_id=product.id).order_by("id").first()
+    assert sku is not None
+    await Sku.filter(id=sku.id).update(stock=F("stock") + 7)
+    # Without the after-commit announcement the cache still holds the old page...
+    stale = (await gql(client, PRODUCT_PAGE, variables))["data"]["product"]
+    assert stale == before
+    # ...and the announcement drops it.
+    await products_changed([product.id], text_changed=False)
+    fresh = (await gql(client, PRODUCT_PAGE, variables))["data"]["product"]
+    assert fresh["skus"][0]["stock"] == before["skus"][0]["stock"] + 7
+
+
+async def test_listing_is_cached_and_invalidated_by_any_product_write(
+    seeded: None, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    query = "{ products(first: 3, sort: PRICE_ASC) { edges { node { id title } } } }"
+    first = await gql(client, query)
+    with count_queries() as counter:
+        assert await gql(client, query) == first
+    assert counter.count == 0
+    cheapest = first["data"]["products"]["edges"][0]["node"]
+    pk = int(
+        (
+            await Product.filter(min_price__gte=0, status=ProductStatus.ON_SALE)
+            .order_by("min_price", "id")
+            .first()
+        ).id
+    )  # type: ignore[union-attr]
+    assert encode_id("Product", pk) == cheapest["id"]
+    await Product.filter(id=pk).update(title="限时特价 " + cheapest["title"][:100])
+    await products_changed([pk])
+    renamed = await gql(client, query)
+    assert renamed["data"]["products"]["edges"][0]["node"]["title"].startswith("限时特价 ")
+    await Product.filter(id=pk).update(title=cheapest["title"])
+    await products_changed([pk])
+
+
+async def test_staff_bypass_the_cache_and_see_drafts(seeded: None, client: httpx.AsyncClient) -> None:
+    draft = await Product.filter(status=ProductStatus.DRAFT).first()
+    assert draft is not None
+    variables = {"id": encode_id("Product", draft.id)}
+    assert (await gql(client, PRODUCT_PAGE, variables))["data"]["product"] is None
+    _, token = await create_staff("cache-test-operator", StaffRole.OPERATOR)
+    as_staff = await gql(client, PRODUCT_PAGE, variables, token=token)
+    assert as_staff["data"]["product"]["title"] == draft.title
+    # ...and the staff answer was not stored for shoppers.
+    assert (await gql(client, PRODUCT_PAGE, variables))["data"]["product"] is None
+
+
+async def test_price_scopes_never_share_an_entry() -> None:
+    body = b'{"query": "{ products { totalCount } }"}'
+    assert cache_key("public", body) != cache_key("level:2", body)
+    assert cache_key("public", body) == cache_key("public", body)
+
+
+async def test_a_response_computed_before_a_write_is_not_stored_after_it(runtime: Runtime) -> None:
+    cache = runtime.cache
+    marks = await cache.begin()
+    # A write commits and invalidates while the response is still being computed.
+    await cache.invalidate({"p:999999"})
+    stored = await cache.store("race-key", CachedResponse(b"{}", frozenset({"p:999999"})), marks)
+    assert stored is False
+    assert await cache.get("race-key") is None
+    marks = await cache.begin()
+    assert await cache.store("race-key", CachedResponse(b'{"ok":1}', frozenset({"p:999999"})), marks) is True
+    assert (await cache.get("race-key")).body == b'{"ok":1}'  # type: ignore[union-attr]
+
+
+async def test_reconnect_drops_local_copies(runtime: Runtime) -> None:
+    cache = runtime.cache
+    marks = await cache.begin()
+    await cache.store("reconnect-key", CachedResponse(b"1", frozenset({"p:1"})), marks)
+    assert cache.get_local("reconnect-key") is not None
+    cache.clear_local()  # what the bus does after it had to resubscribe
+    assert cache.get_local("reconnect-key") is None
+    assert await cache.get("reconnect-key") is not None, "the shared copy is still valid"
+
+
+async def test_a_cached_search_still_counts_as_a_search(
+    seeded: None, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    query = '{ products(first: 2, filter: {keyword: "面霜"}) { edges { node { id } } } }'
+    await gql(client, query)
+    key = search._hot_key(search._shop_today())
+
+    async def count() -> float:
+        return await runtime.redis.zscore(key, "面霜") or 0.0
+
+    before = await count()
+    hits = runtime.cache.stats.l1_hits + runtime.cache.stats.l2_hits
+    for _ in range(5):
+        await gql(client, query)
+    assert runtime.cache.stats.l1_hits + runtime.cache.stats.l2_hits == hits + 5, "served from the cache"
+    assert await count() == before + 5
+
+
+async def test_uncacheable_operations_are_not_stored(
+    seeded: None, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    stores = runtime.cache.stats.stores
+    await gql(client, "{ hotSearchWords }")
+    product = await _a_product()
+    await gql(client, "query($id: ID!) { node(id: $id) { id } }", {"id": encode_id("Product", product.id)})
+    await gql(client, "{ nope }", expect_errors=True)
+    assert runtime.cache.stats.stores == stores
