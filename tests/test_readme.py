@@ -1,0 +1,42 @@
+"""The README's example queries run against the demo shop exactly as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from models import Product, ProductStatus
+from schema.node import encode_id
+from tests.graphql_client import gql
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _blocks() -> list[str]:
+    return re.findall(r"```graphql\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+async def test_readme_queries_run(seeded: None, client: httpx.AsyncClient) -> None:
+    product = await Product.filter(status=ProductStatus.ON_SALE).order_by("id").first()
+    assert product is not None
+    queries = [b for b in _blocks() if not b.lstrip().startswith(("subscription", "mutation"))]
+    assert len(queries) >= 2
+    for query in queries:
+        variables = {"id": encode_id("Product", product.id)} if "$id" in query else {}
+        body = await gql(client, query, variables)
+        assert body["data"], query
+    inline = re.search(r"`(\{ categories \{.*?\} \})`", README.read_text(encoding="utf-8"))
+    assert inline is not None
+    tree = await gql(client, inline.group(1))
+    assert tree["data"]["categories"][0]["children"][0]["children"]
+
+
+async def test_readme_lists_every_setting() -> None:
+    from infra.settings import Settings
+
+    text = README.read_text(encoding="utf-8")
+    aliases = [f.alias for f in Settings.model_fields.values() if f.alias]
+    missing = [a for a in aliases if f"`{a}`" not in text]
+    assert not missing, f"README misses settings: {missing}"
