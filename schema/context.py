@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from infra.settings import Settings, get_settings
@@ -14,7 +15,6 @@ from services.viewer import ANONYMOUS, Viewer
 class Context:
     viewer: Viewer = ANONYMOUS
     settings: Settings = field(default_factory=get_settings)
-    loaders: CatalogLoaders = field(default_factory=CatalogLoaders)
     request: Any = None
     response: Any = None
     # Filled while resolving: what a cached copy of this answer depends on.
@@ -23,6 +23,11 @@ class Context:
     search_terms: list[str] = field(default_factory=list)
     cache_key: str | None = None
     cache_marks: tuple[int, bytes] | None = None
+
+    @cached_property
+    def loaders(self) -> CatalogLoaders:
+        # Made on first use: requests answered without resolving (cache hits, parse errors) skip them.
+        return CatalogLoaders()
 
     def depends_on(self, *tags: str) -> None:
         self.cache_tags.update(tags)
