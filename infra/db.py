@@ -45,7 +45,9 @@ TORTOISE_ORM = tortoise_config()
 
 
 async def init_db(settings: Settings | None = None) -> None:
-    await Tortoise.init(config=tortoise_config(settings))
+    # The global fallback makes the context visible outside the task that ran init: uvicorn runs the lifespan
+    # in its own task, and without it every request failed with "No TortoiseContext is currently active".
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
 
 
 async def migrate_db(settings: Settings | None = None) -> None:

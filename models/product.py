@@ -46,7 +46,8 @@ class Product(Model):
             ("shop_id", "status", "category_id"),
             ("status", "sales_count"),
             ("status", "min_price"),
-            ("status", "created_at"),
+            ("status", "published_at"),
+            ("status", "total_stock"),
             ("status", "brand_id"),
         )
 
