@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import product as cartesian
@@ -46,7 +46,7 @@ from models import (
     SpecValue,
     Tag,
 )
-from services.search import search_document
+from services.catalog_admin import product_search_text, spec_key
 
 RANDOM_SEED = 20261121
 # A fixed "now" for the demo: data must not depend on when it was seeded.
@@ -384,7 +384,7 @@ async def _ensure_named(
 
 def _search_text(plan: ProductPlan) -> str:
     root, branch, leaf = plan.category
-    return search_document(plan.title, plan.subtitle, leaf, branch, root, plan.brand or "", *plan.tags)
+    return product_search_text(plan.title, plan.subtitle, (leaf, branch, root), plan.brand or "", plan.tags)
 
 
 async def _insert_products(
@@ -472,10 +472,6 @@ async def _insert_specs(
         "id", "dimension_id", "value"
     )
     return {(*dims_by_id[dim_id], value): id_ for id_, dim_id, value in value_rows}
-
-
-def spec_key(value_ids: Iterable[int]) -> str:
-    return "-".join(str(i) for i in sorted(value_ids))
 
 
 async def _insert_skus(
