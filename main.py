@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         if not manage_resources:
             yield
             return
-        lock = lock_embedded_mode(settings)
+        lock_embedded_mode(settings)
         await init_db(settings)
         await start_runtime(settings)
         try:
@@ -51,8 +51,6 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         finally:
             await stop_runtime()
             await close_db()
-            if lock:
-                lock.close()
 
     routes = [
         Route("/graphql", view, methods=["GET", "POST"]),
@@ -117,6 +115,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    # Before touching the embedded database: a second server on the same data folder must not migrate or
+    # seed it, just say why it cannot run.
+    lock_embedded_mode(settings)
     if settings.embedded_database:
         asyncio.run(_migrate(settings))
         counts = asyncio.run(_seed(settings))

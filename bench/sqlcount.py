@@ -2,8 +2,9 @@
 
 Run by run.py as a subprocess, with the same environment (DATA_DIR / DATABASE_URL / REDIS_URL) as the server
 it just benchmarked, while no server is running. Reads a JSON list of {"name", "query", "variables"} on
-stdin and prints {"name": {"first": n, "steady": n}} on stdout. The HTTP response cache is never involved:
-this is the cost of a cache miss.
+stdin and prints {"name": {"first": n, "steady": n, "exec_ms": t}} on stdout, where exec_ms is the median
+in-process execution time measured without the counter (its logging would inflate it). The HTTP response
+cache is never involved: this is the cost of a cache miss.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,8 @@ from infra.settings import get_settings  # noqa: E402
 
 # Each query runs this many times; the first may fill per-process caches, the last is the steady state.
 RUNS = 3
+# Untimed by the counter, to see what one cache miss costs without HTTP around it.
+TIMED_RUNS = 21
 
 
 async def _context() -> Any:
@@ -36,19 +41,32 @@ async def _context() -> Any:
     return await context if inspect.isawaitable(context) else context
 
 
-async def _count(query: str, variables: dict[str, Any]) -> list[int]:
+async def _execute(query: str, variables: dict[str, Any]) -> None:
     from schema.root import schema
 
+    # A fresh context per run, like one HTTP request each: per-request dataloaders start empty.
+    context = await _context()
+    result = await schema.execute(query, variable_values=variables, context_value=context)
+    if result.errors:
+        raise RuntimeError(f"query failed in-process: {[str(e) for e in result.errors]}")
+
+
+async def _count(query: str, variables: dict[str, Any]) -> list[int]:
     counts: list[int] = []
     for _ in range(RUNS):
-        # A fresh context per run, like one HTTP request each: per-request dataloaders start empty.
-        context = await _context()
         with count_queries() as counted:
-            result = await schema.execute(query, variable_values=variables, context_value=context)
-        if result.errors:
-            raise RuntimeError(f"query failed in-process: {[str(e) for e in result.errors]}")
+            await _execute(query, variables)
         counts.append(counted.count)
     return counts
+
+
+async def _median_ms(query: str, variables: dict[str, Any]) -> float:
+    timings: list[float] = []
+    for _ in range(TIMED_RUNS):
+        started = time.perf_counter()
+        await _execute(query, variables)
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
 
 
 async def main() -> None:
@@ -62,7 +80,8 @@ async def main() -> None:
         report = {}
         for spec in specs:
             counts = await _count(spec["query"], spec["variables"])
-            report[spec["name"]] = {"first": counts[0], "steady": counts[-1]}
+            exec_ms = await _median_ms(spec["query"], spec["variables"])
+            report[spec["name"]] = {"first": counts[0], "steady": counts[-1], "exec_ms": round(exec_ms, 2)}
     finally:
         await stop_runtime()
         await close_db()

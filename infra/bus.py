@@ -26,8 +26,9 @@ QUEUE_SIZE = 256
 
 
 class EventBus:
-    def __init__(self, redis: Redis, prefix: str = "lianmall:") -> None:
+    def __init__(self, redis: Redis, prefix: str = "lianmall:", listener: Redis | None = None) -> None:
         self._redis = redis
+        self._listener = listener or redis
         self._prefix = prefix
         self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
@@ -79,7 +80,7 @@ class EventBus:
         delay = 0.05
         first = True
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(self._prefix + "*")
                 if not first:

@@ -28,6 +28,26 @@ def create_redis(settings: Settings) -> Redis:
     return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
 
 
+def create_listener_redis(settings: Settings, shared: Redis) -> Redis:
+    """The pub/sub listener's own client, with no retry.
+
+    With `retry` set, redis-py silently reconnects and resubscribes inside `get_message`: the bus would never
+    learn that it missed messages (and must drop caches built on them). Without it, a lost connection raises
+    and the bus's supervising loop resubscribes and runs its reconnect hooks.
+    """
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url, health_check_interval=15, socket_keepalive=True)
+    return shared
+
+
+def namespace(client: Redis) -> str:
+    """Pub/sub channels ignore the db number, so put it in the channel prefix: two deployments (or test runs)
+    sharing one Redis server on different dbs must never hear each other's events."""
+    db = getattr(client, "connection_pool", None)
+    number = db.connection_kwargs.get("db", 0) if db is not None else 0
+    return f"lianmall:{number}:"
+
+
 def set_redis(client: Redis | None) -> None:
     global _client
     _client = client

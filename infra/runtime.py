@@ -10,7 +10,7 @@ from typing import IO
 from redis.asyncio import Redis
 
 from infra.bus import EventBus
-from infra.redis import create_redis, set_redis
+from infra.redis import create_listener_redis, create_redis, namespace, set_redis
 from infra.response_cache import ResponseCache
 from infra.settings import Settings
 
@@ -21,6 +21,7 @@ class Runtime:
     redis: Redis
     bus: EventBus
     cache: ResponseCache
+    listener: Redis
 
 
 _current: Runtime | None = None
@@ -36,10 +37,11 @@ async def start_runtime(settings: Settings, redis: Redis | None = None) -> Runti
     global _current
     redis = redis or create_redis(settings)
     set_redis(redis)
-    bus = EventBus(redis)
+    listener = create_listener_redis(settings, redis)
+    bus = EventBus(redis, prefix=namespace(redis), listener=listener)
     cache = ResponseCache(redis, bus)
     await bus.start()
-    _current = Runtime(settings=settings, redis=redis, bus=bus, cache=cache)
+    _current = Runtime(settings=settings, redis=redis, bus=bus, cache=cache, listener=listener)
     return _current
 
 
@@ -48,6 +50,8 @@ async def stop_runtime(close_redis: bool = True) -> None:
     if _current is None:
         return
     await _current.bus.stop()
+    if _current.listener is not _current.redis:
+        await _current.listener.aclose()
     if close_redis:
         await _current.redis.aclose()
         set_redis(None)
@@ -58,14 +62,20 @@ class EmbeddedModeLocked(RuntimeError):
     pass
 
 
+_held_lock: IO[str] | None = None
+
+
 def lock_embedded_mode(settings: Settings) -> IO[str] | None:
     """Refuse a second server process on the embedded default.
 
     The in-process Redis stand-in is private to one process: a second one would keep its own cache and never
     hear the first one's invalidations or events. Production (REDIS_URL set) takes no lock.
     """
+    global _held_lock
     if not settings.embedded_redis:
         return None
+    if _held_lock is not None:  # `serve` took it before migrating; the app's lifespan finds it held
+        return _held_lock
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     handle = open(settings.data_dir / "server.lock", "w")
     try:
@@ -79,4 +89,5 @@ def lock_embedded_mode(settings: Settings) -> IO[str] | None:
         ) from None
     handle.write(str(os.getpid()))
     handle.flush()
+    _held_lock = handle
     return handle
