@@ -1,9 +1,14 @@
-"""The root types and the Schema."""
+"""The root types and the Schema.
+
+Each domain declares its own root fields (`CatalogQuery`, `CatalogMutation`, ...); the Schema merges them, so a
+new domain adds one class to a tuple here instead of editing another domain's root type.
+"""
 
 from __future__ import annotations
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from infra.settings import get_settings
 from resolvers import catalog, catalog_admin, node, subscriptions
@@ -31,7 +36,7 @@ from schema.node import Node
 
 
 @strawberry.type
-class Query:
+class CatalogQuery:
     node: Node | None = strawberry.field(resolver=node.node, description="Any object by its global ID.")
     product: Product | None = strawberry.field(resolver=catalog.product)
     products: ProductConnection = strawberry.field(resolver=catalog.products)
@@ -44,8 +49,8 @@ class Query:
     )
 
 
-@strawberry.type(description="Each write returns a payload: its result and `errors { field message code }`.")
-class Mutation:
+@strawberry.type
+class CatalogMutation:
     product_create: ProductCreatePayload = strawberry.mutation(
         resolver=catalog_admin.product_create, description="A DRAFT product with its specs and SKUs."
     )
@@ -73,6 +78,13 @@ class Mutation:
     tag_delete: TagDeletePayload = strawberry.mutation(
         resolver=catalog_admin.tag_delete, description="Also takes the tag off its products."
     )
+
+
+QUERIES: tuple[type, ...] = (CatalogQuery,)
+MUTATIONS: tuple[type, ...] = (CatalogMutation,)
+
+Query = merge_types("Query", QUERIES)
+Mutation = merge_types("Mutation", MUTATIONS)
 
 
 @strawberry.type
