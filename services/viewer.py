@@ -4,15 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.redis import get_redis
+from models import Member
+from services import levels
 from services.errors import DomainError, ErrorCode
+from services.member_tokens import decode_access_token, looks_like_access_token, revoked_key
 from services.pricing import PUBLIC, PriceContext
 from services.staff import StaffIdentity, authenticate_staff
+
+# How long a member's growth may be read from Redis instead of the database; growth changes drop it at once.
+SNAPSHOT_TTL_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class MemberIdentity:
+    id: int
+    session_id: int
+    growth: int
 
 
 @dataclass(frozen=True)
 class Viewer:
     staff: StaffIdentity | None = None
+    member: MemberIdentity | None = None
     price: PriceContext = PUBLIC
+
+    @property
+    def is_member(self) -> bool:
+        return self.member is not None
 
     @property
     def is_staff(self) -> bool:
@@ -22,7 +41,8 @@ class Viewer:
     def cache_scope(self) -> str | None:
         """The response-cache scope for this viewer, or None when its answers must not be cached.
 
-        Anonymous shoppers share the public scope. Staff see drafts and fresh data, so they bypass the cache.
+        Anonymous shoppers share the public scope; members share their level's scope (never one per member).
+        Staff see drafts and fresh data, so they bypass the cache.
         """
         return None if self.is_staff else self.price.scope
 
@@ -44,7 +64,42 @@ async def resolve_viewer(authorization: str | None) -> Viewer:
     token = bearer_token(authorization)
     if token is None:
         return ANONYMOUS
+    return await viewer_for_token(token)
+
+
+async def viewer_for_token(token: str) -> Viewer:
+    """The viewer a bearer token names (HTTP header or WebSocket connection_init alike)."""
+    if looks_like_access_token(token):
+        return await _member_viewer(token)
     staff = await authenticate_staff(token)
     if staff is None:
         raise DomainError(ErrorCode.UNAUTHENTICATED, "The token is invalid, expired or revoked")
     return Viewer(staff=staff)
+
+
+def _snapshot_key(member_id: int) -> str:
+    return f"member:snapshot:{member_id}"
+
+
+async def forget_member_snapshot(member_id: int) -> None:
+    """Call after a member's growth (and so maybe level) changes, so the next request prices afresh."""
+    await get_redis().delete(_snapshot_key(member_id))
+
+
+async def _member_viewer(token: str) -> Viewer:
+    claims = decode_access_token(token)
+    redis = get_redis()
+    # One round trip answers both "was this session revoked?" and "what is this member's growth?".
+    revoked, snapshot = await redis.mget(revoked_key(claims.session_id), _snapshot_key(claims.member_id))
+    if revoked:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "The token is invalid, expired or revoked")
+    if snapshot is None:
+        growth = await Member.filter(id=claims.member_id).first().values_list("growth", flat=True)
+        if growth is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, "The token is invalid, expired or revoked")
+        await redis.set(_snapshot_key(claims.member_id), str(growth), ex=SNAPSHOT_TTL_SECONDS)
+    else:
+        growth = int(snapshot)
+    level = await levels.level_for_growth(int(growth))
+    identity = MemberIdentity(id=claims.member_id, session_id=claims.session_id, growth=int(growth))
+    return Viewer(member=identity, price=levels.price_context(level))
