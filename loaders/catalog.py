@@ -27,9 +27,25 @@ class ProductLoader(DataLoader[int, Product | None]):
         return [found.get(i) for i in ids]
 
 
+# What the schema reads of a SKU. Leaving out the timestamps matters: parsing them was a fifth of a listing's
+# execution time on SQLite.
+SKU_FIELDS = (
+    "id",
+    "product_id",
+    "spec_key",
+    "price",
+    "original_price",
+    "member_price",
+    "tier_prices",
+    "stock",
+    "barcode",
+    "weight_grams",
+)
+
+
 class SkusByProductLoader(DataLoader[int, list[Sku]]):
     async def batch_load_fn(self, product_ids: list[int]) -> list[list[Sku]]:
-        skus = await Sku.filter(product_id__in=product_ids).order_by("product_id", "id")
+        skus = await Sku.filter(product_id__in=product_ids).only(*SKU_FIELDS).order_by("product_id", "id")
         return _grouped(product_ids, ((s.product_id, s) for s in skus))
 
 
