@@ -35,6 +35,7 @@ from models import (
     Brand,
     Category,
     MediaKind,
+    MemberLevel,
     Product,
     ProductMedia,
     ProductStatus,
@@ -47,6 +48,7 @@ from models import (
     Tag,
 )
 from services.catalog_admin import product_search_text, spec_key
+from services.levels import ensure_default_levels
 
 RANDOM_SEED = 20261121
 # A fixed "now" for the demo: data must not depend on when it was seeded.
@@ -553,10 +555,14 @@ async def seed_demo_shop() -> dict[str, int]:
     Creates the shop if needed, then (only if it has no products yet) categories, brands, tags,
     ~390 products with specs, SKUs, tags and media, all in one transaction. Calling it again on a
     shop that already has products writes nothing. Returns counts of the default shop's shops (1),
-    categories, leaf_categories, brands, tags, products, skus and media.
+    categories, leaf_categories, brands, tags, products, skus and media, and the member levels.
     """
     async with in_transaction():
         shop = await _default_shop()
         if not await Product.filter(shop_id=shop.id).exists():
             await _write_catalog(shop.id, plan_products())
-        return await _counts(shop.id)
+        counts = await _counts(shop.id)
+    # The demo shop's members need levels to be priced by; ensure_default_levels is idempotent.
+    await ensure_default_levels()
+    counts["member_levels"] = await MemberLevel.all().count()
+    return counts

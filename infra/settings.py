@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, NonNegativeInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
     max_aliases: int = Field(default=15, alias="MAX_ALIASES")
     max_page_size: int = Field(default=100, alias="MAX_PAGE_SIZE")
+    # Daily sign-in points by streak day (1st, 2nd, ...); days past the end get the last value.
+    sign_in_points: list[NonNegativeInt] = Field(
+        default_factory=lambda: [5, 5, 10, 10, 15, 15, 30], min_length=1, alias="SIGN_IN_POINTS"
+    )
 
     @property
     def embedded_database(self) -> bool:

@@ -1,5 +1,6 @@
-"""Staff catalog mutations. Thin: check the permission, decode IDs, call services.catalog_admin, wrap the
-result in schema types. Every DomainError (permission, bad ID, bad input) becomes the payload's `errors`."""
+"""Staff catalog mutations. Thin: decode IDs, call services.catalog_admin, wrap the result in schema types.
+`staff_mutation` checks the permission and writes the audit row; every DomainError (permission, bad ID, bad
+input) becomes the payload's `errors`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from strawberry.types import Info
 from strawberry.types.unset import UnsetType
 
 from loaders.catalog import CatalogLoaders
+from resolvers.access import staff_mutation
 from schema.catalog import Brand, Category, Product, Sku, Tag
 from schema.catalog_inputs import (
     BrandCreateInput,
@@ -47,14 +49,10 @@ from schema.context import Context
 from schema.node import decode_id
 from services import catalog_admin as admin
 from services.errors import DomainError
-from services.permissions import Permission, require_permission
+from services.permissions import Permission
 
 CatalogInfo = Info[Context, None]
 T = TypeVar("T")
-
-
-def _authorize(info: CatalogInfo) -> None:
-    require_permission(info.context.viewer, Permission.CATALOG_WRITE)
 
 
 def _wrote(info: CatalogInfo) -> None:
@@ -174,9 +172,9 @@ def _category_changes(data: CategoryUpdateInput) -> admin.CategoryChanges:
 # --- Products and SKUs -----------------------------------------------------------------------------------
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="productCreate")
 async def product_create(info: CatalogInfo, input: ProductCreateInput) -> ProductCreatePayload:
     try:
-        _authorize(info)
         product = await admin.create_product(_product_draft(input))
     except DomainError as exc:
         return ProductCreatePayload(errors=user_errors(exc))
@@ -184,11 +182,11 @@ async def product_create(info: CatalogInfo, input: ProductCreateInput) -> Produc
     return ProductCreatePayload(product=Product.from_model(product))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="productUpdate")
 async def product_update(
     info: CatalogInfo, id: strawberry.ID, input: ProductUpdateInput
 ) -> ProductUpdatePayload:
     try:
-        _authorize(info)
         product = await admin.update_product(_pk(id, "Product", "id"), _product_changes(input))
     except DomainError as exc:
         return ProductUpdatePayload(errors=user_errors(exc))
@@ -196,9 +194,9 @@ async def product_update(
     return ProductUpdatePayload(product=Product.from_model(product))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="productPublish")
 async def product_publish(info: CatalogInfo, id: strawberry.ID) -> ProductPublishPayload:
     try:
-        _authorize(info)
         product = await admin.publish_product(_pk(id, "Product", "id"))
     except DomainError as exc:
         return ProductPublishPayload(errors=user_errors(exc))
@@ -206,9 +204,9 @@ async def product_publish(info: CatalogInfo, id: strawberry.ID) -> ProductPublis
     return ProductPublishPayload(product=Product.from_model(product))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="productUnpublish")
 async def product_unpublish(info: CatalogInfo, id: strawberry.ID) -> ProductUnpublishPayload:
     try:
-        _authorize(info)
         product = await admin.unpublish_product(_pk(id, "Product", "id"))
     except DomainError as exc:
         return ProductUnpublishPayload(errors=user_errors(exc))
@@ -221,9 +219,9 @@ async def _sku_product(info: CatalogInfo, product_id: int) -> Product | None:
     return Product.from_model(product) if product else None
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="skuCreate")
 async def sku_create(info: CatalogInfo, input: SkuCreateInput) -> SkuCreatePayload:
     try:
-        _authorize(info)
         product_id = _pk(input.product_id, "Product", "input.productId")
         sku = await admin.create_sku(product_id, _sku_draft(input))
     except DomainError as exc:
@@ -232,9 +230,9 @@ async def sku_create(info: CatalogInfo, input: SkuCreateInput) -> SkuCreatePaylo
     return SkuCreatePayload(sku=Sku.from_model(sku), product=await _sku_product(info, sku.product_id))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="skuUpdate")
 async def sku_update(info: CatalogInfo, id: strawberry.ID, input: SkuUpdateInput) -> SkuUpdatePayload:
     try:
-        _authorize(info)
         sku = await admin.update_sku(_pk(id, "Sku", "id"), _sku_changes(input))
     except DomainError as exc:
         return SkuUpdatePayload(errors=user_errors(exc))
@@ -245,9 +243,9 @@ async def sku_update(info: CatalogInfo, id: strawberry.ID, input: SkuUpdateInput
 # --- Categories, brands and tags -------------------------------------------------------------------------
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="categoryCreate")
 async def category_create(info: CatalogInfo, input: CategoryCreateInput) -> CategoryCreatePayload:
     try:
-        _authorize(info)
         draft = admin.CategoryDraft(
             name=input.name,
             parent_id=_optional_pk(input.parent_id, "Category", "input.parentId"),
@@ -261,11 +259,11 @@ async def category_create(info: CatalogInfo, input: CategoryCreateInput) -> Cate
     return CategoryCreatePayload(category=Category.from_model(category))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="categoryUpdate")
 async def category_update(
     info: CatalogInfo, id: strawberry.ID, input: CategoryUpdateInput
 ) -> CategoryUpdatePayload:
     try:
-        _authorize(info)
         category = await admin.update_category(_pk(id, "Category", "id"), _category_changes(input))
     except DomainError as exc:
         return CategoryUpdatePayload(errors=user_errors(exc))
@@ -273,9 +271,9 @@ async def category_update(
     return CategoryUpdatePayload(category=Category.from_model(category))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="categoryDelete")
 async def category_delete(info: CatalogInfo, id: strawberry.ID) -> CategoryDeletePayload:
     try:
-        _authorize(info)
         await admin.delete_category(_pk(id, "Category", "id"))
     except DomainError as exc:
         return CategoryDeletePayload(errors=user_errors(exc))
@@ -283,9 +281,9 @@ async def category_delete(info: CatalogInfo, id: strawberry.ID) -> CategoryDelet
     return CategoryDeletePayload(deleted_id=id)
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="brandCreate")
 async def brand_create(info: CatalogInfo, input: BrandCreateInput) -> BrandCreatePayload:
     try:
-        _authorize(info)
         brand = await admin.create_brand(input.name, input.logo_url)
     except DomainError as exc:
         return BrandCreatePayload(errors=user_errors(exc))
@@ -293,9 +291,9 @@ async def brand_create(info: CatalogInfo, input: BrandCreateInput) -> BrandCreat
     return BrandCreatePayload(brand=Brand.from_model(brand))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="brandUpdate")
 async def brand_update(info: CatalogInfo, id: strawberry.ID, input: BrandUpdateInput) -> BrandUpdatePayload:
     try:
-        _authorize(info)
         brand = await admin.update_brand(
             _pk(id, "Brand", "id"), name=_given(input.name), logo_url=_given(input.logo_url)
         )
@@ -305,9 +303,9 @@ async def brand_update(info: CatalogInfo, id: strawberry.ID, input: BrandUpdateI
     return BrandUpdatePayload(brand=Brand.from_model(brand))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="brandDelete")
 async def brand_delete(info: CatalogInfo, id: strawberry.ID) -> BrandDeletePayload:
     try:
-        _authorize(info)
         await admin.delete_brand(_pk(id, "Brand", "id"))
     except DomainError as exc:
         return BrandDeletePayload(errors=user_errors(exc))
@@ -315,9 +313,9 @@ async def brand_delete(info: CatalogInfo, id: strawberry.ID) -> BrandDeletePaylo
     return BrandDeletePayload(deleted_id=id)
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="tagCreate")
 async def tag_create(info: CatalogInfo, input: TagCreateInput) -> TagCreatePayload:
     try:
-        _authorize(info)
         tag = await admin.create_tag(input.name)
     except DomainError as exc:
         return TagCreatePayload(errors=user_errors(exc))
@@ -325,9 +323,9 @@ async def tag_create(info: CatalogInfo, input: TagCreateInput) -> TagCreatePaylo
     return TagCreatePayload(tag=Tag.from_model(tag))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="tagUpdate")
 async def tag_update(info: CatalogInfo, id: strawberry.ID, input: TagUpdateInput) -> TagUpdatePayload:
     try:
-        _authorize(info)
         tag = await admin.update_tag(_pk(id, "Tag", "id"), name=_given(input.name))
     except DomainError as exc:
         return TagUpdatePayload(errors=user_errors(exc))
@@ -335,9 +333,9 @@ async def tag_update(info: CatalogInfo, id: strawberry.ID, input: TagUpdateInput
     return TagUpdatePayload(tag=Tag.from_model(tag))
 
 
+@staff_mutation(Permission.CATALOG_WRITE, action="tagDelete")
 async def tag_delete(info: CatalogInfo, id: strawberry.ID) -> TagDeletePayload:
     try:
-        _authorize(info)
         await admin.delete_tag(_pk(id, "Tag", "id"))
     except DomainError as exc:
         return TagDeletePayload(errors=user_errors(exc))

@@ -5,10 +5,14 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from models import PointsEntry as PointsEntryModel
 from models import ProductMedia
 from resolvers.catalog import visible
+from resolvers.members import member_node
+from schema.addresses import Address
 from schema.catalog import Brand, Category, Media, Product, Sku, Tag
 from schema.context import Context
+from schema.loyalty import PointsEntry
 from schema.node import Node, decode_any
 from services.errors import DomainError, ErrorCode
 
@@ -35,6 +39,22 @@ async def node(info: Info[Context, None], id: strawberry.ID) -> Node | None:
         case "Tag":
             tag = await loaders.tag.load(pk)
             return Tag.from_model(tag) if tag else None
+        case "Address":
+            member = info.context.viewer.member
+            if member is None:
+                return None
+            address = await info.context.member_loaders.address.load(pk)
+            # Another member's address is answered exactly like a missing one.
+            return Address.from_model(address) if address and address.member_id == member.id else None
+        case "PointsEntry":
+            # Ledger rows are their member's alone: anyone else gets null, as for a row that does not exist.
+            member = info.context.viewer.member
+            if member is None:
+                return None
+            entry = await PointsEntryModel.get_or_none(id=pk, member_id=member.id)
+            return PointsEntry.from_model(entry) if entry else None
+        case "Member":
+            return await member_node(info, pk)
         case "Media":
             media = await ProductMedia.get_or_none(id=pk)
             return Media.from_model(media) if media else None

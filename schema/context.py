@@ -8,6 +8,7 @@ from typing import Any
 
 from infra.settings import Settings, get_settings
 from loaders.catalog import CatalogLoaders
+from loaders.members import MemberLoaders
 from services.viewer import ANONYMOUS, Viewer
 
 
@@ -28,6 +29,10 @@ class Context:
     def loaders(self) -> CatalogLoaders:
         # Made on first use: requests answered without resolving (cache hits, parse errors) skip them.
         return CatalogLoaders()
+
+    @cached_property
+    def member_loaders(self) -> MemberLoaders:
+        return MemberLoaders()
 
     def depends_on(self, *tags: str) -> None:
         self.cache_tags.update(tags)

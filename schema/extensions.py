@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.types.execution import ExecutionContext
 
 from infra.settings import Settings
+from schema.introspection import IntrospectionGate
 from services.errors import DomainError, ErrorCode
 
 INTERNAL_MESSAGE = "Internal server error"
@@ -103,5 +104,6 @@ def edge_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | 
         ErrorCodes,
         lambda: ParserCache(maxsize=1024),
         lambda: AddValidationRules(rules),
+        IntrospectionGate,
         lambda: ValidationCache(maxsize=1024),
     ]

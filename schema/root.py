@@ -12,6 +12,10 @@ from strawberry.tools import merge_types
 
 from infra.settings import get_settings
 from resolvers import catalog, catalog_admin, node, subscriptions
+from resolvers.access import AccessMutation, AccessQuery
+from resolvers.addresses import AddressMutation, AddressQuery
+from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
+from resolvers.members import MemberMutation, MemberQuery
 from schema.catalog import Brand, Category, Media, Product, ProductConnection, Sku, Tag
 from schema.catalog_inputs import (
     BrandCreatePayload,
@@ -80,8 +84,14 @@ class CatalogMutation:
     )
 
 
-QUERIES: tuple[type, ...] = (CatalogQuery,)
-MUTATIONS: tuple[type, ...] = (CatalogMutation,)
+QUERIES: tuple[type, ...] = (CatalogQuery, LoyaltyQuery, AccessQuery, AddressQuery, MemberQuery)
+MUTATIONS: tuple[type, ...] = (
+    CatalogMutation,
+    LoyaltyMutation,
+    AccessMutation,
+    AddressMutation,
+    MemberMutation,
+)
 
 Query = merge_types("Query", QUERIES)
 Mutation = merge_types("Mutation", MUTATIONS)

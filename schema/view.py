@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -13,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import current_runtime
@@ -25,7 +27,7 @@ from schema.extensions import coded_error
 from schema.root import CACHEABLE_ROOT_FIELDS
 from services import search
 from services.errors import DomainError, ErrorCode
-from services.viewer import resolve_viewer
+from services.viewer import bearer_token, resolve_viewer, viewer_for_token
 
 _CONTEXT_KEY = "lianmall_context"
 
@@ -61,6 +63,29 @@ def is_cacheable_request(body: bytes) -> bool:
     return roots is not None and roots <= CACHEABLE_ROOT_FIELDS
 
 
+@dataclass
+class SocketContext(Context):
+    """A WebSocket connection's context; strawberry puts the `connection_init` payload in `connection_params`."""
+
+    connection_params: dict[str, object] | None = None
+
+
+def socket_token(params: dict[str, object] | None, handshake_authorization: str | None) -> str | None:
+    """The token a WebSocket client sent: `connection_init` payload `{"accessToken": ...}` or
+    `{"Authorization": "Bearer ..."}` (browsers cannot set headers on a WebSocket), else the handshake's
+    Authorization header. Raises DomainError UNAUTHENTICATED for a malformed one."""
+    params = params or {}
+    token = params.get("accessToken")
+    if token is not None:
+        if not isinstance(token, str) or not token.strip():
+            raise DomainError(ErrorCode.UNAUTHENTICATED, "accessToken must be a non-empty string")
+        return token.strip()
+    authorization = params.get("Authorization", params.get("authorization"))
+    if authorization is not None and not isinstance(authorization, str):
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "Authorization must be 'Bearer <token>'")
+    return bearer_token(authorization or handshake_authorization)
+
+
 def error_response(code: ErrorCode, message: str, status: int) -> Response:
     body = {"data": None, "errors": [{"message": message, "extensions": {"code": code.value}}]}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
@@ -83,8 +108,23 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         if isinstance(request, WebSocket):
-            return make_context(request=request, response=response)
+            return SocketContext(request=request, response=response)
         return getattr(request.state, _CONTEXT_KEY, None) or make_context(request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate the connection once, at `connection_init`: its operations run as that viewer.
+
+        No token is a guest (public subscriptions need none); a bad, expired or revoked one is refused
+        (graphql-transport-ws closes with 4403, graphql-ws answers `connection_error` with the code).
+        """
+        params = getattr(context, "connection_params", None)
+        try:
+            token = socket_token(params, context.request.headers.get("authorization"))
+            if token is not None:
+                context.viewer = await viewer_for_token(token)
+        except DomainError as exc:
+            raise ConnectionRejectionError({"message": exc.message, "code": exc.code.value}) from None
+        return UNSET
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, WebSocket) or request.method != "POST":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from infra.redis import get_redis
 from models import Member
 from services import levels
+from services.api_keys import KEY_PREFIX, PartnerIdentity, authenticate_api_key
 from services.errors import DomainError, ErrorCode
 from services.member_tokens import decode_access_token, looks_like_access_token, revoked_key
 from services.pricing import PUBLIC, PriceContext
@@ -27,6 +28,7 @@ class MemberIdentity:
 class Viewer:
     staff: StaffIdentity | None = None
     member: MemberIdentity | None = None
+    partner: PartnerIdentity | None = None
     price: PriceContext = PUBLIC
 
     @property
@@ -38,13 +40,22 @@ class Viewer:
         return self.staff is not None
 
     @property
+    def is_partner(self) -> bool:
+        return self.partner is not None
+
+    @property
+    def is_anonymous(self) -> bool:
+        """No credentials at all: a guest shopper."""
+        return self.staff is None and self.member is None and self.partner is None
+
+    @property
     def cache_scope(self) -> str | None:
         """The response-cache scope for this viewer, or None when its answers must not be cached.
 
         Anonymous shoppers share the public scope; members share their level's scope (never one per member).
-        Staff see drafts and fresh data, so they bypass the cache.
+        Staff see drafts and fresh data, so they bypass the cache; so do partners, whose reads sync other systems.
         """
-        return None if self.is_staff else self.price.scope
+        return None if self.is_staff or self.is_partner else self.price.scope
 
 
 ANONYMOUS = Viewer()
@@ -71,6 +82,8 @@ async def viewer_for_token(token: str) -> Viewer:
     """The viewer a bearer token names (HTTP header or WebSocket connection_init alike)."""
     if looks_like_access_token(token):
         return await _member_viewer(token)
+    if token.startswith(KEY_PREFIX):
+        return await _partner_viewer(token)
     staff = await authenticate_staff(token)
     if staff is None:
         raise DomainError(ErrorCode.UNAUTHENTICATED, "The token is invalid, expired or revoked")
@@ -103,3 +116,10 @@ async def _member_viewer(token: str) -> Viewer:
     level = await levels.level_for_growth(int(growth))
     identity = MemberIdentity(id=claims.member_id, session_id=claims.session_id, growth=int(growth))
     return Viewer(member=identity, price=levels.price_context(level))
+
+
+async def _partner_viewer(key: str) -> Viewer:
+    partner = await authenticate_api_key(key)
+    if partner is None:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "The API key is invalid or revoked")
+    return Viewer(partner=partner)

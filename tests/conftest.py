@@ -20,7 +20,7 @@ if BACKEND == "real":
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "tests.wechat_standin"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,0 +1,338 @@
+"""Shoppers' identity and profile: WeChat login, phone binding, profile edits, lookup for staff.
+
+A member is one openid of our mini-program. Logging in trades a `wx.login()` code for that openid at WeChat,
+creates the member on first sight, keeps WeChat's session key (encrypted; the legacy phone flow needs it) and
+opens a session (services.member_tokens). Phone numbers are stored encrypted with a masked form and a keyed
+hash beside them (services.phone); only the member and staff allowed MEMBER_PHONE_READ ever see them whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+from urllib.parse import urlsplit
+
+from tortoise.exceptions import IntegrityError
+
+from infra.clock import now
+from models import Member
+from services import phone as phones
+from services import rate_limit, wechat
+from services.errors import DomainError, ErrorCode, ValidationErrors
+from services.member_tokens import (
+    TokenPair,
+    decode_access_token,
+    issue_tokens,
+    refresh_tokens,
+    revoke_session,
+)
+from services.referral import new_invite_code
+
+log = logging.getLogger("lianmall.members")
+
+# Login attempts: per client IP, and per WeChat code (a code is single-use at WeChat; a few retries of one
+# code after a network hiccup are normal, a stream of them is someone replaying it).
+LOGIN_IP_LIMIT = 10
+LOGIN_IP_WINDOW_SECONDS = 60
+LOGIN_CODE_LIMIT = 3
+LOGIN_CODE_WINDOW_SECONDS = 300
+# getuserphonenumber is billed per call: a member gets a few phone bindings per window.
+PHONE_BIND_LIMIT = 5
+PHONE_BIND_WINDOW_SECONDS = 600
+
+CODE_MAX = 128
+NICKNAME_MAX = 64
+AVATAR_URL_MAX = 500
+ENCRYPTED_DATA_MAX = 4096
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
+
+
+class Unchanged(Enum):
+    """Marks a profile field the caller left out, as opposed to one set to None (cleared)."""
+
+    UNCHANGED = "UNCHANGED"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    member: Member
+    tokens: TokenPair
+    created: bool
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    nickname: str | Unchanged = UNCHANGED
+    avatar_url: str | Unchanged = UNCHANGED
+    # None clears it; only allowed while it is not set yet (see update_profile).
+    birthday: date | Unchanged | None = UNCHANGED
+
+
+# --- Login and sessions ------------------------------------------------------------------------------------
+
+
+def _checked_code(code: str, field: str = "code") -> str:
+    code = code.strip()
+    if not code or len(code) > CODE_MAX:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, f"The code must be 1 to {CODE_MAX} characters", field)
+    return code
+
+
+async def _limit_login(code: str, ip: str) -> None:
+    if not await rate_limit.hit(f"login:ip:{ip or 'unknown'}", LOGIN_IP_LIMIT, LOGIN_IP_WINDOW_SECONDS):
+        raise DomainError(ErrorCode.RATE_LIMITED, "Too many login attempts from this network; wait a minute")
+    key = f"login:code:{rate_limit.opaque(code)}"
+    if not await rate_limit.hit(key, LOGIN_CODE_LIMIT, LOGIN_CODE_WINDOW_SECONDS):
+        raise DomainError(
+            ErrorCode.RATE_LIMITED, "This code was tried too often; call wx.login for a new one", "code"
+        )
+
+
+async def _find_or_create(session: wechat.WeChatSession) -> tuple[Member, bool]:
+    key = phones.encrypt_session_key(session.session_key)
+    logged_in = now()
+    member = await Member.get_or_none(openid=session.openid)
+    attempts = 5
+    while member is None:
+        try:
+            member = await Member.create(
+                openid=session.openid,
+                unionid=session.unionid,
+                invite_code=new_invite_code(),
+                session_key_encrypted=key,
+                last_login_at=logged_in,
+            )
+            return member, True
+        except IntegrityError:
+            # Either a concurrent first login of the same shopper won (use its row), or the invite code was
+            # taken (draw another).
+            member = await Member.get_or_none(openid=session.openid)
+            attempts -= 1
+            if member is None and attempts == 0:
+                raise
+    changes: dict[str, object] = {"session_key_encrypted": key, "last_login_at": logged_in}
+    if session.unionid and session.unionid != member.unionid:
+        changes["unionid"] = session.unionid
+    await Member.filter(id=member.id).update(**changes)
+    member.update_from_dict(changes)
+    return member, False
+
+
+async def login_with_wechat(code: str, *, ip: str = "", user_agent: str = "") -> LoginResult:
+    """Log a shopper in with a `wx.login()` code: find or create the member and open a session.
+
+    Raises DomainError BAD_USER_INPUT, RATE_LIMITED (per IP and per code), WECHAT_CODE_INVALID,
+    WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE.
+    """
+    code = _checked_code(code)
+    await _limit_login(code, ip)
+    session = await wechat.code_to_session(code)
+    member, created = await _find_or_create(session)
+    tokens = await issue_tokens(member, user_agent=user_agent, ip=ip)
+    if created:
+        log.info("member %s joined", member.id)
+    return LoginResult(member=member, tokens=tokens, created=created)
+
+
+async def refresh_session(refresh_token: str) -> tuple[Member, TokenPair]:
+    """Trade a refresh token for a new pair (the old one stops working); raises UNAUTHENTICATED."""
+    pair = await refresh_tokens(refresh_token.strip())
+    claims = decode_access_token(pair.access_token)
+    member = await Member.get_or_none(id=claims.member_id)
+    if member is None:
+        await revoke_session(claims.session_id)
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "The member no longer exists", "token")
+    return member, pair
+
+
+async def logout(session_id: int) -> None:
+    """End the session: its access and refresh tokens stop working on every process at once."""
+    await revoke_session(session_id)
+
+
+async def get_member(member_id: int) -> Member | None:
+    """The member with this id, or None."""
+    return await Member.get_or_none(id=member_id)
+
+
+async def require_member(member_id: int) -> Member:
+    """The member with this id; raises UNAUTHENTICATED when the member behind a session is gone."""
+    member = await get_member(member_id)
+    if member is None:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "The member no longer exists")
+    return member
+
+
+# --- Profile -----------------------------------------------------------------------------------------------
+
+
+def _nickname_problem(nickname: str) -> DomainError | None:
+    if not 1 <= len(nickname) <= NICKNAME_MAX:
+        return DomainError(
+            ErrorCode.BAD_USER_INPUT, f"The nickname must be 1 to {NICKNAME_MAX} characters", "input.nickname"
+        )
+    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in nickname):
+        return DomainError(
+            ErrorCode.BAD_USER_INPUT, "The nickname must not contain control characters", "input.nickname"
+        )
+    return None
+
+
+def _avatar_problem(url: str) -> DomainError | None:
+    if url == "":
+        return None
+    parts = urlsplit(url)
+    if len(url) > AVATAR_URL_MAX or parts.scheme not in {"http", "https"} or not parts.netloc:
+        return DomainError(
+            ErrorCode.BAD_USER_INPUT,
+            f"The avatar must be an http(s) URL of at most {AVATAR_URL_MAX} characters (or empty)",
+            "input.avatarUrl",
+        )
+    return None
+
+
+def _birthday_problem(member: Member, birthday: date | None) -> DomainError | None:
+    if member.birthday is not None and birthday != member.birthday:
+        # Birthday gifts follow the birthday: changing it at will would collect a gift every month.
+        return DomainError(
+            ErrorCode.CONFLICT,
+            "The birthday is already set; it can be set only once",
+            "input.birthday",
+        )
+    if birthday is not None and not EARLIEST_BIRTHDAY <= birthday <= now().date():
+        return DomainError(
+            ErrorCode.BAD_USER_INPUT, "The birthday must be a past date after 1900", "input.birthday"
+        )
+    return None
+
+
+async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
+    """Change the given profile fields. A new nickname must pass WeChat's content check first.
+
+    Raises ValidationErrors (BAD_USER_INPUT, CONFLICT for a second birthday), DomainError CONTENT_REJECTED
+    (field `input.nickname`), WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE. Nothing is written on any error.
+    """
+    member = await require_member(member_id)
+    updates: dict[str, object] = {}
+    problems: list[DomainError] = []
+    if not isinstance(changes.nickname, Unchanged):
+        nickname = changes.nickname.strip()
+        problem = _nickname_problem(nickname)
+        if problem:
+            problems.append(problem)
+        elif nickname != member.nickname:
+            updates["nickname"] = nickname
+    if not isinstance(changes.avatar_url, Unchanged):
+        avatar_url = changes.avatar_url.strip()
+        problem = _avatar_problem(avatar_url)
+        if problem:
+            problems.append(problem)
+        elif avatar_url != member.avatar_url:
+            updates["avatar_url"] = avatar_url
+    if not isinstance(changes.birthday, Unchanged):
+        problem = _birthday_problem(member, changes.birthday)
+        if problem:
+            problems.append(problem)
+        elif changes.birthday != member.birthday:
+            updates["birthday"] = changes.birthday
+    if problems:
+        raise ValidationErrors(problems)
+    if "nickname" in updates:
+        # Fails closed: when WeChat cannot check, the nickname is not changed.
+        await wechat.check_text(str(updates["nickname"]), field="input.nickname")
+    if updates:
+        await Member.filter(id=member.id).update(**updates)
+        member.update_from_dict(updates)
+    return member
+
+
+# --- Phone -------------------------------------------------------------------------------------------------
+
+
+async def _limit_phone_binding(member_id: int) -> None:
+    if not await rate_limit.hit(f"phone:{member_id}", PHONE_BIND_LIMIT, PHONE_BIND_WINDOW_SECONDS):
+        raise DomainError(ErrorCode.RATE_LIMITED, "Too many phone bindings; try again in a few minutes")
+
+
+async def _store_phone(member: Member, number: str, country_code: str) -> Member:
+    try:
+        normalized = phones.normalize_phone(number, country_code)
+    except ValueError:
+        log.error("WeChat gave member %s a phone number of an unexpected shape", member.id)
+        raise DomainError(
+            ErrorCode.WECHAT_DATA_INVALID, "WeChat did not give a usable phone number"
+        ) from None
+    updates = {
+        "phone_encrypted": phones.encrypt_phone(normalized),
+        "phone_masked": phones.mask_phone(normalized),
+        "phone_hash": phones.phone_hash(normalized),
+    }
+    await Member.filter(id=member.id).update(**updates)
+    member.update_from_dict(updates)
+    return member
+
+
+async def bind_phone(member_id: int, code: str) -> Member:
+    """Bind the phone number behind a `getPhoneNumber` button's code (replacing any earlier one).
+
+    Raises DomainError BAD_USER_INPUT, RATE_LIMITED, WECHAT_CODE_INVALID, WECHAT_RATE_LIMITED or
+    WECHAT_UNAVAILABLE.
+    """
+    code = _checked_code(code)
+    member = await require_member(member_id)
+    await _limit_phone_binding(member_id)
+    number = await wechat.get_phone_number(code)
+    return await _store_phone(member, number.pure_phone_number, number.country_code)
+
+
+async def bind_phone_encrypted(member_id: int, encrypted_data: str, iv: str) -> Member:
+    """Bind a phone number from the legacy `encryptedData`/`iv` pair, decrypted with the member's session key.
+
+    Raises DomainError BAD_USER_INPUT, RATE_LIMITED or WECHAT_DATA_INVALID (it does not decrypt with the key
+    of the member's last login, or was made for another mini-program).
+    """
+    if not encrypted_data or len(encrypted_data) > ENCRYPTED_DATA_MAX:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, "encryptedData is missing or too long", "encryptedData")
+    if not iv or len(iv) > 64:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, "iv is missing or too long", "iv")
+    member = await require_member(member_id)
+    await _limit_phone_binding(member_id)
+    if not member.session_key_encrypted:
+        raise DomainError(ErrorCode.WECHAT_DATA_INVALID, "Log in with WeChat again, then retry")
+    try:
+        session_key = phones.decrypt_session_key(member.session_key_encrypted)
+    except phones.UnreadableSecret:
+        raise DomainError(ErrorCode.WECHAT_DATA_INVALID, "Log in with WeChat again, then retry") from None
+    data = wechat.decrypt_user_data(session_key, encrypted_data, iv)
+    number = data.get("purePhoneNumber") or data.get("phoneNumber")
+    if not isinstance(number, str) or not number:
+        raise DomainError(ErrorCode.WECHAT_DATA_INVALID, "The encrypted data holds no phone number")
+    return await _store_phone(member, number, str(data.get("countryCode") or "86"))
+
+
+def reveal_phone(member: Member) -> str | None:
+    """The member's whole phone number, or None without one. Callers decide who may see it."""
+    if not member.phone_encrypted:
+        return None
+    try:
+        return phones.decrypt_phone(member.phone_encrypted)
+    except phones.UnreadableSecret:
+        log.warning(
+            "member %s has a phone number that no longer decrypts (was SECRET_KEY changed?)", member.id
+        )
+        return None
+
+
+async def find_by_phone(number: str) -> list[Member]:
+    """Members who bound this phone number (for staff lookups), found through its keyed hash."""
+    try:
+        normalized = phones.normalize_phone(number)
+    except ValueError:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, "Not a phone number", "phone") from None
+    return await Member.filter(phone_hash=phones.phone_hash(normalized)).order_by("id")

@@ -1,0 +1,349 @@
+"""WeChat's server API for the mini-program, through wechatpy, kept off the event loop.
+
+wechatpy is synchronous (requests), so every call runs in a worker thread. The client is built per call from
+the settings, with every base URL (and the access-token URL, which wechatpy hard-codes) under
+WECHAT_API_BASE_URL, so tests can point it at a local stand-in of WeChat. The access token is shared by all
+processes through Redis: fetched once when missing, kept until shortly before it expires, and replaced when
+WeChat says it is no longer valid (wechatpy then fetches a new one and retries the call once).
+
+WeChat's failures become DomainErrors with codes clients can act on; a network failure, a timeout, an HTTP
+error or an answer that is not JSON is WECHAT_UNAVAILABLE, never an unexpected exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import requests
+from wechatpy import WeChatClient
+from wechatpy.client.api import WeChatWxa
+from wechatpy.client.api.base import BaseWeChatAPI
+from wechatpy.crypto import WeChatWxaCrypto
+from wechatpy.exceptions import InvalidAppIdException, WeChatClientException
+
+from infra.redis import get_redis
+from infra.settings import Settings, get_settings
+from services.errors import DomainError, ErrorCode
+
+log = logging.getLogger("lianmall.wechat")
+
+# Seconds to wait for WeChat (connect and each read); read at call time so tests can shorten it.
+TIMEOUT_SECONDS = 5.0
+# A cached access token is dropped this long before WeChat's expiry, so no call starts with a dying token.
+TOKEN_EARLY_SECONDS = 300
+
+_WECHAT_HOST = "https://api.weixin.qq.com/"
+
+# WeChat's error codes this module gives a meaning of their own (others mean "unavailable").
+SYSTEM_BUSY = -1
+INVALID_CODE = 40029
+CODE_USED = 40163
+API_MINUTE_QUOTA = 45011
+API_FREQ_LIMIT = 45009
+RISKY_CONTENT = 87014
+# These mean our own configuration is wrong (appid, secret, IP whitelist): the operator must act.
+_CONFIG_ERRORS = {40001, 40002, 40013, 40125, 40164, 41002, 41004, 48001, 61024}
+
+
+@dataclass(frozen=True)
+class WeChatSession:
+    """What code2session answers: who the shopper is to this mini-program, and the key of the session."""
+
+    openid: str
+    session_key: str
+    unionid: str | None
+
+
+@dataclass(frozen=True)
+class WeChatPhone:
+    phone_number: str
+    pure_phone_number: str
+    country_code: str
+
+
+# --- wechatpy, pointed at WECHAT_API_BASE_URL --------------------------------------------------------------
+
+
+class _TimeoutSession(requests.Session):
+    # wechatpy's access-token fetch passes no timeout at all: a silent WeChat would hang a worker thread forever.
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = TIMEOUT_SECONDS
+        return super().request(method, url, *args, **kwargs)
+
+
+_http: _TimeoutSession | None = None
+
+
+def _shared_http() -> _TimeoutSession:
+    # One connection pool per process (urllib3's pool is thread-safe): a TLS handshake with WeChat per call
+    # would add tens of milliseconds to every login.
+    global _http
+    if _http is None:
+        _http = _TimeoutSession()
+    return _http
+
+
+class _Wxa(WeChatWxa):
+    def code_to_session(self, js_code: str) -> Any:
+        # jscode2session authenticates with appid and secret. wechatpy adds an access token to every request
+        # that names none, which would make each login with a cold token cache fetch one first; an explicit
+        # None keeps it out (requests drops None-valued parameters).
+        return self._get(
+            "sns/jscode2session",
+            params={
+                "appid": self.appid,
+                "secret": self.secret,
+                "js_code": js_code,
+                "grant_type": "authorization_code",
+                "access_token": None,
+            },
+        )
+
+    def get_phone_number(self, code: str) -> Any:
+        # Not in wechatpy 1.8.18: the button's code for the shopper's phone number (getuserphonenumber).
+        return self._post("wxa/business/getuserphonenumber", data={"code": code})
+
+
+class LianmallWeChatClient(WeChatClient):
+    """wechatpy's client with every WeChat URL under `base_url`, a timeout, and a record of fetched tokens."""
+
+    wxa = _Wxa()
+
+    def __init__(self, appid: str, secret: str, base_url: str, access_token: str | None = None) -> None:
+        super().__init__(appid, secret, access_token=access_token)
+        self._http = _shared_http()
+        base = base_url if base_url.endswith("/") else base_url + "/"
+        self.API_BASE_URL = base + "cgi-bin/"
+        # API objects with a base URL of their own (wxa, marketing, ...) move to the same host. (Read from the
+        # instance dict: inspect.getmembers would evaluate the `access_token` property, i.e. fetch a token.)
+        for api in list(vars(self).values()):
+            if not isinstance(api, BaseWeChatAPI):
+                continue
+            own = getattr(type(api), "API_BASE_URL", "")
+            if own.startswith(_WECHAT_HOST):
+                api.API_BASE_URL = base + own[len(_WECHAT_HOST) :]
+        self.fetched: tuple[str, int] | None = None
+
+    def fetch_access_token(self) -> Any:
+        # wechatpy fetches again and retries on every "invalid token" answer, without end: one fetch per call.
+        if self.fetched is not None:
+            raise WeChatClientException(40001, "a freshly fetched access token was refused", client=self)
+        result = self._fetch_access_token(
+            url=self.API_BASE_URL + "token",
+            params={"grant_type": "client_credential", "appid": self.appid, "secret": self.secret},
+        )
+        self.fetched = (str(result["access_token"]), int(result.get("expires_in", 7200)))
+        return result
+
+
+# --- calls -------------------------------------------------------------------------------------------------
+
+
+def _configured() -> Settings:
+    settings = get_settings()
+    if not settings.wechat_appid or not settings.wechat_secret:
+        log.error("WECHAT_APPID and WECHAT_SECRET are not set: WeChat calls are impossible")
+        raise DomainError(ErrorCode.WECHAT_UNAVAILABLE, "WeChat login is not configured on this server")
+    return settings
+
+
+def _client(settings: Settings, access_token: str | None = None) -> LianmallWeChatClient:
+    return LianmallWeChatClient(
+        settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base_url, access_token
+    )
+
+
+def _token_key(appid: str) -> str:
+    return f"wechat:access_token:{appid}"
+
+
+# Per event loop (the test session and each server process run their own): a lock so that concurrent callers
+# of this process wait for one token fetch, and a thread limit so that a slow WeChat ties up at most this many
+# worker threads instead of anyio's whole default pool, which the rest of the server shares.
+WECHAT_THREADS = 16
+_token_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _token_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _token_locks.get(loop)
+    if lock is None:
+        lock = _token_locks[loop] = asyncio.Lock()
+    return lock
+
+
+def _limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(WECHAT_THREADS)
+    return limiter
+
+
+def _unavailable(message: str = "WeChat is not answering right now; try again shortly") -> DomainError:
+    return DomainError(ErrorCode.WECHAT_UNAVAILABLE, message)
+
+
+def _wechat_error(errcode: int | None, errmsg: object, field: str | None) -> DomainError:
+    if errcode in (INVALID_CODE, CODE_USED):
+        return DomainError(
+            ErrorCode.WECHAT_CODE_INVALID,
+            "The WeChat code is invalid, expired or already used; get a new one and try again",
+            field,
+        )
+    if errcode in (API_MINUTE_QUOTA, API_FREQ_LIMIT):
+        return DomainError(
+            ErrorCode.WECHAT_RATE_LIMITED, "WeChat is limiting requests; try again in a minute"
+        )
+    if errcode == RISKY_CONTENT:
+        return DomainError(ErrorCode.CONTENT_REJECTED, "WeChat's content check rejected this text", field)
+    if errcode is None:
+        log.warning("WeChat answered with an HTTP error")
+    elif errcode == SYSTEM_BUSY:
+        log.warning("WeChat is busy (errcode -1)")
+    elif errcode in _CONFIG_ERRORS:
+        log.error("WeChat refused our credentials or configuration: errcode %s, %s", errcode, errmsg)
+    else:
+        log.error("Unexpected WeChat error: errcode %s, %s", errcode, errmsg)
+    return _unavailable()
+
+
+async def _in_thread(call: Callable[[], Any], field: str | None = None) -> dict[str, Any]:
+    try:
+        result = await anyio.to_thread.run_sync(call, limiter=_limiter())
+    except WeChatClientException as exc:
+        raise _wechat_error(exc.errcode, exc.errmsg, field) from None
+    except requests.RequestException as exc:
+        log.warning("WeChat is unreachable: %s", type(exc).__name__)
+        raise _unavailable() from None
+    except (KeyError, ValueError, TypeError):
+        # wechatpy reading an answer of an unexpected shape (e.g. a token answer without access_token).
+        log.exception("WeChat answered in an unexpected shape")
+        raise _unavailable() from None
+    if not isinstance(result, dict):
+        log.warning("WeChat answered something that is not JSON")
+        raise _unavailable()
+    return result
+
+
+async def _remember(client: LianmallWeChatClient) -> None:
+    """Share a token the client fetched with every process (also when the call itself then failed)."""
+    if client.fetched is None:
+        return
+    token, expires_in = client.fetched
+    ttl = max(expires_in - TOKEN_EARLY_SECONDS, 60)
+    await get_redis().set(_token_key(client.appid), token.encode(), ex=ttl)
+
+
+async def _access_token(settings: Settings) -> str:
+    redis = get_redis()
+    key = _token_key(settings.wechat_appid)
+    cached = await redis.get(key)
+    if cached:
+        return cached.decode() if isinstance(cached, bytes) else str(cached)
+    # Each fetch replaces WeChat's previous token: callers of this process wait for one fetch.
+    async with _token_lock():
+        cached = await redis.get(key)
+        if cached:
+            return cached.decode() if isinstance(cached, bytes) else str(cached)
+        client = _client(settings)
+        await _in_thread(client.fetch_access_token)
+        await _remember(client)
+        assert client.fetched is not None
+        return client.fetched[0]
+
+
+async def _call(
+    call: Callable[[LianmallWeChatClient], Any], *, needs_token: bool, field: str | None = None
+) -> dict[str, Any]:
+    settings = _configured()
+    token = await _access_token(settings) if needs_token else None
+    client = _client(settings, token)
+    try:
+        return await _in_thread(lambda: call(client), field)
+    finally:
+        await _remember(client)
+
+
+# --- the mini-program APIs we use --------------------------------------------------------------------------
+
+
+async def code_to_session(code: str) -> WeChatSession:
+    """Trade a `wx.login()` code for the shopper's openid, unionid and session key (code2session).
+
+    Raises DomainError WECHAT_CODE_INVALID (field `code`), WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE.
+    """
+    result = await _call(lambda client: client.wxa.code_to_session(code), needs_token=False, field="code")
+    openid, session_key = result.get("openid"), result.get("session_key")
+    if not isinstance(openid, str) or not openid or not isinstance(session_key, str) or not session_key:
+        log.error("code2session answered without openid or session_key")
+        raise _unavailable()
+    unionid = result.get("unionid")
+    return WeChatSession(openid, session_key, unionid if isinstance(unionid, str) and unionid else None)
+
+
+async def get_phone_number(code: str) -> WeChatPhone:
+    """The phone number a `getPhoneNumber` button's code stands for (getuserphonenumber).
+
+    Raises DomainError WECHAT_CODE_INVALID (field `code`), WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE.
+    """
+    result = await _call(lambda client: client.wxa.get_phone_number(code), needs_token=True, field="code")
+    info = result.get("phone_info")
+    if not isinstance(info, dict) or not info.get("purePhoneNumber"):
+        log.error("getuserphonenumber answered without phone_info")
+        raise _unavailable()
+    watermark = info.get("watermark")
+    if isinstance(watermark, dict) and watermark.get("appid") not in (None, get_settings().wechat_appid):
+        log.error("getuserphonenumber answered for another appid")
+        raise _unavailable()
+    return WeChatPhone(
+        phone_number=str(info.get("phoneNumber") or info["purePhoneNumber"]),
+        pure_phone_number=str(info["purePhoneNumber"]),
+        country_code=str(info.get("countryCode") or "86"),
+    )
+
+
+async def check_text(content: str, field: str | None = None) -> None:
+    """Pass `content` through WeChat's content security check (msg_sec_check).
+
+    Raises DomainError CONTENT_REJECTED (with `field`) for risky text, WECHAT_RATE_LIMITED or
+    WECHAT_UNAVAILABLE when the check cannot run: text is never let through unchecked.
+    """
+    await _call(lambda client: client.wxa.check_text_security(content), needs_token=True, field=field)
+
+
+def decrypt_user_data(session_key: str, encrypted_data: str, iv: str) -> dict[str, Any]:
+    """Decrypt a mini-program's `encryptedData` with the shopper's session key; its watermark must be ours.
+
+    Raises DomainError WECHAT_DATA_INVALID when it does not decrypt (a stale session key: the mini-program
+    called `wx.login` again since) or was made for another appid.
+    """
+    appid = get_settings().wechat_appid
+    try:
+        if len(base64.b64decode(iv, validate=True)) != 16:
+            raise ValueError("iv")
+        data = WeChatWxaCrypto(session_key, iv, appid).decrypt_message(encrypted_data)
+    except InvalidAppIdException:
+        raise DomainError(
+            ErrorCode.WECHAT_DATA_INVALID, "The encrypted data was made for another mini-program"
+        ) from None
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise DomainError(
+            ErrorCode.WECHAT_DATA_INVALID,
+            "The encrypted data does not decrypt with this login's session; log in again and retry",
+        ) from None
+    if not isinstance(data, dict):
+        raise DomainError(ErrorCode.WECHAT_DATA_INVALID, "The encrypted data holds no object")
+    return data

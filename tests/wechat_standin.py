@@ -1,0 +1,368 @@
+"""A local stand-in for WeChat's server API, speaking its real wire format, for tests.
+
+Our WeChat code runs unchanged against it: wechatpy sends real HTTP requests to WECHAT_API_BASE_URL, which the
+`wechat` fixture points here. Like WeChat it checks the appid, secret and access token it is given and answers
+with WeChat's own error codes (40013 invalid appid, 40125 invalid appsecret, 40001 invalid access token, 42001
+expired, 41001 missing, 40029 invalid code, 40163 code used, 45011 minute quota, -1 system busy, 87014 risky
+content). Tests say which codes are valid, which texts are risky, and which calls fail and how
+(`fail`, `fail_http`, `delay`); `calls` records what arrived.
+
+Served by uvicorn on a free 127.0.0.1 port in a background thread (a Starlette app: WeChat Pay's XML API will be
+added as more routes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from infra.settings import Settings
+
+STARTUP_TIMEOUT = 10.0
+TOKEN_LIFETIME = 7200
+
+# Endpoint names for `fail`, `fail_http`, `delay` and `calls`.
+TOKEN = "token"
+JSCODE2SESSION = "jscode2session"
+GET_PHONE_NUMBER = "getuserphonenumber"
+MSG_SEC_CHECK = "msg_sec_check"
+
+
+def _rid() -> str:
+    # WeChat appends a request id to every error message.
+    return f"{secrets.token_hex(4)}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False).encode(), media_type="application/json; encoding=utf-8"
+    )
+
+
+def _error(errcode: int, errmsg: str) -> Response:
+    return _json({"errcode": errcode, "errmsg": f"{errmsg} rid: {_rid()}"})
+
+
+def encrypt_user_data(session_key: str, data: dict[str, Any]) -> tuple[str, str]:
+    """`encryptedData` and `iv` as the mini-program gets them: AES-128-CBC under the session key, PKCS#7,
+    base64 (what WeChat does for `getPhoneNumber`'s legacy answer and other open data)."""
+    iv = secrets.token_bytes(16)
+    padder = padding.PKCS7(128).padder()
+    plain = padder.update(json.dumps(data, ensure_ascii=False).encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(base64.b64decode(session_key)), modes.CBC(iv)).encryptor()
+    cipher = encryptor.update(plain) + encryptor.finalize()
+    return base64.b64encode(cipher).decode(), base64.b64encode(iv).decode()
+
+
+@dataclass(frozen=True)
+class LoginCode:
+    """A `wx.login()` code and who it stands for."""
+
+    code: str
+    openid: str
+    unionid: str | None
+    session_key: str
+
+
+@dataclass(frozen=True)
+class Call:
+    endpoint: str
+    params: dict[str, str]
+    body: dict[str, Any] | None
+
+
+@dataclass
+class _State:
+    login_codes: dict[str, LoginCode] = field(default_factory=dict)
+    used_codes: set[str] = field(default_factory=set)
+    phone_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    risky_words: set[str] = field(default_factory=set)
+    failures: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    http_failures: dict[str, list[int]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+
+
+class WeChatStandIn:
+    """WeChat's API for one mini-program (`appid`, `secret`), served at `base_url`."""
+
+    def __init__(self) -> None:
+        self.appid = "wx" + secrets.token_hex(8)
+        self.secret = secrets.token_hex(16)
+        self._lock = threading.Lock()
+        self._state = _State()
+        # Tokens outlive `reset`, as at WeChat: a token is valid until it expires or is replaced.
+        self._tokens: dict[str, float] = {}
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self.app = Starlette(
+            routes=[
+                Route("/cgi-bin/token", self._token, methods=["GET"]),
+                Route("/sns/jscode2session", self._jscode2session, methods=["GET"]),
+                Route("/wxa/business/getuserphonenumber", self._get_phone_number, methods=["POST"]),
+                Route("/wxa/msg_sec_check", self._msg_sec_check, methods=["POST"]),
+            ]
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    # --- what tests set up ---------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget codes, scripted failures and recorded calls (issued access tokens stay valid)."""
+        with self._lock:
+            self._state = _State()
+
+    def new_login(self, openid: str | None = None, unionid: str | None = None) -> LoginCode:
+        """A fresh, valid `wx.login()` code for `openid` (a new shopper unless given), with a new session key."""
+        login = LoginCode(
+            code=secrets.token_urlsafe(24),
+            openid=openid or "o" + secrets.token_urlsafe(20),
+            unionid=unionid,
+            session_key=base64.b64encode(secrets.token_bytes(16)).decode(),
+        )
+        with self._lock:
+            self._state.login_codes[login.code] = login
+        return login
+
+    def new_phone_code(self, phone: str = "13812341234", country_code: str = "86") -> str:
+        """A valid code of a `getPhoneNumber` button for `phone` (the pure number, without country code)."""
+        code = secrets.token_hex(16)
+        with self._lock:
+            self._state.phone_codes[code] = (phone, country_code)
+        return code
+
+    def add_risky_words(self, *words: str) -> None:
+        """Text containing any of these fails msg_sec_check with 87014."""
+        with self._lock:
+            self._state.risky_words.update(words)
+
+    def fail(self, endpoint: str, errcode: int, errmsg: str = "", times: int = 1) -> None:
+        """The next `times` calls of `endpoint` answer WeChat error `errcode` (e.g. -1 system busy)."""
+        default = {-1: "system error", 45011: "api minute-quota reach limit mustslower retry next minute"}
+        with self._lock:
+            self._state.failures.setdefault(endpoint, []).extend(
+                [(errcode, errmsg or default.get(errcode, "error"))] * times
+            )
+
+    def fail_http(self, endpoint: str, status: int = 502, times: int = 1) -> None:
+        """The next `times` calls of `endpoint` get an HTTP error with an HTML body, as from a broken proxy."""
+        with self._lock:
+            self._state.http_failures.setdefault(endpoint, []).extend([status] * times)
+
+    def delay(self, endpoint: str, seconds: float) -> None:
+        """Answer `endpoint` only after `seconds` (to test timeouts)."""
+        with self._lock:
+            self._state.delays[endpoint] = seconds
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now (WeChat then answers 42001)."""
+        with self._lock:
+            self._tokens = dict.fromkeys(self._tokens, 0.0)
+
+    def calls(self, endpoint: str | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self._state.calls if endpoint is None or c.endpoint == endpoint]
+
+    # --- the API -------------------------------------------------------------------------------------------
+
+    async def _begin(self, endpoint: str, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+        """Record the call and apply scripted delays and failures; the parsed JSON body for POSTs."""
+        body: dict[str, Any] | None = None
+        raw = await request.body()
+        if request.method == "POST":
+            try:
+                parsed = json.loads(raw or b"null")
+                body = parsed if isinstance(parsed, dict) else None
+            except ValueError:
+                body = None
+        with self._lock:
+            self._state.calls.append(Call(endpoint, dict(request.query_params), body))
+            delay = self._state.delays.get(endpoint, 0.0)
+            http_failures = self._state.http_failures.get(endpoint)
+            status = http_failures.pop(0) if http_failures else None
+            failures = self._state.failures.get(endpoint)
+            failure = failures.pop(0) if failures else None
+        if delay:
+            await asyncio.sleep(delay)
+        if status is not None:
+            return None, PlainTextResponse(f"<html><body>{status}</body></html>", status_code=status)
+        if failure is not None:
+            return None, _error(*failure)
+        if request.method == "POST" and body is None:
+            return None, _error(47001, "data format error hint")
+        return body, None
+
+    def _check_credential(self, params: Any) -> Response | None:
+        if params.get("appid") != self.appid:
+            return _error(40013, "invalid appid")
+        if params.get("secret") != self.secret:
+            return _error(40125, "invalid appsecret")
+        return None
+
+    def _check_access_token(self, params: Any) -> Response | None:
+        token = params.get("access_token")
+        if not token:
+            return _error(41001, "access_token missing")
+        with self._lock:
+            expires = self._tokens.get(token)
+        if expires is None:
+            return _error(40001, "invalid credential, access_token is invalid or not latest")
+        if expires <= time.time():
+            return _error(42001, "access_token expired")
+        return None
+
+    async def _token(self, request: Request) -> Response:
+        _, failure = await self._begin(TOKEN, request)
+        if failure:
+            return failure
+        params = request.query_params
+        if params.get("grant_type") != "client_credential":
+            return _error(40002, "invalid grant_type")
+        refused = self._check_credential(params)
+        if refused:
+            return refused
+        token = secrets.token_urlsafe(96)
+        with self._lock:
+            self._tokens[token] = time.time() + TOKEN_LIFETIME
+        return _json({"access_token": token, "expires_in": TOKEN_LIFETIME})
+
+    async def _jscode2session(self, request: Request) -> Response:
+        _, failure = await self._begin(JSCODE2SESSION, request)
+        if failure:
+            return failure
+        params = request.query_params
+        refused = self._check_credential(params)
+        if refused:
+            return refused
+        if params.get("grant_type") != "authorization_code":
+            return _error(40002, "invalid grant_type")
+        code = params.get("js_code")
+        if not code:
+            return _error(41008, "missing code")
+        with self._lock:
+            login = self._state.login_codes.get(code)
+            used = code in self._state.used_codes
+            self._state.used_codes.add(code)
+        if used:
+            return _error(40163, "code been used")
+        if login is None:
+            return _error(40029, "invalid code")
+        answer = {"session_key": login.session_key, "openid": login.openid}
+        if login.unionid:
+            answer["unionid"] = login.unionid
+        return _json(answer)
+
+    async def _get_phone_number(self, request: Request) -> Response:
+        body, failure = await self._begin(GET_PHONE_NUMBER, request)
+        if failure:
+            return failure
+        refused = self._check_access_token(request.query_params)
+        if refused:
+            return refused
+        code = (body or {}).get("code")
+        with self._lock:
+            phone = self._state.phone_codes.pop(code, None) if isinstance(code, str) else None
+        if phone is None:
+            return _error(40029, "invalid code")
+        number, country_code = phone
+        return _json(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "phone_info": {
+                    "phoneNumber": number if country_code == "86" else f"+{country_code} {number}",
+                    "purePhoneNumber": number,
+                    "countryCode": country_code,
+                    "watermark": {"timestamp": int(time.time()), "appid": self.appid},
+                },
+            }
+        )
+
+    async def _msg_sec_check(self, request: Request) -> Response:
+        body, failure = await self._begin(MSG_SEC_CHECK, request)
+        if failure:
+            return failure
+        refused = self._check_access_token(request.query_params)
+        if refused:
+            return refused
+        content = (body or {}).get("content")
+        if not isinstance(content, str):
+            return _error(47001, "data format error hint")
+        with self._lock:
+            risky = any(word in content for word in self._state.risky_words)
+        if risky:
+            return _error(87014, "risky content")
+        return _json({"errcode": 0, "errmsg": "ok"})
+
+    # --- serving -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        # Not the main thread, so uvicorn leaves the test process's signal handlers alone.
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="wechat-standin", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the WeChat stand-in did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=STARTUP_TIMEOUT)
+        self._server = None
+        self._thread = None
+
+
+@pytest.fixture(scope="session")
+def wechat_server() -> Iterator[WeChatStandIn]:
+    """The stand-in, serving for the whole test session."""
+    standin = WeChatStandIn()
+    standin.start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture
+def wechat(
+    wechat_server: WeChatStandIn, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WeChatStandIn]:
+    """The stand-in, reset, with the settings pointing at it (WECHAT_API_BASE_URL, WECHAT_APPID,
+    WECHAT_SECRET) for this test; the settings are restored afterwards."""
+    wechat_server.reset()
+    monkeypatch.setattr(settings, "wechat_api_base_url", wechat_server.base_url)
+    monkeypatch.setattr(settings, "wechat_appid", wechat_server.appid)
+    monkeypatch.setattr(settings, "wechat_secret", wechat_server.secret)
+    yield wechat_server
+    wechat_server.reset()
