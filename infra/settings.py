@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, NonNegativeInt
+from pydantic import Field, NonNegativeInt, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     secret_key: str | None = Field(default=None, alias="SECRET_KEY")
     public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
-    debug: bool = Field(default=False, alias="DEBUG")
+    # Unset: on for the embedded default (a developer's machine: GraphiQL with schema docs), off in production.
+    debug: bool | None = Field(default=None, alias="DEBUG")
     allowed_ws_origins: list[str] = Field(default_factory=list, alias="ALLOWED_WS_ORIGINS")
     db_pool_max: int = Field(default=10, alias="DB_POOL_MAX")
 
@@ -42,6 +43,12 @@ class Settings(BaseSettings):
     sign_in_points: list[NonNegativeInt] = Field(
         default_factory=lambda: [5, 5, 10, 10, 15, 15, 30], min_length=1, alias="SIGN_IN_POINTS"
     )
+
+    @model_validator(mode="after")
+    def _default_debug(self) -> Settings:
+        if self.debug is None:
+            self.debug = self.database_url is None
+        return self
 
     @property
     def embedded_database(self) -> bool:

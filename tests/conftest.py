@@ -14,6 +14,8 @@ _DATA_DIR = tempfile.mkdtemp(prefix="lianmall-test-")
 os.environ["DATA_DIR"] = _DATA_DIR
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("REDIS_URL", None)
+# Production strictness (no anonymous introspection, quiet logs) unless a test turns debug on.
+os.environ["DEBUG"] = "false"
 if BACKEND == "real":
     os.environ["DATABASE_URL"] = REAL_DATABASE_URL
     os.environ["REDIS_URL"] = REAL_REDIS_URL

@@ -40,3 +40,11 @@ async def test_readme_lists_every_setting() -> None:
     aliases = [f.alias for f in Settings.model_fields.values() if f.alias]
     missing = [a for a in aliases if f"`{a}`" not in text]
     assert not missing, f"README misses settings: {missing}"
+
+
+def test_debug_defaults_on_only_for_the_embedded_default() -> None:
+    from infra.settings import Settings
+
+    assert Settings(DEBUG=None).debug is True
+    assert Settings(DEBUG=None, DATABASE_URL="postgres://db/shop").debug is False
+    assert Settings(DEBUG=False).debug is False
