@@ -1,0 +1,171 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from models.order import ActorKind, DeliveryMethod, OrderStatus
+from models.payment import AfterSaleKind, AfterSaleStatus, PaymentStatus, RefundStatus
+from orjson import loads
+from tortoise.fields.base import OnDelete
+from tortoise.fields.data import JSON_DUMPS
+from tortoise import fields
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0003_members_loyalty_access')]
+
+    initial = False
+
+    operations = [
+        ops.CreateModel(
+            name='CartItem',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('member', fields.ForeignKeyField('models.Member', source_field='member_id', db_constraint=True, to_field='id', related_name='cart_items', on_delete=OnDelete.CASCADE)),
+                ('sku', fields.ForeignKeyField('models.Sku', source_field='sku_id', db_constraint=True, to_field='id', related_name='cart_items', on_delete=OnDelete.CASCADE)),
+                ('quantity', fields.IntField()),
+                ('selected', fields.BooleanField(default=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'cart_items', 'app': 'models', 'unique_together': (('member', 'sku'),), 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Order',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('number', fields.CharField(unique=True, max_length=32)),
+                ('shop', fields.ForeignKeyField('models.Shop', source_field='shop_id', db_constraint=True, to_field='id', related_name='orders', on_delete=OnDelete.RESTRICT)),
+                ('member', fields.ForeignKeyField('models.Member', source_field='member_id', db_constraint=True, to_field='id', related_name='orders', on_delete=OnDelete.RESTRICT)),
+                ('status', fields.CharEnumField(default=OrderStatus.PENDING_PAYMENT, description='PENDING_PAYMENT: PENDING_PAYMENT\nPAID: PAID\nSHIPPED: SHIPPED\nRECEIVED: RECEIVED\nCOMPLETED: COMPLETED\nCANCELLED: CANCELLED', enum_type=OrderStatus, max_length=20)),
+                ('items_total', fields.IntField()),
+                ('discount', fields.IntField(default=0)),
+                ('shipping_fee', fields.IntField(default=0)),
+                ('points_used', fields.IntField(default=0)),
+                ('points_discount', fields.IntField(default=0)),
+                ('payable', fields.IntField()),
+                ('paid_amount', fields.IntField(default=0)),
+                ('refunded_amount', fields.IntField(default=0)),
+                ('delivery', fields.CharEnumField(default=DeliveryMethod.EXPRESS, description='EXPRESS: EXPRESS\nPICKUP: PICKUP', enum_type=DeliveryMethod, max_length=10)),
+                ('address', fields.JSONField(default=dict, encoder=JSON_DUMPS, decoder=loads)),
+                ('note', fields.CharField(default='', max_length=200)),
+                ('idempotency_key', fields.CharField(max_length=64)),
+                ('pay_deadline', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('shipped_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('received_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('completed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('cancelled_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('cancel_reason', fields.CharField(default='', max_length=200)),
+                ('auto_receive_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('after_sale_deadline', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('carrier', fields.CharField(default='', max_length=32)),
+                ('tracking_number', fields.CharField(default='', max_length=64)),
+                ('transaction_id', fields.CharField(null=True, unique=True, max_length=64)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'orders', 'app': 'models', 'unique_together': (('member', 'idempotency_key'),), 'indexes': [Index(fields=['member_id', 'status', 'created_at']), Index(fields=['status', 'pay_deadline']), Index(fields=['status', 'auto_receive_at']), Index(fields=['status', 'after_sale_deadline'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='AfterSale',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('order', fields.ForeignKeyField('models.Order', source_field='order_id', db_constraint=True, to_field='id', related_name='after_sales', on_delete=OnDelete.CASCADE)),
+                ('member', fields.ForeignKeyField('models.Member', source_field='member_id', db_constraint=True, to_field='id', related_name='after_sales', on_delete=OnDelete.CASCADE)),
+                ('kind', fields.CharEnumField(description='REFUND_ONLY: REFUND_ONLY\nRETURN_REFUND: RETURN_REFUND', enum_type=AfterSaleKind, max_length=16)),
+                ('status', fields.CharEnumField(default=AfterSaleStatus.REQUESTED, description='REQUESTED: REQUESTED\nAPPROVED: APPROVED\nRETURNING: RETURNING\nREFUNDING: REFUNDING\nREFUNDED: REFUNDED\nREJECTED: REJECTED\nCLOSED: CLOSED', enum_type=AfterSaleStatus, max_length=12)),
+                ('reason', fields.CharField(default='', max_length=200)),
+                ('lines', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
+                ('amount', fields.IntField()),
+                ('return_carrier', fields.CharField(default='', max_length=32)),
+                ('return_tracking_number', fields.CharField(default='', max_length=64)),
+                ('staff_note', fields.CharField(default='', max_length=200)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'after_sales', 'app': 'models', 'indexes': [Index(fields=['order_id', 'status']), Index(fields=['status', 'created_at'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='OrderEvent',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('order', fields.ForeignKeyField('models.Order', source_field='order_id', db_constraint=True, to_field='id', related_name='events', on_delete=OnDelete.CASCADE)),
+                ('from_status', fields.CharField(null=True, max_length=20)),
+                ('to_status', fields.CharField(max_length=20)),
+                ('actor', fields.CharEnumField(description='MEMBER: MEMBER\nSTAFF: STAFF\nSYSTEM: SYSTEM\nWECHAT: WECHAT', enum_type=ActorKind, max_length=10)),
+                ('actor_id', fields.IntField(null=True)),
+                ('reason', fields.CharField(default='', max_length=200)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'order_events', 'app': 'models', 'indexes': [Index(fields=['order_id', 'id'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='OrderLine',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('order', fields.ForeignKeyField('models.Order', source_field='order_id', db_constraint=True, to_field='id', related_name='lines', on_delete=OnDelete.CASCADE)),
+                ('product_id', fields.IntField()),
+                ('sku_id', fields.IntField()),
+                ('title', fields.CharField(max_length=120)),
+                ('spec', fields.CharField(default='', max_length=200)),
+                ('image_url', fields.CharField(default='', max_length=500)),
+                ('unit_price', fields.IntField()),
+                ('quantity', fields.IntField()),
+                ('line_total', fields.IntField()),
+                ('refunded_quantity', fields.IntField(default=0)),
+                ('refunded_amount', fields.IntField(default=0)),
+            ],
+            options={'table': 'order_lines', 'app': 'models', 'indexes': [Index(fields=['order_id', 'id']), Index(fields=['sku_id'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Payment',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('order', fields.ForeignKeyField('models.Order', source_field='order_id', db_constraint=True, to_field='id', related_name='payments', on_delete=OnDelete.CASCADE)),
+                ('out_trade_no', fields.CharField(unique=True, max_length=32)),
+                ('amount', fields.IntField()),
+                ('status', fields.CharEnumField(default=PaymentStatus.PENDING, description='PENDING: PENDING\nSUCCEEDED: SUCCEEDED\nCLOSED: CLOSED', enum_type=PaymentStatus, max_length=12)),
+                ('prepay_id', fields.CharField(default='', max_length=64)),
+                ('transaction_id', fields.CharField(null=True, unique=True, max_length=64)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'payments', 'app': 'models', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='PaymentNotice',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('kind', fields.CharField(max_length=12)),
+                ('out_trade_no', fields.CharField(default='', max_length=32)),
+                ('outcome', fields.CharField(max_length=24)),
+                ('detail', fields.CharField(default='', max_length=200)),
+                ('body_sha256', fields.CharField(max_length=64)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'payment_notices', 'app': 'models', 'indexes': [Index(fields=['out_trade_no', 'created_at'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Refund',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('order', fields.ForeignKeyField('models.Order', source_field='order_id', db_constraint=True, to_field='id', related_name='refunds', on_delete=OnDelete.CASCADE)),
+                ('after_sale', fields.ForeignKeyField('models.AfterSale', source_field='after_sale_id', null=True, db_constraint=True, to_field='id', related_name='refunds', on_delete=OnDelete.SET_NULL)),
+                ('out_refund_no', fields.CharField(unique=True, max_length=32)),
+                ('amount', fields.IntField()),
+                ('status', fields.CharEnumField(default=RefundStatus.PENDING, description='PENDING: PENDING\nSUCCEEDED: SUCCEEDED\nFAILED: FAILED', enum_type=RefundStatus, max_length=12)),
+                ('refund_id', fields.CharField(null=True, unique=True, max_length=64)),
+                ('reason', fields.CharField(default='', max_length=200)),
+                ('lines', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('succeeded_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'refunds', 'app': 'models', 'indexes': [Index(fields=['order_id', 'status'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+    ]
