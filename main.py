@@ -129,7 +129,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=workers,
         log_level="warning" if not settings.debug else "info",
-        access_log=settings.debug,
+        access_log=settings.access_log,
         proxy_headers=True,
     )
     return 0

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     )
 
     graphiql: bool = Field(default=True, alias="GRAPHIQL")
+    # Per-request log lines cost real throughput on the hot path; off unless asked for.
+    access_log: bool = Field(default=False, alias="ACCESS_LOG")
     response_cache: bool = Field(default=True, alias="RESPONSE_CACHE")
     max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
     max_aliases: int = Field(default=15, alias="MAX_ALIASES")
@@ -43,6 +45,17 @@ class Settings(BaseSettings):
     sign_in_points: list[NonNegativeInt] = Field(
         default_factory=lambda: [5, 5, 10, 10, 15, 15, 30], min_length=1, alias="SIGN_IN_POINTS"
     )
+
+    # Checkout money rules (fen). Region fees match a province by its leading characters (新疆 → 新疆维吾尔自治区).
+    shipping_free_over: NonNegativeInt = Field(default=9900, alias="SHIPPING_FREE_OVER")
+    shipping_base_fee: NonNegativeInt = Field(default=1000, alias="SHIPPING_BASE_FEE")
+    shipping_region_fees: dict[str, NonNegativeInt] = Field(
+        default_factory=lambda: {"新疆": 2500, "西藏": 2500}, alias="SHIPPING_REGION_FEES"
+    )
+    points_per_yuan: int = Field(default=100, ge=1, alias="POINTS_PER_YUAN")
+    points_max_percent: int = Field(default=50, ge=0, le=100, alias="POINTS_MAX_PERCENT")
+    order_pay_timeout_minutes: int = Field(default=30, ge=1, alias="ORDER_PAY_TIMEOUT_MINUTES")
+    purchase_limit_per_sku: int = Field(default=99, ge=1, alias="PURCHASE_LIMIT_PER_SKU")
 
     @model_validator(mode="after")
     def _default_debug(self) -> Settings:
