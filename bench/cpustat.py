@@ -49,6 +49,15 @@ def busy_cores(sample_s: float = 1.0) -> float:
     return (machine_busy_s() - before) / sample_s
 
 
+def wait_for_quiet(max_wait_s: float, threshold_cores: float) -> float:
+    """Sample until other work stays under `threshold_cores` or `max_wait_s` passes; return the last sample."""
+    deadline = time.monotonic() + max_wait_s
+    busy = busy_cores()
+    while busy > threshold_cores and time.monotonic() < deadline:
+        busy = busy_cores()
+    return busy
+
+
 @dataclass
 class Window:
     """CPU used by everything except the server and our children, between start() and stop()."""

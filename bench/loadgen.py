@@ -28,6 +28,9 @@ class LoadSettings:
     duration_s: int
     warmup_s: int
     cpu: int | None  # core wrk is pinned to; None when pinning is unavailable
+    # Before each scenario, wait up to this long for other processes to stop using more than quiet_cores.
+    quiet_wait_s: float = 0.0
+    quiet_cores: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,13 @@ def run_wrk(
     """Warm up, then measure; raise LoadError if any request failed in either phase."""
     body_file = workdir / f"{label}.body.json"
     body_file.write_bytes(body)
-    if settings.warmup_s > 0:
+    # Before the warm-up, not between it and the measurement: idling would let the server's caches expire.
+    if settings.quiet_wait_s > 0:
+        busy = cpustat.wait_for_quiet(settings.quiet_wait_s, settings.quiet_cores)
+        if busy > settings.quiet_cores:
+            print(
+                f"  still {busy:.2f} cores busy with other work after {settings.quiet_wait_s:g}s; going ahead"
+            )
         _run_once(wrk, url, body_file, settings, settings.warmup_s, f"{label} (warm-up)")
     window = cpustat.Window(server_pid)
     window.start()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +40,11 @@ LISTING_QUERY = (
     "pageInfo { hasNextPage endCursor } } }"
 )
 IDS_QUERY = "{ products(first: 1, sort: SALES) { edges { node { id category { id } } } } }"
+# The top seller's category and its ancestors, most specific first: the listing uses the first that fills a
+# page of 20, since a leaf category may hold only a handful of products.
+CATEGORY_CHAIN_QUERY = "query Chain($c: ID!) { category(id: $c) { breadcrumbs { id } } }"
+CATEGORY_SIZE_QUERY = "query Size($c: ID!) { products(first: 1, filter: {categoryId: $c}) { totalCount } }"
+LISTING_PAGE = 20
 
 # Same options as `main.py serve` passes to uvicorn.run (workers=1, access_log off, log_level warning,
 # proxy_headers), so the ceiling differs from the server only by the application.
@@ -77,11 +82,19 @@ SCENARIOS = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Probe:
+    """What the one checked request before the load showed."""
+
+    response_bytes: int
+    response_headers: dict[str, str]
+    items: int | None  # products in a listing response
+
+
+@dataclass(frozen=True)
 class Measured:
     load: loadgen.LoadResult
-    response_bytes: int = 0
-    response_headers: dict[str, str] = field(default_factory=dict)
+    probe: Probe | None = None
 
 
 def parse_args() -> argparse.Namespace:
@@ -95,6 +108,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument(
         "--real", action="store_true", help=f"PostgreSQL ({REAL_DATABASE}, recreated) + Redis db 14"
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each scenario, wait up to S seconds for other processes to go quiet (shared machines)",
     )
     parser.add_argument("--server-cpu", type=int, default=0, help="core for the server under test")
     parser.add_argument("--wrk-cpu", type=int, default=1, help="core for wrk")
@@ -214,27 +234,47 @@ def measure_ceiling(
         rss_kib, _ = servers.worker_rss_kib(server)
     finally:
         servers.stop(server)
-    return Measured(load=result, response_bytes=len(b'{"data":{"__typename":"Query"}}')), rss_kib
+    return Measured(load=result), rss_kib
 
 
 def discover_ids(server: servers.RunningServer) -> dict[str, str]:
+    """Global ids of the top-selling product and of the category to list (see CATEGORY_CHAIN_QUERY)."""
     reply = servers.post_json(server.url, {"query": IDS_QUERY})
     try:
         node = reply.payload["data"]["products"]["edges"][0]["node"]
         ids = {"product": str(node["id"]), "category": str(node["category"]["id"])}
     except (KeyError, IndexError, TypeError) as error:
         raise servers.ServerError(f"cannot find ids (HTTP {reply.status}): {reply.payload}") from error
+    ids["category"] = full_page_category(server, ids["category"])
     return ids
+
+
+def full_page_category(server: servers.RunningServer, leaf: str) -> str:
+    chain = servers.post_json(server.url, {"query": CATEGORY_CHAIN_QUERY, "variables": {"c": leaf}})
+    try:
+        candidates = [str(c["id"]) for c in reversed(chain.payload["data"]["category"]["breadcrumbs"])]
+    except (KeyError, TypeError):
+        print(
+            f"warning: no category breadcrumbs ({chain.payload}); listing the leaf category", file=sys.stderr
+        )
+        return leaf
+    sizes: dict[str, int] = {}
+    for category in candidates:
+        reply = servers.post_json(server.url, {"query": CATEGORY_SIZE_QUERY, "variables": {"c": category}})
+        sizes[category] = int((reply.payload.get("data") or {}).get("products", {}).get("totalCount", 0))
+        if sizes[category] >= LISTING_PAGE:
+            return category
+    largest = max(sizes, key=sizes.__getitem__, default=leaf)
+    print(f"warning: no category on the top seller's path has {LISTING_PAGE} products; using {sizes}")
+    return largest
 
 
 def request_body(scenario: Scenario, ids: dict[str, str]) -> dict[str, Any]:
     return {"query": scenario.query, "variables": {scenario.variable: ids[scenario.id_field]}}
 
 
-def check_response(
-    server: servers.RunningServer, scenario: Scenario, body: dict[str, Any]
-) -> tuple[int, dict[str, str]]:
-    """One request before the load, returning (body size, headers).
+def check_response(server: servers.RunningServer, scenario: Scenario, body: dict[str, Any]) -> Probe:
+    """One request before the load.
 
     wrk only sees HTTP statuses: a 200 carrying GraphQL errors would otherwise be benchmarked as a success.
     """
@@ -243,7 +283,9 @@ def check_response(
     if reply.status != 200 or reply.payload.get("errors") or not any(data.values()):
         detail = str(reply.payload)[:2000]
         raise servers.ServerError(f"{scenario.label}: bad response (HTTP {reply.status}): {detail}")
-    return reply.size, reply.headers
+    edges = (data.get("products") or {}).get("edges")
+    items = None if edges is None else len(edges)
+    return Probe(response_bytes=reply.size, response_headers=reply.headers, items=items)
 
 
 def measure_server(
@@ -269,13 +311,13 @@ def measure_server(
         ids = discover_ids(server)
         for scenario in (s for s in SCENARIOS if s.cache == cache):
             body = request_body(scenario, ids)
-            size, headers = check_response(server, scenario, body)
+            probe = check_response(server, scenario, body)
             print(f"  {scenario.label} ...", flush=True)
             pid = servers.serving_pid(server)
             result = loadgen.run_wrk(
                 wrk, server.url, json.dumps(body).encode(), load, workdir, scenario.key, pid
             )
-            results[scenario.key] = Measured(load=result, response_bytes=size, response_headers=headers)
+            results[scenario.key] = Measured(load=result, probe=probe)
         rss_kib, _ = servers.worker_rss_kib(server)
     except Exception:
         print(f"--- {name} log tail ---\n{server.log_tail()}", file=sys.stderr)
@@ -309,7 +351,11 @@ def count_sql(env: dict[str, str], ids: dict[str, str], server_dir: Path) -> dic
 
 
 def scenario_row(
-    scenario: Scenario, measured: Measured, ceiling_rps: float, all_results: dict[str, Measured], sql: dict
+    scenario: Scenario,
+    measured: Measured,
+    ceiling_rps: float,
+    all_results: dict[str, Measured],
+    sql: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     ratio = measured.load.rps / ceiling_rps
     row: dict[str, Any] = {
@@ -319,8 +365,11 @@ def scenario_row(
         "ratio_to_ceiling": ratio,
         "target_ratio": scenario.target,
         "meets_target": None if scenario.target is None else ratio >= scenario.target,
-        "response_bytes": measured.response_bytes,
     }
+    if measured.probe is not None:
+        row["response_bytes"] = measured.probe.response_bytes
+        row["response_headers"] = measured.probe.response_headers
+        row["items_returned"] = measured.probe.items
     if scenario.cold_twin is None:
         row["sql_per_request"] = sql.get(scenario.key, {}).get("steady")
         row["sql_first_request"] = sql.get(scenario.key, {}).get("first")
@@ -334,7 +383,6 @@ def scenario_row(
     row["served_from_cache"] = cached if speedup is not None else None
     row["sql_per_request"] = 0 if cached else None
     row["sql_on_cache_miss"] = sql.get(scenario.cold_twin, {}).get("steady")
-    row["response_headers"] = measured.response_headers
     return row
 
 
@@ -417,6 +465,9 @@ def print_table(report: dict[str, Any]) -> None:
             print(
                 f"note: {key} not shown to come from the cache (speedup over a miss: {speedup}): SQL/req n/a"
             )
+    for row in report["scenarios"].values():
+        if row.get("items_returned") is not None and row["items_returned"] < LISTING_PAGE:
+            print(f"note: {row['label']} returned only {row['items_returned']} products")
     misses = [r for r in report["scenarios"].values() if r.get("in_process_exec_ms") is not None]
     if misses:
         costs = ", ".join(f"{r['label']} {r['in_process_exec_ms']:.1f} ms" for r in misses)
@@ -437,7 +488,15 @@ def main() -> int:
     args = parse_args()
     wrk = loadgen.ensure_wrk()
     server_cpu, wrk_cpu = cpu_pinning(args)
-    load = loadgen.LoadSettings(args.threads, args.connections, args.duration, args.warmup, wrk_cpu)
+    load = loadgen.LoadSettings(
+        args.threads,
+        args.connections,
+        args.duration,
+        args.warmup,
+        wrk_cpu,
+        quiet_wait_s=args.wait_quiet,
+        quiet_cores=BUSY_WARNING_CORES,
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="lianmall-bench-"))
     try:
