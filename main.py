@@ -32,6 +32,7 @@ async def healthz(_: Request) -> JSONResponse:
 
 def create_app(settings: Settings | None = None, *, manage_resources: bool = True) -> Starlette:
     """The Starlette app. With `manage_resources=False` the caller (a test) owns the DB and runtime."""
+    from schema import payments_http
     from schema.root import schema
     from schema.view import GraphQLView
 
@@ -46,9 +47,13 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         lock_embedded_mode(settings)
         await init_db(settings)
         await start_runtime(settings)
+        from services.sweeper import start_sweeper, stop_sweeper
+
+        sweeper = start_sweeper()
         try:
             yield
         finally:
+            await stop_sweeper(sweeper)
             await stop_runtime()
             await close_db()
 
@@ -56,6 +61,8 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
+        Route("/payments/wechat/notify", payments_http.payment_notify, methods=["POST"]),
+        Route("/payments/wechat/refund-notify", payments_http.refund_notify, methods=["POST"]),
     ]
     return Starlette(debug=False, routes=routes, lifespan=lifespan)
 

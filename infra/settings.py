@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     wechat_api_base_url: str = Field(default="https://api.weixin.qq.com/", alias="WECHAT_API_BASE_URL")
     wechat_mch_id: str = Field(default="", alias="WECHAT_MCH_ID")
     wechat_pay_api_key: str = Field(default="", alias="WECHAT_PAY_API_KEY")
+    # The merchant certificate and key (PEM files) WeChat Pay requires for refunds.
+    wechat_pay_cert_path: str = Field(default="", alias="WECHAT_PAY_CERT_PATH")
+    wechat_pay_key_path: str = Field(default="", alias="WECHAT_PAY_KEY_PATH")
     wechat_pay_api_base_url: str = Field(
         default="https://api.mch.weixin.qq.com/", alias="WECHAT_PAY_API_BASE_URL"
     )
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     points_max_percent: int = Field(default=50, ge=0, le=100, alias="POINTS_MAX_PERCENT")
     order_pay_timeout_minutes: int = Field(default=30, ge=1, alias="ORDER_PAY_TIMEOUT_MINUTES")
     purchase_limit_per_sku: int = Field(default=99, ge=1, alias="PURCHASE_LIMIT_PER_SKU")
+    order_auto_receive_days: int = Field(default=10, ge=1, alias="ORDER_AUTO_RECEIVE_DAYS")
+    sweep_interval_seconds: float = Field(default=15.0, gt=0, alias="SWEEP_INTERVAL_SECONDS")
+    wechat_ship_template_id: str = Field(default="", alias="WECHAT_SHIP_TEMPLATE_ID")
 
     @model_validator(mode="after")
     def _default_debug(self) -> Settings:

@@ -9,6 +9,7 @@ from models import PointsEntry as PointsEntryModel
 from models import ProductMedia
 from resolvers.catalog import visible
 from resolvers.members import member_node
+from resolvers.orders import order_for_viewer
 from schema.addresses import Address
 from schema.catalog import Brand, Category, Media, Product, Sku, Tag
 from schema.context import Context
@@ -55,6 +56,9 @@ async def node(info: Info[Context, None], id: strawberry.ID) -> Node | None:
             return PointsEntry.from_model(entry) if entry else None
         case "Member":
             return await member_node(info, pk)
+        case "Order":
+            # The owner's, or any for staff with ORDER_READ; anyone else gets null, as for a missing order.
+            return await order_for_viewer(info.context.viewer, pk)
         case "Media":
             media = await ProductMedia.get_or_none(id=pk)
             return Media.from_model(media) if media else None

@@ -14,8 +14,11 @@ from infra.settings import get_settings
 from resolvers import catalog, catalog_admin, node, subscriptions
 from resolvers.access import AccessMutation, AccessQuery
 from resolvers.addresses import AddressMutation, AddressQuery
+from resolvers.cart import CartMutation, CartQuery
+from resolvers.checkout import CheckoutMutation, CheckoutQuery
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
 from resolvers.members import MemberMutation, MemberQuery
+from resolvers.orders import OrderMutation, OrderQuery, order_status_changed
 from schema.catalog import Brand, Category, Media, Product, ProductConnection, Sku, Tag
 from schema.catalog_inputs import (
     BrandCreatePayload,
@@ -37,6 +40,7 @@ from schema.catalog_inputs import (
 from schema.extensions import LianmallSchema, edge_extensions
 from schema.live import StockChanged
 from schema.node import Node
+from schema.orders import OrderStatusChanged
 
 
 @strawberry.type
@@ -84,13 +88,25 @@ class CatalogMutation:
     )
 
 
-QUERIES: tuple[type, ...] = (CatalogQuery, LoyaltyQuery, AccessQuery, AddressQuery, MemberQuery)
+QUERIES: tuple[type, ...] = (
+    CatalogQuery,
+    LoyaltyQuery,
+    AccessQuery,
+    AddressQuery,
+    MemberQuery,
+    CartQuery,
+    CheckoutQuery,
+    OrderQuery,
+)
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
     LoyaltyMutation,
     AccessMutation,
     AddressMutation,
     MemberMutation,
+    CartMutation,
+    CheckoutMutation,
+    OrderMutation,
 )
 
 Query = merge_types("Query", QUERIES)
@@ -101,6 +117,9 @@ Mutation = merge_types("Mutation", MUTATIONS)
 class Subscription:
     product_stock_changed: StockChanged = strawberry.subscription(
         resolver=subscriptions.product_stock_changed
+    )
+    order_status_changed: OrderStatusChanged = strawberry.subscription(
+        resolver=order_status_changed, description="The signed-in owner's order, as its status changes."
     )
 
 

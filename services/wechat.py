@@ -347,3 +347,29 @@ def decrypt_user_data(session_key: str, encrypted_data: str, iv: str) -> dict[st
     if not isinstance(data, dict):
         raise DomainError(ErrorCode.WECHAT_DATA_INVALID, "The encrypted data holds no object")
     return data
+
+
+async def send_subscribe_message(
+    openid: str, template_id: str, data: dict[str, Any], page: str | None = None
+) -> None:
+    """Send a subscribe message (订阅消息) the shopper agreed to receive (subscribeMessage.send).
+
+    Raises DomainError WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE (also when the shopper has not subscribed).
+    """
+    await _call(
+        lambda client: client.wxa.send_subscribe_message(openid, template_id, data, page=page),
+        needs_token=True,
+    )
+
+
+async def upload_shipping_info(body: dict[str, Any]) -> None:
+    """Tell WeChat a mini-program order has shipped (wxa/sec/order/upload_shipping_info; not in wechatpy).
+
+    Raises DomainError WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE.
+    """
+    await _call(
+        lambda client: client.post(
+            "wxa/sec/order/upload_shipping_info", data=body, api_base_url=client.wxa.API_BASE_URL
+        ),
+        needs_token=True,
+    )

@@ -43,6 +43,8 @@ TOKEN = "token"
 JSCODE2SESSION = "jscode2session"
 GET_PHONE_NUMBER = "getuserphonenumber"
 MSG_SEC_CHECK = "msg_sec_check"
+SUBSCRIBE_SEND = "subscribe_send"
+UPLOAD_SHIPPING_INFO = "upload_shipping_info"
 
 
 def _rid() -> str:
@@ -119,6 +121,8 @@ class WeChatStandIn:
                 Route("/sns/jscode2session", self._jscode2session, methods=["GET"]),
                 Route("/wxa/business/getuserphonenumber", self._get_phone_number, methods=["POST"]),
                 Route("/wxa/msg_sec_check", self._msg_sec_check, methods=["POST"]),
+                Route("/cgi-bin/message/subscribe/send", self._subscribe_send, methods=["POST"]),
+                Route("/wxa/sec/order/upload_shipping_info", self._upload_shipping_info, methods=["POST"]),
             ]
         )
 
@@ -313,6 +317,38 @@ class WeChatStandIn:
             risky = any(word in content for word in self._state.risky_words)
         if risky:
             return _error(87014, "risky content")
+        return _json({"errcode": 0, "errmsg": "ok"})
+
+    async def _subscribe_send(self, request: Request) -> Response:
+        body, failure = await self._begin(SUBSCRIBE_SEND, request)
+        if failure:
+            return failure
+        refused = self._check_access_token(request.query_params)
+        if refused:
+            return refused
+        body = body or {}
+        if not body.get("touser") or not isinstance(body.get("template_id"), str):
+            return _error(47003, "argument invalid! data.touser or template_id")
+        if not isinstance(body.get("data"), dict):
+            return _error(47003, "argument invalid! data")
+        return _json({"errcode": 0, "errmsg": "ok", "msgid": secrets.randbelow(10**12)})
+
+    async def _upload_shipping_info(self, request: Request) -> Response:
+        body, failure = await self._begin(UPLOAD_SHIPPING_INFO, request)
+        if failure:
+            return failure
+        refused = self._check_access_token(request.query_params)
+        if refused:
+            return refused
+        body = body or {}
+        order_key = body.get("order_key")
+        shipping = body.get("shipping_list")
+        if not isinstance(order_key, dict) or order_key.get("order_number_type") not in (1, 2):
+            return _error(268485216, "order_key is invalid")
+        if body.get("logistics_type") not in (1, 2, 3, 4) or not isinstance(shipping, list) or not shipping:
+            return _error(268485216, "shipping info is invalid")
+        if not isinstance(body.get("payer"), dict) or not body["payer"].get("openid"):
+            return _error(268485216, "payer openid is missing")
         return _json({"errcode": 0, "errmsg": "ok"})
 
     # --- serving -------------------------------------------------------------------------------------------

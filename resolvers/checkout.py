@@ -1,0 +1,89 @@
+"""`checkoutPreview`, `placeOrder` and `orderPay`. Thin: decode the input, call services.checkout."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from models import DeliveryMethod
+from resolvers.cart import member_id
+from schema.catalog_inputs import user_errors
+from schema.checkout import (
+    CheckoutInput,
+    CheckoutPreview,
+    CheckoutPreviewPayload,
+    OrderPayPayload,
+    PayParams,
+    PlaceOrderPayload,
+)
+from schema.context import Context
+from schema.node import decode_id
+from schema.orders import Order
+from services import checkout
+from services.errors import DomainError
+
+CheckoutInfo = Info[Context, None]
+
+
+def _request(input: CheckoutInput) -> checkout.CheckoutRequest:
+    return checkout.CheckoutRequest(
+        address_id=decode_id(input.address_id, "Address", "input.addressId") if input.address_id else None,
+        items=tuple(
+            checkout.ItemRequest(decode_id(item.sku_id, "Sku", f"input.items[{i}].skuId"), item.quantity)
+            for i, item in enumerate(input.items or ())
+        ),
+        from_cart=input.from_cart,
+        delivery=DeliveryMethod(input.delivery),
+        points_to_use=input.points_to_use,
+        note=input.note,
+    )
+
+
+async def checkout_preview(info: CheckoutInfo, input: CheckoutInput) -> CheckoutPreviewPayload:
+    try:
+        preview = await checkout.checkout_preview(member_id(info), _request(input))
+    except DomainError as exc:
+        return CheckoutPreviewPayload(errors=user_errors(exc))
+    return CheckoutPreviewPayload(preview=CheckoutPreview.from_preview(preview))
+
+
+async def place_order(info: CheckoutInfo, input: CheckoutInput, idempotency_key: str) -> PlaceOrderPayload:
+    try:
+        order = await checkout.place_order(member_id(info), _request(input), idempotency_key)
+    except DomainError as exc:
+        return PlaceOrderPayload(errors=user_errors(exc))
+    payload = PlaceOrderPayload(order=Order.from_model(order))
+    if order.status == checkout.OrderStatus.PENDING_PAYMENT and order.payable > 0:
+        try:
+            payload.pay_params = PayParams.from_data(await checkout.request_payment(order))
+        except DomainError as exc:
+            payload.errors = user_errors(exc)
+    return payload
+
+
+async def order_pay(info: CheckoutInfo, order_id: strawberry.ID) -> OrderPayPayload:
+    try:
+        order = await checkout.member_order(member_id(info), decode_id(order_id, "Order", "orderId"))
+        params = await checkout.request_payment(order)
+    except DomainError as exc:
+        return OrderPayPayload(errors=user_errors(exc))
+    return OrderPayPayload(order=Order.from_model(order), pay_params=PayParams.from_data(params))
+
+
+@strawberry.type
+class CheckoutQuery:
+    checkout_preview: CheckoutPreviewPayload = strawberry.field(
+        resolver=checkout_preview, description="What placeOrder would charge now; nothing is reserved."
+    )
+
+
+@strawberry.type
+class CheckoutMutation:
+    place_order: PlaceOrderPayload = strawberry.mutation(
+        resolver=place_order,
+        description="Reserve stock and create the order (all or nothing), then start WeChat Pay. The same "
+        "idempotencyKey returns the same order.",
+    )
+    order_pay: OrderPayPayload = strawberry.mutation(
+        resolver=order_pay, description="WeChat Pay parameters again for a pending order."
+    )

@@ -1,0 +1,302 @@
+"""Orders and after-sales over GraphQL: thin translations to services.orders, services.after_sales and the
+order's bus channel. Member mutations report DomainErrors in their payload; reads raise them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.types import Info
+
+from infra.runtime import current_runtime
+from models import OrderStatus as OrderStatusModel
+from resolvers.access import staff_mutation
+from schema.catalog_inputs import user_errors
+from schema.connection import build_edges, cursor_offset
+from schema.context import Context
+from schema.node import decode_id, encode_id
+from schema.orders import (
+    AfterSale,
+    AfterSaleKind,
+    AfterSalePayload,
+    AfterSaleRequestInput,
+    Order,
+    OrderConnection,
+    OrderCounts,
+    OrderPayload,
+    OrderShipBatchPayload,
+    OrderShipInput,
+    OrderShipResult,
+    OrderStatus,
+    OrderStatusChanged,
+    order_counts,
+)
+from services import after_sales, orders
+from services.errors import DomainError, ErrorCode
+from services.order_states import order_channel
+from services.permissions import Permission, has_permission
+from services.product_listing import check_page_size
+from services.viewer import Viewer
+
+OrderInfo = Info[Context, None]
+
+
+def member_id_of(viewer: Viewer) -> int:
+    """The viewing member; UNAUTHENTICATED for a guest, FORBIDDEN for staff and partners."""
+    if viewer.member is not None:
+        return viewer.member.id
+    if viewer.is_anonymous:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "Sign in as a member to see your orders")
+    raise DomainError(ErrorCode.FORBIDDEN, "Only members have orders")
+
+
+def _order_pk(id: strawberry.ID, field: str = "id") -> int:
+    return decode_id(id, "Order", field)
+
+
+def _after_sale_pk(id: strawberry.ID) -> int:
+    return decode_id(id, "AfterSale", "id")
+
+
+async def order_for_viewer(viewer: Viewer, pk: int) -> Order | None:
+    """The order if the viewer owns it or is staff with ORDER_READ; otherwise None, as for a missing one."""
+    if viewer.member is not None:
+        detail = await orders.order_detail(pk, member_id=viewer.member.id)
+    elif viewer.staff is not None and has_permission(viewer.staff.role, Permission.ORDER_READ):
+        detail = await orders.order_detail(pk)
+    else:
+        return None
+    return Order.from_model(detail.order, detail.lines, detail.events) if detail else None
+
+
+# --- Reads -------------------------------------------------------------------------------------------------
+
+
+async def order(info: OrderInfo, id: strawberry.ID) -> Order | None:
+    return await order_for_viewer(info.context.viewer, _order_pk(id))
+
+
+async def my_orders(
+    info: OrderInfo, status: OrderStatus | None = None, first: int | None = 20, after: str | None = None
+) -> OrderConnection:
+    """The viewer's orders, newest first, optionally in one status; `counts` gives the tab badges."""
+    member_id = member_id_of(info.context.viewer)
+    limit = check_page_size(first, info.context.settings.max_page_size)
+    offset = cursor_offset(after)
+    wanted = OrderStatusModel(status) if status is not None else None
+    rows, has_next = await orders.my_orders(member_id, wanted, offset, limit)
+    lines = await orders.with_lines(rows)
+    edges, page_info = build_edges([Order.from_model(o, lines[o.id]) for o in rows], offset)
+    page_info.has_next_page = has_next
+    return OrderConnection(
+        edges=edges,
+        page_info=page_info,
+        _total=lambda: orders.count_orders(member_id, wanted),
+        _counts=lambda: orders.status_counts(member_id),
+    )
+
+
+async def my_order_counts(info: OrderInfo) -> OrderCounts:
+    return order_counts(await orders.status_counts(member_id_of(info.context.viewer)))
+
+
+async def order_after_sales(info: OrderInfo, order_id: strawberry.ID) -> list[AfterSale]:
+    viewer = info.context.viewer
+    pk = _order_pk(order_id, "orderId")
+    if await order_for_viewer(viewer, pk) is None:
+        return []
+    return [AfterSale.from_model(a) for a in await after_sales.after_sales_of(pk)]
+
+
+# --- Member mutations ----------------------------------------------------------------------------------------
+
+
+async def order_cancel(info: OrderInfo, id: strawberry.ID, reason: str = "") -> OrderPayload:
+    try:
+        row = await orders.cancel_order(member_id_of(info.context.viewer), _order_pk(id), reason)
+    except DomainError as exc:
+        return OrderPayload(errors=user_errors(exc))
+    return OrderPayload(order=Order.from_model(row))
+
+
+async def order_confirm_receipt(info: OrderInfo, id: strawberry.ID) -> OrderPayload:
+    try:
+        row = await orders.confirm_receipt(member_id_of(info.context.viewer), _order_pk(id))
+    except DomainError as exc:
+        return OrderPayload(errors=user_errors(exc))
+    return OrderPayload(order=Order.from_model(row))
+
+
+async def after_sale_request(info: OrderInfo, input: AfterSaleRequestInput) -> AfterSalePayload:
+    try:
+        requested = [
+            after_sales.LineRequest(
+                decode_id(row.line_id, "OrderLine", f"input.lines[{i}].lineId"), row.quantity
+            )
+            for i, row in enumerate(input.lines)
+        ]
+        row = await after_sales.request_after_sale(
+            member_id_of(info.context.viewer),
+            _order_pk(input.order_id, "input.orderId"),
+            after_sales.AfterSaleKind(AfterSaleKind(input.kind).value),
+            requested,
+            input.reason,
+        )
+    except DomainError as exc:
+        return AfterSalePayload(errors=user_errors(exc))
+    return AfterSalePayload(after_sale=AfterSale.from_model(row))
+
+
+async def after_sale_submit_return(
+    info: OrderInfo, id: strawberry.ID, carrier: str, tracking_number: str
+) -> AfterSalePayload:
+    try:
+        row = await after_sales.submit_return(
+            member_id_of(info.context.viewer), _after_sale_pk(id), carrier, tracking_number
+        )
+    except DomainError as exc:
+        return AfterSalePayload(errors=user_errors(exc))
+    return AfterSalePayload(after_sale=AfterSale.from_model(row))
+
+
+async def after_sale_cancel(info: OrderInfo, id: strawberry.ID) -> AfterSalePayload:
+    try:
+        row = await after_sales.cancel_after_sale(member_id_of(info.context.viewer), _after_sale_pk(id))
+    except DomainError as exc:
+        return AfterSalePayload(errors=user_errors(exc))
+    return AfterSalePayload(after_sale=AfterSale.from_model(row))
+
+
+# --- Staff mutations -------------------------------------------------------------------------------------------
+
+
+def _staff_id(info: OrderInfo) -> int | None:
+    staff = info.context.viewer.staff
+    return staff.id if staff else None
+
+
+@staff_mutation(Permission.ORDER_SHIP, action="orderShip")
+async def order_ship(info: OrderInfo, id: strawberry.ID, carrier: str, tracking_number: str) -> OrderPayload:
+    try:
+        row = await orders.ship_order(_order_pk(id), carrier, tracking_number, _staff_id(info))
+    except DomainError as exc:
+        return OrderPayload(errors=user_errors(exc))
+    return OrderPayload(order=Order.from_model(row))
+
+
+@staff_mutation(Permission.ORDER_SHIP, action="orderShipBatch")
+async def order_ship_batch(info: OrderInfo, rows: list[OrderShipInput]) -> OrderShipBatchPayload:
+    results: list[OrderShipResult | None] = [None] * len(rows)
+    wanted: list[tuple[int, orders.ShipRow]] = []
+    for i, row in enumerate(rows):
+        try:
+            wanted.append(
+                (
+                    i,
+                    orders.ShipRow(
+                        _order_pk(row.order_id, f"rows[{i}].orderId"), row.carrier, row.tracking_number
+                    ),
+                )
+            )
+        except DomainError as exc:
+            results[i] = OrderShipResult(order_id=row.order_id, errors=user_errors(exc))
+    try:
+        shipped = await orders.ship_orders([row for _, row in wanted], _staff_id(info))
+    except DomainError as exc:
+        return OrderShipBatchPayload(errors=user_errors(exc))
+    for (i, _), result in zip(wanted, shipped, strict=True):
+        results[i] = OrderShipResult(
+            order_id=encode_id("Order", result.order_id),
+            order=Order.from_model(result.order) if result.order else None,
+            errors=user_errors(result.error) if result.error else [],
+        )
+    # The payload's own errors stay empty when some rows fail: each row speaks for itself.
+    return OrderShipBatchPayload(results=[r for r in results if r is not None])
+
+
+@staff_mutation(Permission.ORDER_SHIP, action="orderStaffCancel")
+async def order_staff_cancel(info: OrderInfo, id: strawberry.ID, reason: str) -> OrderPayload:
+    try:
+        row = await orders.staff_cancel(_order_pk(id), _staff_id(info) or 0, reason)
+    except DomainError as exc:
+        return OrderPayload(errors=user_errors(exc))
+    return OrderPayload(order=Order.from_model(row))
+
+
+@staff_mutation(Permission.REFUND_APPROVE, action="afterSaleApprove")
+async def after_sale_approve(info: OrderInfo, id: strawberry.ID) -> AfterSalePayload:
+    try:
+        row = await after_sales.approve(_after_sale_pk(id), _staff_id(info))
+    except DomainError as exc:
+        return AfterSalePayload(errors=user_errors(exc))
+    return AfterSalePayload(after_sale=AfterSale.from_model(row))
+
+
+@staff_mutation(Permission.REFUND_APPROVE, action="afterSaleReject")
+async def after_sale_reject(info: OrderInfo, id: strawberry.ID, reason: str) -> AfterSalePayload:
+    try:
+        row = await after_sales.reject(_after_sale_pk(id), _staff_id(info), reason)
+    except DomainError as exc:
+        return AfterSalePayload(errors=user_errors(exc))
+    return AfterSalePayload(after_sale=AfterSale.from_model(row))
+
+
+@staff_mutation(Permission.REFUND_APPROVE, action="afterSaleConfirmReturn")
+async def after_sale_confirm_return(info: OrderInfo, id: strawberry.ID) -> AfterSalePayload:
+    try:
+        row = await after_sales.confirm_return(_after_sale_pk(id), _staff_id(info))
+    except DomainError as exc:
+        return AfterSalePayload(errors=user_errors(exc))
+    return AfterSalePayload(after_sale=AfterSale.from_model(row))
+
+
+# --- Subscription --------------------------------------------------------------------------------------------
+
+
+async def order_status_changed(
+    info: OrderInfo, order_id: strawberry.ID
+) -> AsyncGenerator[OrderStatusChanged, None]:
+    """The owner's order as its status changes, from whichever process made the change."""
+    viewer = info.context.viewer
+    member_id = member_id_of(viewer)
+    pk = _order_pk(order_id, "orderId")
+    if await orders.order_detail(pk, member_id=member_id) is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such order", "orderId")
+    async with current_runtime().bus.subscribe(order_channel(pk)) as events:
+        async for event in events:
+            # Read afresh per event: the connection's context lives as long as the socket.
+            current = await order_for_viewer(info.context.fresh().viewer, pk)
+            yield OrderStatusChanged(
+                order_id=encode_id("Order", pk),
+                status=OrderStatusModel(event["status"]),
+                order=current,
+            )
+
+
+@strawberry.type
+class OrderQuery:
+    order: Order | None = strawberry.field(
+        resolver=order, description="The viewer's order (or any, for staff)."
+    )
+    my_orders: OrderConnection = strawberry.field(resolver=my_orders)
+    my_order_counts: OrderCounts = strawberry.field(resolver=my_order_counts, description="The tab badges.")
+    order_after_sales: list[AfterSale] = strawberry.field(resolver=order_after_sales)
+
+
+@strawberry.type
+class OrderMutation:
+    order_cancel: OrderPayload = strawberry.mutation(
+        resolver=order_cancel, description="Only an unpaid order."
+    )
+    order_confirm_receipt: OrderPayload = strawberry.mutation(resolver=order_confirm_receipt)
+    order_ship: OrderPayload = strawberry.mutation(resolver=order_ship, description="Staff with ORDER_SHIP.")
+    order_ship_batch: OrderShipBatchPayload = strawberry.mutation(
+        resolver=order_ship_batch, description="A result per row; a failing row does not stop the others."
+    )
+    order_staff_cancel: OrderPayload = strawberry.mutation(resolver=order_staff_cancel)
+    after_sale_request: AfterSalePayload = strawberry.mutation(resolver=after_sale_request)
+    after_sale_submit_return: AfterSalePayload = strawberry.mutation(resolver=after_sale_submit_return)
+    after_sale_cancel: AfterSalePayload = strawberry.mutation(resolver=after_sale_cancel)
+    after_sale_approve: AfterSalePayload = strawberry.mutation(resolver=after_sale_approve)
+    after_sale_reject: AfterSalePayload = strawberry.mutation(resolver=after_sale_reject)
+    after_sale_confirm_return: AfterSalePayload = strawberry.mutation(resolver=after_sale_confirm_return)

@@ -1,0 +1,425 @@
+"""Checkout: price a selection (`checkout_preview`) and turn it into an order (`place_order`).
+
+`place_order` is one transaction: a guarded stock decrement per SKU (the row count says whether stock was
+there, so nothing is ever oversold on SQLite or PostgreSQL), the order with a snapshot of every line and of
+the address, the points spent, the bought cart lines cleared. Any failure rolls all of it back. Network calls
+(WeChat Pay) and events happen only after the commit.
+
+An idempotency key names one attempt of the shopper: the same key returns the order it made, also when two
+requests with it race (the unique key (member, idempotency_key) decides, and the loser reads the winner's).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from infra.clock import now
+from infra.settings import get_settings
+from models import (
+    ActorKind,
+    Address,
+    CartItem,
+    DeliveryMethod,
+    MediaKind,
+    Member,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    PointsReason,
+    Product,
+    ProductMedia,
+    ProductStatus,
+    Sku,
+    SkuSpecValue,
+)
+from services import pricing, wechat_pay
+from services.cart import member_pricing, points_rules, purchase_limit, shipping_rules
+from services.catalog_events import StockChange, products_changed
+from services.errors import DomainError, ErrorCode, ValidationErrors
+from services.order_states import transition
+from services.points import apply_points_change, retry_when_busy
+from services.wechat_pay import PayParams
+
+log = logging.getLogger("lianmall.checkout")
+
+KEY_MAX = 64
+NOTE_MAX = 200
+MAX_ITEMS = 50
+_NUMBER_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    sku_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What the shopper buys: `items` ("buy now") or the selected cart lines (`from_cart`)."""
+
+    address_id: int | None = None
+    items: tuple[ItemRequest, ...] = ()
+    from_cart: bool = False
+    delivery: DeliveryMethod = DeliveryMethod.EXPRESS
+    points_to_use: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LineSnapshot:
+    sku_id: int
+    product_id: int
+    title: str
+    spec: str
+    image_url: str
+    unit_price: int
+    quantity: int
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class Preview:
+    lines: tuple[LineSnapshot, ...]
+    quote: pricing.Quote
+    address: Address | None
+    shop_id: int
+
+
+# --- Reading the request -----------------------------------------------------------------------------------
+
+
+def _check_request(request: CheckoutRequest) -> None:
+    problems: list[DomainError] = []
+    if request.from_cart and request.items:
+        problems.append(
+            DomainError(ErrorCode.BAD_USER_INPUT, "Give either items or fromCart, not both", "input.items")
+        )
+    if request.points_to_use < 0:
+        problems.append(
+            DomainError(ErrorCode.BAD_USER_INPUT, "Points cannot be negative", "input.pointsToUse")
+        )
+    if len(request.note) > NOTE_MAX:
+        problems.append(
+            DomainError(ErrorCode.BAD_USER_INPUT, f"The note is at most {NOTE_MAX} characters", "input.note")
+        )
+    limit = purchase_limit()
+    for i, item in enumerate(request.items):
+        if not 1 <= item.quantity <= limit:
+            problems.append(
+                DomainError(
+                    ErrorCode.LIMIT_EXCEEDED if item.quantity > limit else ErrorCode.BAD_USER_INPUT,
+                    f"The quantity is 1 to {limit}",
+                    f"input.items[{i}].quantity",
+                )
+            )
+    if problems:
+        raise ValidationErrors(problems)
+
+
+async def _requested(member_id: int, request: CheckoutRequest) -> list[ItemRequest]:
+    _check_request(request)
+    if request.from_cart:
+        rows = await CartItem.filter(member_id=member_id, selected=True).order_by("id")
+        items = [ItemRequest(row.sku_id, row.quantity) for row in rows]
+    else:
+        items = list(request.items)
+    if not items:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, "Nothing to buy", "input.items")
+    merged: dict[int, int] = {}
+    for item in items:
+        merged[item.sku_id] = merged.get(item.sku_id, 0) + item.quantity
+    if len(merged) > MAX_ITEMS:
+        raise DomainError(ErrorCode.LIMIT_EXCEEDED, f"At most {MAX_ITEMS} items per order", "input.items")
+    limit = purchase_limit()
+    for sku_id, quantity in merged.items():
+        if quantity > limit:
+            raise DomainError(
+                ErrorCode.LIMIT_EXCEEDED, f"At most {limit} of one item per order (SKU {sku_id})", "input"
+            )
+    return [ItemRequest(sku_id, quantity) for sku_id, quantity in sorted(merged.items())]
+
+
+async def _address(member_id: int, request: CheckoutRequest) -> Address | None:
+    if request.address_id is None:
+        if request.delivery == DeliveryMethod.EXPRESS:
+            raise DomainError(ErrorCode.BAD_USER_INPUT, "Choose a delivery address", "input.addressId")
+        return None
+    address = await Address.get_or_none(id=request.address_id, member_id=member_id)
+    if address is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No address has this ID", "input.addressId")
+    return address
+
+
+async def _skus(items: Sequence[ItemRequest]) -> dict[int, Sku]:
+    skus = {s.id: s for s in await Sku.filter(id__in=[i.sku_id for i in items]).select_related("product")}
+    for item in items:
+        sku = skus.get(item.sku_id)
+        if sku is None:
+            raise DomainError(ErrorCode.NOT_FOUND, f"No SKU {item.sku_id}", "input.items")
+        if sku.product.status != ProductStatus.ON_SALE:
+            raise DomainError(ErrorCode.OFF_SHELF, f"{sku.product.title} is not on sale", "input.items")
+    shops = {sku.product.shop_id for sku in skus.values()}  # type: ignore[attr-defined]
+    if len(shops) > 1:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, "Items of different shops are ordered separately", "input.items"
+        )
+    return skus
+
+
+async def _snapshots(
+    items: Sequence[ItemRequest], skus: dict[int, Sku], ctx: pricing.PriceContext
+) -> list[LineSnapshot]:
+    sku_ids = list(skus)
+    product_ids = list({sku.product.id for sku in skus.values()})
+    specs: dict[int, list[tuple[int, str]]] = {}
+    for link in await SkuSpecValue.filter(sku_id__in=sku_ids).select_related("spec_value__dimension"):
+        dimension = link.spec_value.dimension
+        specs.setdefault(link.sku_id, []).append(  # type: ignore[attr-defined]
+            (dimension.sort, f"{dimension.name}:{link.spec_value.value}")
+        )
+    images: dict[int, str] = {}
+    for media in await ProductMedia.filter(product_id__in=product_ids, kind=MediaKind.IMAGE).order_by(
+        "-sort", "-id"
+    ):
+        images[media.product_id] = media.url  # type: ignore[attr-defined]  # the last kept is the first
+    lines = []
+    for item in items:
+        sku = skus[item.sku_id]
+        lines.append(
+            LineSnapshot(
+                sku_id=sku.id,
+                product_id=sku.product.id,
+                title=sku.product.title,
+                spec=" ".join(text for _, text in sorted(specs.get(sku.id, []))),
+                image_url=images.get(sku.product.id, ""),
+                unit_price=pricing.unit_price(sku, ctx, item.quantity),
+                quantity=item.quantity,
+            )
+        )
+    return lines
+
+
+async def _price(
+    member_id: int, request: CheckoutRequest, items: Sequence[ItemRequest], address: Address | None
+) -> Preview:
+    ctx, free_shipping = await member_pricing(member_id)
+    skus = await _skus(items)
+    lines = await _snapshots(items, skus, ctx)
+    shop_id = next(iter(skus.values())).product.shop_id  # type: ignore[attr-defined]
+    priced = [
+        pricing.PricedLine(line.sku_id, line.product_id, shop_id, line.unit_price, line.quantity)
+        for line in lines
+    ]
+    settings = get_settings()
+    quote = pricing.quote(
+        priced,
+        ctx,
+        shipping=shipping_rules(settings),
+        points=points_rules(settings),
+        pickup=request.delivery == DeliveryMethod.PICKUP,
+        province=address.province if address is not None else None,
+        free_shipping=free_shipping,
+        points_to_use=request.points_to_use,
+    )
+    return Preview(tuple(lines), quote, address, shop_id)
+
+
+# --- Preview and order -------------------------------------------------------------------------------------
+
+
+async def checkout_preview(member_id: int, request: CheckoutRequest) -> Preview:
+    """What `place_order` would charge now for `request`; flags stock it cannot get (INSUFFICIENT_STOCK)."""
+    items = await _requested(member_id, request)
+    address = await _address(member_id, request)
+    preview = await _price(member_id, request, items, address)
+    stock = dict(await Sku.filter(id__in=[i.sku_id for i in items]).values_list("id", "stock"))
+    for i, item in enumerate(items):
+        if stock.get(item.sku_id, 0) < item.quantity:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_STOCK,
+                f"Only {stock.get(item.sku_id, 0)} left of {preview.lines[i].title}",
+                "input.items",
+            )
+    return preview
+
+
+def _order_number() -> str:
+    return f"{now():%Y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+
+
+def _address_snapshot(address: Address | None) -> dict[str, Any]:
+    if address is None:
+        return {}
+    return {
+        "name": address.name,
+        "phone": address.phone,
+        "province": address.province,
+        "city": address.city,
+        "district": address.district,
+        "detail": address.detail,
+    }
+
+
+async def _reserve_stock(items: Sequence[ItemRequest], skus: dict[int, Sku]) -> None:
+    # Ascending SKU ids (items are sorted): concurrent orders lock rows in one order and never deadlock.
+    per_product: dict[int, int] = {}
+    for item in items:
+        changed = await Sku.filter(id=item.sku_id, stock__gte=item.quantity).update(
+            stock=F("stock") - item.quantity
+        )
+        if not changed:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_STOCK,
+                f"Not enough stock of {skus[item.sku_id].product.title}",
+                "input.items",
+            )
+        product_id = skus[item.sku_id].product.id
+        per_product[product_id] = per_product.get(product_id, 0) + item.quantity
+    for product_id, quantity in sorted(per_product.items()):
+        await Product.filter(id=product_id).update(total_stock=F("total_stock") - quantity)
+
+
+async def _write_order(
+    member_id: int, request: CheckoutRequest, items: list[ItemRequest], key: str
+) -> tuple[Order, list[StockChange]]:
+    address = await _address(member_id, request)
+    async with in_transaction():
+        skus = await _skus(items)
+        await _reserve_stock(items, skus)
+        preview = await _price(member_id, request, items, address)
+        quote = preview.quote
+        number = _order_number()
+        order = await Order.create(
+            number=number,
+            shop_id=preview.shop_id,
+            member_id=member_id,
+            status=OrderStatus.PENDING_PAYMENT,
+            items_total=quote.items_total,
+            discount=quote.discount,
+            shipping_fee=quote.shipping_fee,
+            points_used=quote.points_used,
+            points_discount=quote.points_discount,
+            payable=quote.payable,
+            delivery=request.delivery,
+            address=_address_snapshot(address),
+            note=request.note.strip(),
+            idempotency_key=key,
+            pay_deadline=now() + timedelta(minutes=get_settings().order_pay_timeout_minutes),
+        )
+        await OrderLine.bulk_create(
+            [
+                OrderLine(
+                    order_id=order.id,
+                    product_id=line.product_id,
+                    sku_id=line.sku_id,
+                    title=line.title,
+                    spec=line.spec,
+                    image_url=line.image_url,
+                    unit_price=line.unit_price,
+                    quantity=line.quantity,
+                    line_total=line.line_total,
+                )
+                for line in preview.lines
+            ]
+        )
+        await OrderEvent.create(
+            order_id=order.id,
+            from_status=None,
+            to_status=OrderStatus.PENDING_PAYMENT,
+            actor=ActorKind.MEMBER,
+            actor_id=member_id,
+            reason="placed",
+        )
+        if quote.points_used:
+            await apply_points_change(
+                member_id, -quote.points_used, PointsReason.CHECKOUT, f"order:{number}", "checkout"
+            )
+        if request.from_cart:
+            await CartItem.filter(member_id=member_id, sku_id__in=[i.sku_id for i in items]).delete()
+        rows = await Sku.filter(id__in=list(skus)).values_list("id", "product_id", "stock")
+    changes = [StockChange(product_id=pid, sku_id=sid, stock=stock) for sid, pid, stock in rows]
+    return order, changes
+
+
+def _check_key(key: str) -> None:
+    if not 1 <= len(key) <= KEY_MAX:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, f"The idempotency key is 1 to {KEY_MAX} characters", "idempotencyKey"
+        )
+
+
+async def place_order(member_id: int, request: CheckoutRequest, idempotency_key: str) -> Order:
+    """Reserve stock and write the order (PENDING_PAYMENT), all or nothing; the same key, the same order.
+
+    Raises INSUFFICIENT_STOCK, INSUFFICIENT_POINTS, OFF_SHELF, NOT_FOUND (SKU, address), LIMIT_EXCEEDED and
+    BAD_USER_INPUT; nothing is written then. A zero-amount order is marked paid after the commit.
+    """
+    _check_key(idempotency_key)
+    existing = await Order.get_or_none(member_id=member_id, idempotency_key=idempotency_key)
+    if existing is not None:
+        return existing
+    items = await _requested(member_id, request)
+    for _ in range(_NUMBER_ATTEMPTS):
+        try:
+            order, changes = await retry_when_busy(
+                lambda: _write_order(member_id, request, items, idempotency_key)
+            )
+            break
+        except IntegrityError:
+            # The same key committed first by a concurrent request (ours rolled back), or a number collision.
+            existing = await Order.get_or_none(member_id=member_id, idempotency_key=idempotency_key)
+            if existing is not None:
+                return existing
+    else:
+        raise DomainError(ErrorCode.CONFLICT, "Could not number the order; try again", "idempotencyKey")
+    await products_changed({c.product_id for c in changes}, changes, text_changed=False)
+    if order.payable == 0:
+        order = await _mark_free_order_paid(order)
+    return order
+
+
+async def _mark_free_order_paid(order: Order) -> Order:
+    # Its own transaction through the state machine, which records the transition and announces it.
+    return await transition(order.id, OrderStatus.PAID, actor=ActorKind.SYSTEM, reason="zero amount")
+
+
+# --- Payment -----------------------------------------------------------------------------------------------
+
+
+async def member_order(member_id: int, order_id: int) -> Order:
+    order = await Order.get_or_none(id=order_id, member_id=member_id)
+    if order is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No order has this ID", "orderId")
+    return order
+
+
+async def request_payment(order: Order) -> PayParams:
+    """WeChat Pay JSAPI parameters for a pending order (a network call: only ever after a commit).
+
+    PAYMENT_UNAVAILABLE when WeChat Pay cannot be reached; the order stays pending and `orderPay` asks again.
+    ORDER_ALREADY_PAID / ORDER_NOT_PAYABLE come from services.wechat_pay.
+    """
+    openid = await Member.filter(id=order.member_id).first().values_list("openid", flat=True)  # type: ignore[attr-defined]
+    try:
+        return await wechat_pay.prepay(order, str(openid or ""))
+    except DomainError:
+        raise
+    except Exception:
+        log.exception("prepay failed for order %s", order.number)
+        raise DomainError(
+            ErrorCode.PAYMENT_UNAVAILABLE, "WeChat Pay is unavailable; pay again shortly", "payParams"
+        ) from None

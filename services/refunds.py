@@ -1,0 +1,229 @@
+"""Refunds through WeChat Pay's refund API (v2), exact and idempotent.
+
+`start_refund` writes a PENDING `Refund` in a transaction that locks the order and checks that the refunds of
+the payment never exceed what was paid, then asks WeChat Pay after the commit. WeChat's refund notification
+(services.payment_notifications) makes it SUCCEEDED and returns money, points and stock on our side.
+
+Idempotency: the refund number is derived from (order, key) — an after-sale's refund is keyed by the
+after-sale, a staff refund by the caller's key — so the same request again finds the same refund (and asks
+WeChat again while it is pending: WeChat refunds one `out_refund_no` once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from models import Order, OrderLine, OrderStatus, Payment, PaymentStatus, Refund, RefundStatus
+from services.errors import DomainError, ErrorCode, ValidationErrors
+from services.points import retry_when_busy
+from services.wechat_pay import REFUND_NOTIFY_PATH, call_pay, notify_url
+
+log = logging.getLogger("lianmall.refunds")
+
+_REASON_MAX = 80  # WeChat's refund_desc
+
+
+def refund_number(order_id: int, key: str) -> str:
+    """The out_refund_no for (order, key): 32 characters, letters and digits."""
+    return "R" + hashlib.sha256(f"{order_id}:{key}".encode()).hexdigest()[:31].upper()
+
+
+def _lines(raw: list[dict[str, Any]] | None) -> list[dict[str, int]]:
+    result: dict[int, int] = {}
+    for item in raw or []:
+        line_id, quantity = int(item["line_id"]), int(item["quantity"])
+        if quantity <= 0:
+            raise DomainError(ErrorCode.BAD_USER_INPUT, "A refunded quantity is at least 1", "lines")
+        result[line_id] = result.get(line_id, 0) + quantity
+    return [{"line_id": k, "quantity": v} for k, v in sorted(result.items())]
+
+
+async def order_payment(order: Order) -> Payment | None:
+    """The payment that paid `order` (the one whose transaction the order records)."""
+    if order.transaction_id:
+        return await Payment.get_or_none(transaction_id=order.transaction_id)
+    return None
+
+
+async def start_refund(
+    order_id: int,
+    amount: int,
+    lines: list[dict[str, Any]] | None,
+    reason: str,
+    after_sale_id: int | None = None,
+    *,
+    key: str | None = None,
+    payment_id: int | None = None,
+) -> Refund:
+    """Refund `amount` fen of order `order_id` (for `lines`, [{"line_id", "quantity"}], or none) via WeChat.
+
+    Idempotent per (order, after-sale) or per (order, `key`); without either every call is a new refund.
+    `payment_id` refunds that payment (a payment that arrived for a cancelled order, or twice) instead of the
+    order's. Returns the Refund (PENDING until WeChat's notification). Raises BAD_USER_INPUT, NOT_FOUND,
+    REFUND_NOT_ALLOWED (nothing paid), REFUND_EXCEEDS_PAID, CONFLICT (key reused for another refund),
+    REFUND_FAILED (WeChat refused) or PAYMENT_UNAVAILABLE (try again with the same key).
+    """
+    if amount <= 0:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, "A refund is at least 1 fen", "amount")
+    wanted = _lines(lines)
+    if key is None:
+        key = f"after-sale:{after_sale_id}" if after_sale_id is not None else secrets.token_hex(16)
+    number = refund_number(order_id, key)
+
+    existing = await Refund.get_or_none(out_refund_no=number)
+    if existing is None:
+        try:
+            existing = await retry_when_busy(
+                lambda: _create(order_id, amount, wanted, reason, after_sale_id, number, payment_id)
+            )
+        except IntegrityError:
+            existing = await Refund.get_or_none(out_refund_no=number)
+            if existing is None:
+                raise
+    if existing.amount != amount or existing.order_id != order_id:  # type: ignore[attr-defined]
+        raise DomainError(
+            ErrorCode.CONFLICT, "This refund was already requested with another amount", "amount"
+        )
+    if existing.status == RefundStatus.PENDING:
+        await apply(existing)
+    return existing
+
+
+async def _create(
+    order_id: int,
+    amount: int,
+    wanted: list[dict[str, int]],
+    reason: str,
+    after_sale_id: int | None,
+    number: str,
+    payment_id: int | None,
+) -> Refund:
+    async with in_transaction():
+        # Locks the order (PostgreSQL) so concurrent refunds of it check the total one after another.
+        order = await Order.filter(id=order_id).select_for_update().first()
+        if order is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "No such order", "orderId")
+        payment = (
+            await Payment.get_or_none(id=payment_id, order_id=order_id)
+            if payment_id is not None
+            else await order_payment(order)
+        )
+        if payment is None or payment.status != PaymentStatus.SUCCEEDED:
+            raise DomainError(ErrorCode.REFUND_NOT_ALLOWED, "Nothing was paid for this order", "orderId")
+        if payment_id is None and order.status == OrderStatus.PENDING_PAYMENT:
+            raise DomainError(ErrorCode.REFUND_NOT_ALLOWED, "This order is not paid", "orderId")
+        problems = await _check_lines(order_id, wanted)
+        if problems:
+            raise ValidationErrors(problems)
+        refunded = await _refunded_of(payment)
+        if refunded + amount > payment.amount:
+            raise DomainError(
+                ErrorCode.REFUND_EXCEEDS_PAID,
+                f"At most {payment.amount - refunded} fen can still be refunded",
+                "amount",
+            )
+        return await Refund.create(
+            order_id=order_id,
+            after_sale_id=after_sale_id,
+            out_refund_no=number,
+            amount=amount,
+            reason=reason[:200],
+            lines=wanted,
+        )
+
+
+async def _refunded_of(payment: Payment) -> int:
+    """What pending and succeeded refunds take from `payment` (each refund row says its payment in `lines`
+    only implicitly: refunds of an order belong to its paying payment unless made for another one)."""
+    refunds = await Refund.filter(
+        order_id=payment.order_id,  # type: ignore[attr-defined]
+        status__in=[RefundStatus.PENDING, RefundStatus.SUCCEEDED],
+    )
+    total = 0
+    for refund in refunds:
+        if await _payment_of(refund) == payment.id:
+            total += refund.amount
+    return total
+
+
+async def _payment_of(refund: Refund) -> int | None:
+    """Which payment a refund takes money from: the extra payment its reason names, else the order's."""
+    if refund.reason.startswith(EXTRA_PAYMENT_PREFIX):
+        trade = refund.reason[len(EXTRA_PAYMENT_PREFIX) :].split(" ", 1)[0]
+        payment = await Payment.get_or_none(out_trade_no=trade)
+        return payment.id if payment else None
+    order = await Order.get(id=refund.order_id)  # type: ignore[attr-defined]
+    payment = await order_payment(order)
+    return payment.id if payment else None
+
+
+# A refund of a payment other than the order's (paid after cancellation, or paid twice) says so in its reason.
+EXTRA_PAYMENT_PREFIX = "payment:"
+
+
+async def refund_payment(refund: Refund) -> Payment | None:
+    payment_id = await _payment_of(refund)
+    return await Payment.get_or_none(id=payment_id) if payment_id is not None else None
+
+
+async def _check_lines(order_id: int, wanted: list[dict[str, int]]) -> list[DomainError]:
+    if not wanted:
+        return []
+    rows = {line.id: line for line in await OrderLine.filter(order_id=order_id)}
+    pending = await Refund.filter(order_id=order_id, status=RefundStatus.PENDING).values_list(
+        "lines", flat=True
+    )
+    in_flight: dict[int, int] = {}
+    for items in pending:
+        for item in items or []:
+            in_flight[int(item["line_id"])] = in_flight.get(int(item["line_id"]), 0) + int(item["quantity"])
+    problems = []
+    for i, item in enumerate(wanted):
+        line = rows.get(item["line_id"])
+        if line is None:
+            problems.append(DomainError(ErrorCode.NOT_FOUND, "No such line in this order", f"lines.{i}"))
+            continue
+        left = line.quantity - line.refunded_quantity - in_flight.get(line.id, 0)
+        if item["quantity"] > left:
+            problems.append(
+                DomainError(
+                    ErrorCode.REFUND_EXCEEDS_PAID,
+                    f"At most {left} of this line can be refunded",
+                    f"lines.{i}",
+                )
+            )
+    return problems
+
+
+async def apply(refund: Refund) -> None:
+    """Ask WeChat Pay to refund `refund` (again, while pending: WeChat refunds one out_refund_no once)."""
+    payment = await refund_payment(refund)
+    if payment is None:
+        raise DomainError(ErrorCode.REFUND_NOT_ALLOWED, "The refunded payment is gone", "orderId")
+    try:
+        result = await call_pay(
+            lambda c: c.refund.apply(
+                total_fee=payment.amount,
+                refund_fee=refund.amount,
+                out_refund_no=refund.out_refund_no,
+                out_trade_no=payment.out_trade_no,
+                refund_desc=refund.reason[:_REASON_MAX] or None,
+                notify_url=notify_url(REFUND_NOTIFY_PATH),
+            )
+        )
+    except DomainError as exc:
+        if exc.code == ErrorCode.REFUND_FAILED:
+            await Refund.filter(id=refund.id, status=RefundStatus.PENDING).update(status=RefundStatus.FAILED)
+            refund.status = RefundStatus.FAILED
+            log.warning("refund %s refused by WeChat Pay", refund.out_refund_no)
+        raise
+    refund_id = result.get("refund_id")
+    if isinstance(refund_id, str) and refund_id and not refund.refund_id:
+        await Refund.filter(id=refund.id, refund_id__isnull=True).update(refund_id=refund_id)
+        refund.refund_id = refund_id

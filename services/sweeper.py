@@ -1,0 +1,148 @@
+"""Time-driven order transitions: unpaid timeout, automatic receipt, completion after the after-sale window.
+
+Nothing is kept in memory: each sweep finds due orders by their indexed deadline columns, so a restarted
+process (or any other one) picks up whatever was due. Every process sweeps; the guarded update in
+`order_states.transition` lets exactly one of them make each transition, and the others see a no-op or a
+CONFLICT, which a sweep skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from infra.clock import now as clock_now
+from infra.settings import get_settings
+from models import ActorKind, AfterSale, AfterSaleStatus, Order, OrderStatus
+from services import order_states
+from services.errors import DomainError
+
+log = logging.getLogger("lianmall.sweeper")
+
+BATCH = 500
+OPEN_AFTER_SALES = (
+    AfterSaleStatus.REQUESTED,
+    AfterSaleStatus.APPROVED,
+    AfterSaleStatus.RETURNING,
+    AfterSaleStatus.REFUNDING,
+)
+
+
+@dataclass
+class SweepReport:
+    cancelled: list[int] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Orders in `status` whose `deadline` column has passed go to `to`."""
+
+    status: OrderStatus
+    deadline: str
+    to: OrderStatus
+    reason: str
+    report: Callable[[SweepReport], list[int]]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        OrderStatus.PENDING_PAYMENT,
+        "pay_deadline",
+        OrderStatus.CANCELLED,
+        "unpaid timeout",
+        lambda r: r.cancelled,
+    ),
+    Rule(OrderStatus.SHIPPED, "auto_receive_at", OrderStatus.RECEIVED, "auto receipt", lambda r: r.received),
+    Rule(
+        OrderStatus.RECEIVED,
+        "after_sale_deadline",
+        OrderStatus.COMPLETED,
+        "after-sale window closed",
+        lambda r: r.completed,
+    ),
+)
+
+
+async def _due(rule: Rule, at: datetime) -> list[int]:
+    ids = await (
+        Order.filter(status=rule.status, **{f"{rule.deadline}__lte": at})
+        .order_by(rule.deadline)
+        .limit(BATCH)
+        .values_list("id", flat=True)
+    )
+    if rule.to != OrderStatus.COMPLETED or not ids:
+        return list(ids)
+    # An order with an after-sale still open completes only once that after-sale is settled.
+    held = set(
+        await AfterSale.filter(order_id__in=list(ids), status__in=OPEN_AFTER_SALES).values_list(
+            "order_id", flat=True
+        )
+    )
+    return [i for i in ids if i not in held]
+
+
+async def sweep_once(at: datetime | None = None) -> SweepReport:
+    """Make every transition due at `at` (default: now); safe to run on every process at once."""
+    at = at or clock_now()
+    report = SweepReport()
+    for rule in RULES:
+        for order_id in await _due(rule, at):
+            try:
+                _, moved = await order_states.move(
+                    order_id, rule.to, actor=ActorKind.SYSTEM, reason=rule.reason
+                )
+            except DomainError:
+                moved = False  # another process or a member got there first
+            except Exception:
+                log.exception("sweeping order %s to %s failed", order_id, rule.to)
+                moved = False
+            if moved:
+                rule.report(report).append(order_id)
+            else:
+                report.skipped += 1
+    return report
+
+
+def sweep_interval() -> float:
+    return get_settings().sweep_interval_seconds
+
+
+async def run_sweeper(
+    interval: float | None = None, sweep: Callable[[], Awaitable[SweepReport]] = sweep_once
+) -> None:
+    """Sweep every `interval` seconds until cancelled; a failed sweep is logged and the next one runs."""
+    pause = interval if interval is not None else sweep_interval()
+    while True:
+        try:
+            report = await sweep()
+            if report.cancelled or report.received or report.completed:
+                log.info(
+                    "sweep: %d cancelled, %d received, %d completed",
+                    len(report.cancelled),
+                    len(report.received),
+                    len(report.completed),
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("order sweep failed")
+        await asyncio.sleep(pause)
+
+
+def start_sweeper() -> asyncio.Task[None]:
+    return asyncio.create_task(run_sweeper(), name="order-sweeper")
+
+
+async def stop_sweeper(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

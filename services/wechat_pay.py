@@ -1,0 +1,271 @@
+"""WeChat Pay (API v2) through wechatpy, kept off the event loop: unified order and JSAPI parameters.
+
+wechatpy is synchronous (requests), so every call runs in a worker thread with a timeout. The client is built
+per call from the settings (WECHAT_APPID, WECHAT_MCH_ID, WECHAT_PAY_API_KEY) with its base URL at
+WECHAT_PAY_API_BASE_URL, so tests point it at a local stand-in speaking WeChat Pay's XML and MD5 signatures.
+
+WeChat Pay's failures become DomainErrors: a network failure, a timeout, an HTTP error, an answer that is not
+XML or whose signature does not verify, and WeChat's own system errors are PAYMENT_UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import anyio
+import requests
+from wechatpy.exceptions import WeChatPayException
+from wechatpy.pay import WeChatPay
+
+from infra.settings import Settings, get_settings
+from models import Order, OrderLine, OrderStatus, Payment, PaymentStatus, Shop
+from services.errors import DomainError, ErrorCode
+
+log = logging.getLogger("lianmall.wechat_pay")
+
+# Seconds to wait for WeChat Pay (connect and each read); read at call time so tests can shorten it.
+TIMEOUT_SECONDS = 10.0
+PAY_THREADS = 16
+# A prepay_id lives 2 hours at WeChat; one younger than this is handed out again instead of a new one.
+PREPAY_REUSE = timedelta(minutes=100)
+# WeChat wants time_expire at least a minute after the order is placed at WeChat.
+_MIN_EXPIRE = timedelta(minutes=1)
+_BODY_MAX = 40  # characters; WeChat's `body` is at most 128 bytes of UTF-8
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+NOTIFY_PATH = "/payments/wechat/notify"
+REFUND_NOTIFY_PATH = "/payments/wechat/refund-notify"
+
+# WeChat Pay err_code values a caller can act on; the rest are "unavailable".
+_ALREADY_PAID = {"ORDERPAID"}
+_NOT_PAYABLE = {"ORDERCLOSED", "OUT_TRADE_NO_USED"}
+_REFUND_REFUSED = {"NOTENOUGH", "TRADE_OVERDUE", "ERROR", "USER_ACCOUNT_ABNORMAL", "INVALID_REQ_TOO_MUCH"}
+
+
+@dataclass(frozen=True)
+class PayParams:
+    """What the mini-program passes to `wx.requestPayment`."""
+
+    app_id: str
+    time_stamp: str
+    nonce_str: str
+    package: str
+    sign_type: str
+    pay_sign: str
+
+
+# --- the client --------------------------------------------------------------------------------------------
+
+
+class _TimeoutSession(requests.Session):
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = TIMEOUT_SECONDS
+        return super().request(method, url, *args, **kwargs)
+
+
+_http: _TimeoutSession | None = None
+
+
+def _shared_http() -> _TimeoutSession:
+    global _http
+    if _http is None:
+        _http = _TimeoutSession()
+    return _http
+
+
+def _configured() -> Settings:
+    settings = get_settings()
+    if not (settings.wechat_appid and settings.wechat_mch_id and settings.wechat_pay_api_key):
+        log.error("WECHAT_APPID, WECHAT_MCH_ID and WECHAT_PAY_API_KEY must be set for WeChat Pay")
+        raise DomainError(ErrorCode.PAYMENT_UNAVAILABLE, "WeChat Pay is not configured on this server")
+    return settings
+
+
+def pay_client(settings: Settings | None = None) -> WeChatPay:
+    """wechatpy's WeChatPay for our merchant, at WECHAT_PAY_API_BASE_URL, with a timeout.
+
+    The merchant certificate (needed by the refund API) comes from WECHAT_PAY_CERT_PATH and
+    WECHAT_PAY_KEY_PATH; wechatpy passes it to requests as `cert`.
+    """
+    settings = settings or _configured()
+    client = WeChatPay(
+        settings.wechat_appid,
+        settings.wechat_pay_api_key,
+        settings.wechat_mch_id,
+        mch_cert=settings.wechat_pay_cert_path or None,
+        mch_key=settings.wechat_pay_key_path or None,
+        timeout=TIMEOUT_SECONDS,
+    )
+    base = settings.wechat_pay_api_base_url
+    client.API_BASE_URL = base if base.endswith("/") else base + "/"
+    client._http = _shared_http()
+    return client
+
+
+def notify_url(path: str = NOTIFY_PATH) -> str:
+    return get_settings().public_base_url.rstrip("/") + path
+
+
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _limiter() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(PAY_THREADS)
+    return limiter
+
+
+def unavailable(message: str = "WeChat Pay is not answering right now; try again shortly") -> DomainError:
+    return DomainError(ErrorCode.PAYMENT_UNAVAILABLE, message)
+
+
+def _pay_error(exc: WeChatPayException) -> DomainError:
+    code = exc.errcode
+    if exc.return_code != "SUCCESS" or code is None:
+        # Communication-level failure: signature, parameters, our configuration, or an HTTP error.
+        log.error("WeChat Pay refused the call: return_code %s, %s", exc.return_code, exc.return_msg)
+        return unavailable()
+    if code in _ALREADY_PAID:
+        return DomainError(ErrorCode.ORDER_ALREADY_PAID, "This order is already paid")
+    if code in _NOT_PAYABLE:
+        return DomainError(ErrorCode.ORDER_NOT_PAYABLE, "WeChat Pay no longer accepts payment for this order")
+    if code in _REFUND_REFUSED:
+        log.warning("WeChat Pay refused a refund: %s %s", code, exc.errmsg)
+        return DomainError(ErrorCode.REFUND_FAILED, f"WeChat Pay refused the refund ({code})")
+    log.warning("WeChat Pay error %s: %s", code, exc.errmsg)
+    return unavailable()
+
+
+async def call_pay(call: Callable[[WeChatPay], Any]) -> dict[str, Any]:
+    """Run `call(client)` in a worker thread; WeChat Pay's failures become DomainErrors.
+
+    The answer's own signature is verified: a signed answer is WeChat's, anything else is "unavailable".
+    """
+    client = pay_client()
+    try:
+        result = await anyio.to_thread.run_sync(lambda: call(client), limiter=_limiter())
+    except WeChatPayException as exc:
+        raise _pay_error(exc) from None
+    except requests.RequestException as exc:
+        log.warning("WeChat Pay is unreachable: %s", type(exc).__name__)
+        raise unavailable() from None
+    except (KeyError, ValueError, TypeError):
+        log.exception("WeChat Pay answered in an unexpected shape")
+        raise unavailable() from None
+    if not isinstance(result, dict):
+        log.warning("WeChat Pay answered something that is not XML")
+        raise unavailable()
+    if not client.check_signature(dict(result)):
+        log.error("WeChat Pay's answer has a wrong signature")
+        raise unavailable()
+    return dict(result)
+
+
+# --- prepay ------------------------------------------------------------------------------------------------
+
+
+def new_trade_number(prefix: str) -> str:
+    """A merchant number for WeChat (at most 32 characters, letters and digits): prefix, time, randomness."""
+    return f"{prefix}{datetime.now(_SHANGHAI):%Y%m%d%H%M%S}{secrets.token_hex(6).upper()}"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _body(order: Order) -> str:
+    shop = await Shop.get_or_none(id=order.shop_id)  # type: ignore[attr-defined]
+    line = await OrderLine.filter(order_id=order.id).order_by("id").first()
+    title = line.title if line else "订单"
+    text = f"{shop.name if shop else ''}-{title}" if shop else title
+    return text[:_BODY_MAX]
+
+
+def _params(client: WeChatPay, prepay_id: str) -> PayParams:
+    params = client.jsapi.get_jsapi_params(prepay_id)
+    return PayParams(
+        app_id=params["appId"],
+        time_stamp=params["timeStamp"],
+        nonce_str=params["nonceStr"],
+        package=params["package"],
+        sign_type=params["signType"],
+        pay_sign=params["paySign"],
+    )
+
+
+async def prepay(order: Order, openid: str, client_ip: str | None = None) -> PayParams:
+    """WeChat Pay JSAPI parameters for paying `order` (unified order), for the member with `openid`.
+
+    A still-open prepay of the same order and amount is handed out again (a second tap on "pay" makes no
+    second WeChat order). Raises ORDER_ALREADY_PAID, ORDER_NOT_PAYABLE (not pending payment, nothing to pay,
+    past its deadline) or PAYMENT_UNAVAILABLE.
+    """
+    settings = _configured()
+    if order.status == OrderStatus.PAID or order.paid_amount:
+        raise DomainError(ErrorCode.ORDER_ALREADY_PAID, "This order is already paid")
+    if order.status != OrderStatus.PENDING_PAYMENT or order.payable <= 0:
+        raise DomainError(ErrorCode.ORDER_NOT_PAYABLE, "This order is not waiting for payment")
+    now = datetime.now(UTC)
+    deadline = _aware(order.pay_deadline)
+    if deadline - now < _MIN_EXPIRE:
+        raise DomainError(ErrorCode.ORDER_NOT_PAYABLE, "The time to pay this order is over")
+
+    open_payment = (
+        await Payment.filter(
+            order_id=order.id,
+            status=PaymentStatus.PENDING,
+            amount=order.payable,
+            created_at__gte=now - PREPAY_REUSE,
+        )
+        .exclude(prepay_id="")
+        .order_by("-id")
+        .first()
+    )
+    if open_payment is not None:
+        return _params(pay_client(settings), open_payment.prepay_id)
+
+    payment = await Payment.create(
+        order_id=order.id, out_trade_no=new_trade_number("P"), amount=order.payable
+    )
+    body = await _body(order)
+    start = now.astimezone(_SHANGHAI)
+    expire = min(deadline, now + PREPAY_REUSE + timedelta(minutes=15)).astimezone(_SHANGHAI)
+    try:
+        result = await call_pay(
+            lambda c: c.order.create(
+                trade_type="JSAPI",
+                body=body,
+                total_fee=order.payable,
+                notify_url=notify_url(NOTIFY_PATH),
+                client_ip=client_ip or "127.0.0.1",
+                user_id=openid,
+                out_trade_no=payment.out_trade_no,
+                time_start=start,
+                time_expire=expire,
+                attach=order.number,
+            )
+        )
+    except DomainError:
+        # The shopper never got a prepay_id for this number, so it can never be paid: the next try makes one.
+        await Payment.filter(id=payment.id, status=PaymentStatus.PENDING).update(status=PaymentStatus.CLOSED)
+        raise
+    prepay_id = result.get("prepay_id")
+    if not isinstance(prepay_id, str) or not prepay_id:
+        await Payment.filter(id=payment.id, status=PaymentStatus.PENDING).update(status=PaymentStatus.CLOSED)
+        log.error("unifiedorder answered without prepay_id")
+        raise unavailable()
+    await Payment.filter(id=payment.id).update(prepay_id=prepay_id)
+    return _params(pay_client(settings), prepay_id)

@@ -1,0 +1,371 @@
+"""A local stand-in for WeChat Pay's API v2, speaking its real wire format, for tests.
+
+Requests and answers are XML signed with MD5 over the sorted `k=v` pairs and `key=<API key>` (signature
+computed here independently of wechatpy). `POST /pay/unifiedorder` checks the signature, appid, mch_id and the
+required fields and answers a signed `prepay_id`; `POST /secapi/pay/refund` checks the same, that the trade is
+known and that refunds never exceed its amount (the same `out_refund_no` again is the same refund).
+
+Builders make the notifications WeChat Pay sends: `payment_notification` (signed XML, optionally forged or with a
+wrong amount / appid / mch_id) and `refund_notification` (`req_info` encrypted with AES-256-ECB under
+md5(API key), PKCS#7). The `wechat_pay` fixture points the cached settings at the stand-in for one test.
+
+The stand-in serves over plain HTTP, so the merchant certificate WeChat Pay demands for refunds (mutual TLS)
+is not checked here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+import xmltodict
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from infra.settings import Settings
+
+STARTUP_TIMEOUT = 10.0
+UNIFIEDORDER = "unifiedorder"
+REFUND = "refund"
+
+
+def sign(params: dict[str, Any], key: str) -> str:
+    """WeChat Pay v2 MD5 signature: non-empty params sorted by name, `k=v&...&key=KEY`, MD5, upper case."""
+    pairs = [f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k] not in (None, "")]
+    pairs.append(f"key={key}")
+    return hashlib.md5("&".join(pairs).encode()).hexdigest().upper()
+
+
+def to_xml(params: dict[str, Any]) -> bytes:
+    parts = ["<xml>"]
+    for k, v in params.items():
+        text = str(v)
+        parts.append(f"<{k}>{text}</{k}>" if text.isdigit() else f"<{k}><![CDATA[{text}]]></{k}>")
+    parts.append("</xml>")
+    return "".join(parts).encode()
+
+
+def signed_xml(params: dict[str, Any], key: str) -> bytes:
+    return to_xml({**params, "sign": sign(params, key)})
+
+
+def encrypt_req_info(plain: str, api_key: str) -> str:
+    """`req_info` of a refund notification: AES-256-ECB, key = md5(API key) as lower-case hex, PKCS#7."""
+    key = hashlib.md5(api_key.encode()).hexdigest().encode()
+    padder = padding.PKCS7(128).padder()
+    data = padder.update(plain.encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return base64.b64encode(encryptor.update(data) + encryptor.finalize()).decode()
+
+
+@dataclass
+class Trade:
+    out_trade_no: str
+    total_fee: int
+    openid: str
+    notify_url: str
+    prepay_id: str
+    transaction_id: str = field(default_factory=lambda: "42000" + secrets.token_hex(12))
+
+
+@dataclass
+class RefundRecord:
+    out_refund_no: str
+    out_trade_no: str
+    refund_fee: int
+    refund_id: str
+    notify_url: str
+
+
+@dataclass
+class _State:
+    trades: dict[str, Trade] = field(default_factory=dict)
+    refunds: dict[str, RefundRecord] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    failures: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+
+class WeChatPayStandIn:
+    """WeChat Pay for one merchant (`mch_id`, `api_key`) and mini-program (`appid`), served at `base_url`."""
+
+    def __init__(self) -> None:
+        self.appid = "wx" + secrets.token_hex(8)
+        self.mch_id = str(1_600_000_000 + secrets.randbelow(99_999_999))
+        self.api_key = secrets.token_hex(16)
+        self._lock = threading.Lock()
+        self._state = _State()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self.app = Starlette(
+            routes=[
+                Route("/pay/unifiedorder", self._unifiedorder, methods=["POST"]),
+                Route("/secapi/pay/refund", self._refund, methods=["POST"]),
+            ]
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    # --- what tests use ------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self._lock:
+            self._state = _State()
+
+    def calls(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [body for name, body in self._state.calls if endpoint is None or name == endpoint]
+
+    def trade(self, out_trade_no: str) -> Trade:
+        with self._lock:
+            return self._state.trades[out_trade_no]
+
+    def refund(self, out_refund_no: str) -> RefundRecord:
+        with self._lock:
+            return self._state.refunds[out_refund_no]
+
+    def fail(self, endpoint: str, err_code: str, err_code_des: str = "", times: int = 1) -> None:
+        """The next `times` calls of `endpoint` answer result_code FAIL with `err_code` (e.g. SYSTEMERROR)."""
+        with self._lock:
+            self._state.failures.setdefault(endpoint, []).extend(
+                [(err_code, err_code_des or err_code)] * times
+            )
+
+    def payment_notification(
+        self,
+        out_trade_no: str,
+        *,
+        total_fee: int | None = None,
+        appid: str | None = None,
+        mch_id: str | None = None,
+        key: str | None = None,
+        transaction_id: str | None = None,
+        result_code: str = "SUCCESS",
+    ) -> bytes:
+        """The payment notification WeChat Pay posts for a paid trade, signed with `key` (ours by default)."""
+        trade = self.trade(out_trade_no)
+        fee = trade.total_fee if total_fee is None else total_fee
+        params = {
+            "appid": appid or self.appid,
+            "bank_type": "CMC",
+            "cash_fee": fee,
+            "fee_type": "CNY",
+            "is_subscribe": "N",
+            "mch_id": mch_id or self.mch_id,
+            "nonce_str": secrets.token_hex(16),
+            "openid": trade.openid,
+            "out_trade_no": out_trade_no,
+            "result_code": result_code,
+            "return_code": "SUCCESS",
+            "time_end": time.strftime("%Y%m%d%H%M%S"),
+            "total_fee": fee,
+            "trade_type": "JSAPI",
+            "transaction_id": transaction_id or trade.transaction_id,
+        }
+        return signed_xml(params, key or self.api_key)
+
+    def refund_notification(
+        self,
+        out_refund_no: str,
+        *,
+        refund_status: str = "SUCCESS",
+        refund_fee: int | None = None,
+        key: str | None = None,
+        appid: str | None = None,
+        mch_id: str | None = None,
+    ) -> bytes:
+        """The refund notification WeChat Pay posts, its details in `req_info` encrypted under md5(`key`)."""
+        refund = self.refund(out_refund_no)
+        trade = self.trade(refund.out_trade_no)
+        fee = refund.refund_fee if refund_fee is None else refund_fee
+        info = {
+            "transaction_id": trade.transaction_id,
+            "out_trade_no": trade.out_trade_no,
+            "refund_id": refund.refund_id,
+            "out_refund_no": out_refund_no,
+            "total_fee": trade.total_fee,
+            "refund_fee": fee,
+            "settlement_refund_fee": fee,
+            "refund_status": refund_status,
+            "success_time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "refund_recv_accout": "支付用户的零钱",
+            "refund_account": "REFUND_SOURCE_RECHARGE_FUNDS",
+            "refund_request_source": "API",
+        }
+        plain = "<root>" + to_xml(info).decode()[len("<xml>") : -len("</xml>")] + "</root>"
+        return to_xml(
+            {
+                "return_code": "SUCCESS",
+                "appid": appid or self.appid,
+                "mch_id": mch_id or self.mch_id,
+                "nonce_str": secrets.token_hex(16),
+                "req_info": encrypt_req_info(plain, key or self.api_key),
+            }
+        )
+
+    # --- the API -------------------------------------------------------------------------------------------
+
+    def _answer(self, params: dict[str, Any]) -> Response:
+        base = {"return_code": "SUCCESS", "return_msg": "OK", "appid": self.appid, "mch_id": self.mch_id}
+        base["nonce_str"] = secrets.token_hex(16)
+        return Response(signed_xml({**base, **params}, self.api_key), media_type="text/xml")
+
+    def _refuse(self, return_msg: str) -> Response:
+        return Response(to_xml({"return_code": "FAIL", "return_msg": return_msg}), media_type="text/xml")
+
+    def _business_fail(self, err_code: str, des: str) -> Response:
+        return self._answer({"result_code": "FAIL", "err_code": err_code, "err_code_des": des})
+
+    async def _begin(self, endpoint: str, request: Request) -> tuple[dict[str, Any], Response | None]:
+        try:
+            body = xmltodict.parse(await request.body())["xml"] or {}
+        except Exception:
+            return {}, self._refuse("XML格式错误")
+        with self._lock:
+            self._state.calls.append((endpoint, dict(body)))
+            failures = self._state.failures.get(endpoint)
+            failure = failures.pop(0) if failures else None
+        if body.get("sign") != sign(body, self.api_key):
+            return body, self._refuse("签名错误")
+        if body.get("appid") != self.appid:
+            return body, self._refuse("appid不存在")
+        if body.get("mch_id") != self.mch_id:
+            return body, self._refuse("商户号mch_id与appid不匹配")
+        if failure is not None:
+            return body, self._business_fail(*failure)
+        return body, None
+
+    async def _unifiedorder(self, request: Request) -> Response:
+        body, refused = await self._begin(UNIFIEDORDER, request)
+        if refused:
+            return refused
+        for name in ("body", "out_trade_no", "total_fee", "spbill_create_ip", "notify_url", "trade_type"):
+            if not body.get(name):
+                return self._refuse(f"缺少参数{name}")
+        if body["trade_type"] == "JSAPI" and not body.get("openid"):
+            return self._business_fail("PARAM_ERROR", "JSAPI支付必须传openid")
+        if not body["total_fee"].isdigit() or int(body["total_fee"]) <= 0:
+            return self._business_fail("PARAM_ERROR", "total_fee")
+        with self._lock:
+            trade = self._state.trades.get(body["out_trade_no"])
+            if trade is not None and trade.total_fee != int(body["total_fee"]):
+                return self._business_fail("INVALID_REQUEST", "201 商户订单号重复")
+            if trade is None:
+                trade = Trade(
+                    out_trade_no=body["out_trade_no"],
+                    total_fee=int(body["total_fee"]),
+                    openid=body["openid"],
+                    notify_url=body["notify_url"],
+                    prepay_id="wx" + secrets.token_hex(15),
+                )
+                self._state.trades[trade.out_trade_no] = trade
+        return self._answer({"result_code": "SUCCESS", "trade_type": "JSAPI", "prepay_id": trade.prepay_id})
+
+    async def _refund(self, request: Request) -> Response:
+        body, refused = await self._begin(REFUND, request)
+        if refused:
+            return refused
+        for name in ("out_refund_no", "total_fee", "refund_fee"):
+            if not body.get(name):
+                return self._refuse(f"缺少参数{name}")
+        with self._lock:
+            trade = self._state.trades.get(body.get("out_trade_no") or "")
+            if trade is None:
+                return self._business_fail("ORDERNOTEXIST", "订单不存在")
+            if int(body["total_fee"]) != trade.total_fee:
+                return self._business_fail("PARAM_ERROR", "订单金额或退款金额与之前请求不一致")
+            existing = self._state.refunds.get(body["out_refund_no"])
+            if existing is None:
+                refunded = sum(
+                    r.refund_fee for r in self._state.refunds.values() if r.out_trade_no == trade.out_trade_no
+                )
+                if refunded + int(body["refund_fee"]) > trade.total_fee:
+                    return self._business_fail("ERROR", "累计退款金额大于支付金额")
+                existing = RefundRecord(
+                    out_refund_no=body["out_refund_no"],
+                    out_trade_no=trade.out_trade_no,
+                    refund_fee=int(body["refund_fee"]),
+                    refund_id="50000" + secrets.token_hex(12),
+                    notify_url=body.get("notify_url") or "",
+                )
+                self._state.refunds[existing.out_refund_no] = existing
+            elif existing.refund_fee != int(body["refund_fee"]):
+                return self._business_fail("PARAM_ERROR", "订单金额或退款金额与之前请求不一致")
+        return self._answer(
+            {
+                "result_code": "SUCCESS",
+                "transaction_id": trade.transaction_id,
+                "out_trade_no": trade.out_trade_no,
+                "out_refund_no": existing.out_refund_no,
+                "refund_id": existing.refund_id,
+                "refund_fee": existing.refund_fee,
+                "total_fee": trade.total_fee,
+                "cash_fee": trade.total_fee,
+            }
+        )
+
+    # --- serving -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="wechat-pay-standin", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the WeChat Pay stand-in did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=STARTUP_TIMEOUT)
+        self._server = None
+        self._thread = None
+
+
+@pytest.fixture(scope="session")
+def wechat_pay_server() -> Iterator[WeChatPayStandIn]:
+    standin = WeChatPayStandIn()
+    standin.start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture
+def wechat_pay(
+    wechat_pay_server: WeChatPayStandIn, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WeChatPayStandIn]:
+    """The stand-in, reset, with WECHAT_PAY_API_BASE_URL, WECHAT_APPID, WECHAT_MCH_ID and WECHAT_PAY_API_KEY
+    of the cached settings pointing at it for this test (restored afterwards)."""
+    wechat_pay_server.reset()
+    monkeypatch.setattr(settings, "wechat_pay_api_base_url", wechat_pay_server.base_url)
+    monkeypatch.setattr(settings, "wechat_appid", wechat_pay_server.appid)
+    monkeypatch.setattr(settings, "wechat_mch_id", wechat_pay_server.mch_id)
+    monkeypatch.setattr(settings, "wechat_pay_api_key", wechat_pay_server.api_key)
+    yield wechat_pay_server
+    wechat_pay_server.reset()
