@@ -22,7 +22,21 @@ import jwt
 import pytest
 
 from infra.clock import now, set_clock
-from models import Address, Brand, Category, Member, PointsEntry, PointsReason, Product, Tag
+from models import (
+    DEFAULT_SHOP_CODE,
+    Address,
+    Brand,
+    CartItem,
+    Category,
+    Member,
+    Order,
+    PointsEntry,
+    PointsReason,
+    Product,
+    Shop,
+    Sku,
+    Tag,
+)
 from schema.node import encode_id
 from schema.root import schema
 from services.member_tokens import ACCESS_TTL, issue_tokens, revoke_session
@@ -139,6 +153,39 @@ async def _stored_profile(member: Member) -> list[dict[str, Any]]:
     return list(await Member.filter(id=member.id).values())
 
 
+async def _create_order(member: Member) -> int:
+    shop, _ = await Shop.get_or_create(code=DEFAULT_SHOP_CODE, defaults={"name": "链猫优选"})
+    order = await Order.create(
+        shop=shop,
+        member=member,
+        number=f"P{secrets.token_hex(8)}",
+        items_total=12900,
+        payable=12900,
+        idempotency_key=secrets.token_hex(8),
+        pay_deadline=now() + timedelta(minutes=30),
+    )
+    return order.id
+
+
+async def _stored_orders(member: Member) -> list[dict[str, Any]]:
+    return list(await Order.filter(member_id=member.id).order_by("id").values())
+
+
+ORDER = Owned(
+    type_name="Order",
+    create=_create_order,
+    stored=_stored_orders,
+    listing="{ myOrders(first: 50) { edges { node { id } } } }",
+    listed_ids=lambda data: [e["node"]["id"] for e in data["myOrders"]["edges"]],
+    changes=(
+        Change("cancel", f"mutation($id: ID!) {{ orderCancel(id: $id) {{ order {{ id }} {ERRORS} }} }}"),
+        Change(
+            "confirm-receipt",
+            f"mutation($id: ID!) {{ orderConfirmReceipt(id: $id) {{ order {{ id }} {ERRORS} }} }}",
+        ),
+    ),
+)
+
 PROFILE = Owned(
     type_name="Member",
     create=_own_profile,
@@ -147,7 +194,7 @@ PROFILE = Owned(
     listed_ids=lambda data: [data["me"]["id"]] if data["me"] else [],
 )
 
-OWNED = [ADDRESS, POINTS_ENTRY, PROFILE]
+OWNED = [ADDRESS, POINTS_ENTRY, PROFILE, ORDER]
 # Rows whose type is still being made reachable through node(id:): skipped until it is, then checked like
 # the rest. Take a type out of here once it is a Node.
 PENDING_NODES: set[str] = set()
@@ -333,3 +380,30 @@ async def test_a_member_calling_a_staff_mutation_is_forbidden(
     (payload,) = (await gql(client, mutation.query, {"input": mutation.input(name)}, token))["data"].values()
     assert [e["code"] for e in payload["errors"]] == ["FORBIDDEN"], payload
     assert not await mutation.wrote_anything(name)
+
+
+async def test_a_cart_is_only_its_members(seeded: None, client: httpx.AsyncClient) -> None:
+    # Cart lines have no IDs of their own: every cart operation acts on the viewer's cart. Check that holds.
+    alice, alice_token = await new_member()
+    _, bob_token = await new_member()
+    sku = await Sku.filter(product__status="ON_SALE", stock__gte=5).order_by("id").first()
+    assert sku is not None
+    sku_id = encode_id("Sku", sku.id)
+    added = await gql(
+        client,
+        f"mutation($s: ID!) {{ cartAddItem(skuId: $s, quantity: 2) {{ cart {{ lines {{ quantity }} }} {ERRORS} }} }}",
+        {"s": sku_id},
+        alice_token,
+    )
+    assert added["data"]["cartAddItem"]["errors"] == []
+    before = list(await CartItem.filter(member_id=alice.id).values("sku_id", "quantity", "selected"))
+
+    bob_cart = await gql(client, "{ cart { lines { quantity } } }", token=bob_token)
+    assert bob_cart["data"]["cart"]["lines"] == []
+    for mutation in (
+        f"mutation($s: ID!) {{ cartRemoveItems(skuIds: [$s]) {{ {ERRORS} }} }}",
+        f"mutation($s: ID!) {{ cartSelect(skuIds: [$s], selected: false) {{ {ERRORS} }} }}",
+        f"mutation($s: ID!) {{ cartUpdateItem(skuId: $s, quantity: 5) {{ {ERRORS} }} }}",
+    ):
+        await gql(client, mutation, {"s": sku_id}, bob_token, expect_errors=True)
+    assert list(await CartItem.filter(member_id=alice.id).values("sku_id", "quantity", "selected")) == before
