@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import requests
 from wechatpy import WeChatClient
 from wechatpy.client.api import WeChatWxa
@@ -29,6 +28,7 @@ from wechatpy.client.api.base import BaseWeChatAPI
 from wechatpy.crypto import WeChatWxaCrypto
 from wechatpy.exceptions import InvalidAppIdException, WeChatClientException
 
+from infra.blocking_io import ThreadLane
 from infra.redis import get_redis
 from infra.settings import Settings, get_settings
 from services.errors import DomainError, ErrorCode
@@ -72,26 +72,6 @@ class WeChatPhone:
 # --- wechatpy, pointed at WECHAT_API_BASE_URL --------------------------------------------------------------
 
 
-class _TimeoutSession(requests.Session):
-    # wechatpy's access-token fetch passes no timeout at all: a silent WeChat would hang a worker thread forever.
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = TIMEOUT_SECONDS
-        return super().request(method, url, *args, **kwargs)
-
-
-_http: _TimeoutSession | None = None
-
-
-def _shared_http() -> _TimeoutSession:
-    # One connection pool per process (urllib3's pool is thread-safe): a TLS handshake with WeChat per call
-    # would add tens of milliseconds to every login.
-    global _http
-    if _http is None:
-        _http = _TimeoutSession()
-    return _http
-
-
 class _Wxa(WeChatWxa):
     def code_to_session(self, js_code: str) -> Any:
         # jscode2session authenticates with appid and secret. wechatpy adds an access token to every request
@@ -120,7 +100,7 @@ class LianmallWeChatClient(WeChatClient):
 
     def __init__(self, appid: str, secret: str, base_url: str, access_token: str | None = None) -> None:
         super().__init__(appid, secret, access_token=access_token)
-        self._http = _shared_http()
+        self._http = WECHAT_LANE.session
         base = base_url if base_url.endswith("/") else base_url + "/"
         self.API_BASE_URL = base + "cgi-bin/"
         # API objects with a base URL of their own (wxa, marketing, ...) move to the same host. (Read from the
@@ -171,9 +151,7 @@ def _token_key(appid: str) -> str:
 # worker threads instead of anyio's whole default pool, which the rest of the server shares.
 WECHAT_THREADS = 16
 _token_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
+WECHAT_LANE = ThreadLane(threads=WECHAT_THREADS, timeout=TIMEOUT_SECONDS)
 
 
 def _token_lock() -> asyncio.Lock:
@@ -182,14 +160,6 @@ def _token_lock() -> asyncio.Lock:
     if lock is None:
         lock = _token_locks[loop] = asyncio.Lock()
     return lock
-
-
-def _limiter() -> anyio.CapacityLimiter:
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(WECHAT_THREADS)
-    return limiter
 
 
 def _unavailable(message: str = "WeChat is not answering right now; try again shortly") -> DomainError:
@@ -222,7 +192,7 @@ def _wechat_error(errcode: int | None, errmsg: object, field: str | None) -> Dom
 
 async def _in_thread(call: Callable[[], Any], field: str | None = None) -> dict[str, Any]:
     try:
-        result = await anyio.to_thread.run_sync(call, limiter=_limiter())
+        result = await WECHAT_LANE.run(call)
     except WeChatClientException as exc:
         raise _wechat_error(exc.errcode, exc.errmsg, field) from None
     except requests.RequestException as exc:

@@ -10,21 +10,19 @@ XML or whose signature does not verify, and WeChat's own system errors are PAYME
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import anyio
 import requests
 from wechatpy.exceptions import WeChatPayException
 from wechatpy.pay import WeChatPay
 
+from infra.blocking_io import ThreadLane
 from infra.settings import Settings, get_settings
 from models import Order, OrderLine, OrderStatus, Payment, PaymentStatus, Shop
 from services.errors import DomainError, ErrorCode
@@ -65,21 +63,7 @@ class PayParams:
 # --- the client --------------------------------------------------------------------------------------------
 
 
-class _TimeoutSession(requests.Session):
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = TIMEOUT_SECONDS
-        return super().request(method, url, *args, **kwargs)
-
-
-_http: _TimeoutSession | None = None
-
-
-def _shared_http() -> _TimeoutSession:
-    global _http
-    if _http is None:
-        _http = _TimeoutSession()
-    return _http
+PAY_LANE = ThreadLane(threads=PAY_THREADS, timeout=TIMEOUT_SECONDS)
 
 
 def _configured() -> Settings:
@@ -107,25 +91,12 @@ def pay_client(settings: Settings | None = None) -> WeChatPay:
     )
     base = settings.wechat_pay_api_base_url
     client.API_BASE_URL = base if base.endswith("/") else base + "/"
-    client._http = _shared_http()
+    client._http = PAY_LANE.session
     return client
 
 
 def notify_url(path: str = NOTIFY_PATH) -> str:
     return get_settings().public_base_url.rstrip("/") + path
-
-
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _limiter() -> anyio.CapacityLimiter:
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(PAY_THREADS)
-    return limiter
 
 
 def unavailable(message: str = "WeChat Pay is not answering right now; try again shortly") -> DomainError:
@@ -156,7 +127,7 @@ async def call_pay(call: Callable[[WeChatPay], Any]) -> dict[str, Any]:
     """
     client = pay_client()
     try:
-        result = await anyio.to_thread.run_sync(lambda: call(client), limiter=_limiter())
+        result = await PAY_LANE.run(lambda: call(client))
     except WeChatPayException as exc:
         raise _pay_error(exc) from None
     except requests.RequestException as exc:

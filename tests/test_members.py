@@ -295,7 +295,7 @@ async def test_an_unreachable_or_slow_wechat_is_unavailable_not_a_crash(
     assert codes(body["data"]["loginWithWechat"]) == ["WECHAT_UNAVAILABLE"]
 
     monkeypatch.setattr(settings, "wechat_api_base_url", wechat.base_url)
-    monkeypatch.setattr(wechat_service, "TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(wechat_service.WECHAT_LANE.session, "default_timeout", 0.3)
     wechat.delay(JSCODE2SESSION, 1.5)
     assert codes(await login(shoppers(), wechat.new_login().code)) == ["WECHAT_UNAVAILABLE"]
 
