@@ -19,6 +19,7 @@ from resolvers.checkout import CheckoutMutation, CheckoutQuery
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.orders import OrderMutation, OrderQuery, order_status_changed
+from resolvers.payments import PaymentMutation, PaymentQuery
 from schema.catalog import Brand, Category, Media, Product, ProductConnection, Sku, Tag
 from schema.catalog_inputs import (
     BrandCreatePayload,
@@ -97,6 +98,7 @@ QUERIES: tuple[type, ...] = (
     CartQuery,
     CheckoutQuery,
     OrderQuery,
+    PaymentQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -107,6 +109,7 @@ MUTATIONS: tuple[type, ...] = (
     CartMutation,
     CheckoutMutation,
     OrderMutation,
+    PaymentMutation,
 )
 
 Query = merge_types("Query", QUERIES)

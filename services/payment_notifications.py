@@ -27,6 +27,7 @@ from infra.clock import now
 from infra.settings import get_settings
 from models import (
     ActorKind,
+    Member,
     Order,
     OrderLine,
     OrderStatus,
@@ -39,10 +40,10 @@ from models import (
     RefundStatus,
     Sku,
 )
-from services import order_states
+from services import levels, order_states, viewer
 from services.catalog_events import StockChange, products_changed
 from services.errors import DomainError
-from services.points import apply_points_change, retry_when_busy
+from services.points import apply_points_change, points_entry, retry_when_busy
 from services.refunds import EXTRA_PAYMENT_PREFIX, refund_payment, start_refund
 from services.wechat_pay import pay_client
 
@@ -233,6 +234,14 @@ async def handle_refund_notification(body: bytes) -> str:
     if outcome == "conflict":
         await _notice(kind, body, "mismatched", out_refund_no, "refund already failed")
         return answer(False, "mismatched")
+    if outcome == "accepted":
+        # add_growth forgot the member's cached snapshot inside the transaction; forget it again after the
+        # commit so no request re-cached the growth from before it.
+        try:
+            order_row = await Order.get(id=refund.order_id)  # type: ignore[attr-defined]
+            await viewer.forget_member_snapshot(order_row.member_id)  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("forgetting the member's snapshot after a refund failed")
     if stock:
         try:
             await products_changed({c.product_id for c in stock}, stock, text_changed=False)
@@ -317,6 +326,47 @@ async def _return_to_order(order: Order, refund: Refund, stock: list[StockChange
                 f"refund:{refund.out_refund_no}",
                 note=f"订单 {order.number} 退款",
             )
+
+    await _take_back_rewards(order, refund, paid, before, after, full)
+
+
+async def _take_back_rewards(
+    order: Order, refund: Refund, paid: int, before: int, after: int, full: bool
+) -> None:
+    """What paying earned (order_states._reward: growth and purchase points, one each per whole yuan paid) goes
+    back in proportion to the money refunded, all of it with the last fen. Runs once per refund, inside the
+    transaction that makes the refund SUCCEEDED. Points the member already spent cannot come back: the ledger
+    takes what the balance allows and its note records the shortfall; the refund itself never fails for it."""
+    earned = paid // 100
+    if earned <= 0:
+        return
+    taken_before = earned * before // paid
+    taken_after = earned if full else earned * after // paid
+    delta = taken_after - taken_before
+    if delta <= 0:
+        return
+    member_id: int = order.member_id  # type: ignore[attr-defined]
+    await levels.add_growth(member_id, -delta)
+    key = f"refund:{refund.out_refund_no}:purchase"
+    if await points_entry(member_id, key) is not None:
+        return
+    member = await Member.filter(id=member_id).select_for_update().only("id", "points").first()
+    balance = member.points if member is not None else 0
+    take = min(delta, balance)
+    shortfall = delta - take
+    note = f"订单 {order.number} 退款扣回购物积分"
+    if shortfall:
+        note += f"，余额不足，少扣 {shortfall}"
+    if take > 0:
+        await apply_points_change(member_id, -take, PointsReason.REFUND, key, note=note)
+    if shortfall:
+        log.warning(
+            "refund %s: member %s had spent %d of the %d purchase points to take back",
+            refund.out_refund_no,
+            member_id,
+            shortfall,
+            delta,
+        )
 
 
 async def _after_refund(refund_id: int) -> None:

@@ -1,9 +1,11 @@
-"""Time-driven order transitions: unpaid timeout, automatic receipt, completion after the after-sale window.
+"""Time-driven order transitions: unpaid timeout, automatic receipt, completion after the after-sale window;
+and refunds WeChat Pay never accepted, asked again.
 
 Nothing is kept in memory: each sweep finds due orders by their indexed deadline columns, so a restarted
 process (or any other one) picks up whatever was due. Every process sweeps; the guarded update in
 `order_states.transition` lets exactly one of them make each transition, and the others see a no-op or a
-CONFLICT, which a sweep skips.
+CONFLICT, which a sweep skips. A refund is asked again with its own out_refund_no, which WeChat refunds once
+however many processes ask.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from infra.clock import now as clock_now
 from infra.settings import get_settings
-from models import ActorKind, AfterSale, AfterSaleStatus, Order, OrderStatus
-from services import order_states
+from models import ActorKind, AfterSale, AfterSaleStatus, Order, OrderStatus, Refund, RefundStatus
+from services import order_states, refunds
 from services.errors import DomainError
 
 log = logging.getLogger("lianmall.sweeper")
@@ -37,6 +39,7 @@ class SweepReport:
     cancelled: list[int] = field(default_factory=list)
     received: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
+    refunds_retried: list[int] = field(default_factory=list)
     skipped: int = 0
 
 
@@ -51,7 +54,16 @@ class Rule:
     report: Callable[[SweepReport], list[int]]
 
 
-RULES: tuple[Rule, ...] = (
+@dataclass(frozen=True)
+class RefundRetryRule:
+    """Refunds still PENDING `after` their creation that WeChat Pay never accepted (no refund_id: the
+    `refund.apply` call failed or went unanswered) are applied again with the same out_refund_no."""
+
+    after: timedelta
+    report: Callable[[SweepReport], list[int]]
+
+
+RULES: tuple[Rule | RefundRetryRule, ...] = (
     Rule(
         OrderStatus.PENDING_PAYMENT,
         "pay_deadline",
@@ -67,6 +79,7 @@ RULES: tuple[Rule, ...] = (
         "after-sale window closed",
         lambda r: r.completed,
     ),
+    RefundRetryRule(timedelta(minutes=5), lambda r: r.refunds_retried),
 )
 
 
@@ -93,6 +106,9 @@ async def sweep_once(at: datetime | None = None) -> SweepReport:
     at = at or clock_now()
     report = SweepReport()
     for rule in RULES:
+        if isinstance(rule, RefundRetryRule):
+            await _retry_refunds(rule, at, report)
+            continue
         for order_id in await _due(rule, at):
             try:
                 _, moved = await order_states.move(
@@ -110,6 +126,27 @@ async def sweep_once(at: datetime | None = None) -> SweepReport:
     return report
 
 
+async def _retry_refunds(rule: RefundRetryRule, at: datetime, report: SweepReport) -> None:
+    due = await (
+        Refund.filter(status=RefundStatus.PENDING, refund_id__isnull=True, created_at__lte=at - rule.after)
+        .order_by("id")
+        .limit(BATCH)
+    )
+    for refund in due:
+        try:
+            await refunds.apply(refund)
+        except DomainError as exc:
+            # PAYMENT_UNAVAILABLE: the next sweep asks again; REFUND_FAILED: apply marked it FAILED.
+            log.warning("refund %s asked again: %s", refund.out_refund_no, exc.code)
+            report.skipped += 1
+            continue
+        except Exception:
+            log.exception("asking WeChat Pay again for refund %s failed", refund.out_refund_no)
+            report.skipped += 1
+            continue
+        rule.report(report).append(refund.id)
+
+
 def sweep_interval() -> float:
     return get_settings().sweep_interval_seconds
 
@@ -122,12 +159,13 @@ async def run_sweeper(
     while True:
         try:
             report = await sweep()
-            if report.cancelled or report.received or report.completed:
+            if report.cancelled or report.received or report.completed or report.refunds_retried:
                 log.info(
-                    "sweep: %d cancelled, %d received, %d completed",
+                    "sweep: %d cancelled, %d received, %d completed, %d refunds asked again",
                     len(report.cancelled),
                     len(report.received),
                     len(report.completed),
+                    len(report.refunds_retried),
                 )
         except asyncio.CancelledError:
             raise

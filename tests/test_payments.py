@@ -201,7 +201,8 @@ async def test_full_refund_returns_points_and_stock_once(seeded: None, wechat_pa
     order = await Order.get(id=order.id)
     assert order.refunded_amount == order.paid_amount
     assert order.status == OrderStatus.CANCELLED
-    assert (await Member.get(id=member_id)).points == points_before + 100
+    # The 100 points spent at checkout come back; the purchase points paying earned go (issue 4, point 9).
+    assert (await Member.get(id=member_id)).points == points_before + 100 - order.paid_amount // 100
     for line in lines:
         assert (await Sku.get(id=line.sku_id)).stock == stock_before[line.sku_id] + line.quantity
         assert (await OrderLine.get(id=line.id)).refunded_quantity == line.quantity
@@ -228,7 +229,10 @@ async def test_partial_refund_by_line(seeded: None, wechat_pay: WeChatPayStandIn
     assert (await OrderLine.get(id=first.id)).refunded_quantity == 1
     assert (await OrderLine.get(id=second.id)).refunded_quantity == 0
     assert (await Sku.get(id=first.sku_id)).stock == stock_before + 1
-    assert (await Member.get(id=member_id)).points == points_before + 100 * amount // order.paid_amount
+    earned = order.paid_amount // 100
+    assert (await Member.get(id=member_id)).points == (
+        points_before + 100 * amount // order.paid_amount - earned * amount // order.paid_amount
+    )
 
     with pytest.raises(DomainError) as caught:
         await start_refund(order.id, order.paid_amount, [], "too much", key="k2")
