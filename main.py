@@ -122,6 +122,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    if not settings.embedded_database and not settings.secret_key:
+        print(
+            "warning: SECRET_KEY is not set; this host generated its own in DATA_DIR. Servers on other hosts "
+            "will not accept its member tokens: set the same SECRET_KEY everywhere.",
+            file=sys.stderr,
+        )
     # Before touching the embedded database: a second server on the same data folder must not migrate or
     # seed it, just say why it cannot run.
     lock_embedded_mode(settings)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -24,10 +25,12 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from infra.bus import EventBus
+from infra.clock import now
 from infra.response_cache import ResponseCache
 from infra.settings import Settings
-from models import Product, ProductStatus, Sku, StaffRole
+from models import DEFAULT_SHOP_CODE, Member, Order, Product, ProductStatus, Shop, Sku, StaffRole
 from schema.node import decode_id, encode_id
+from services.member_tokens import issue_tokens
 from services.staff import create_staff
 from tests.server_process import ServerProcess, child_env, running_server
 
@@ -94,6 +97,8 @@ async def servers(
             "DATABASE_URL": settings.database_url,
             "REDIS_URL": settings.redis_url,
             "DATA_DIR": str(tmp_path_factory.mktemp("multiproc")),
+            # Processes that share members must share the key their tokens are signed with.
+            "SECRET_KEY": settings.resolved_secret_key,
             "DB_POOL_MAX": "4",
         }
     )
@@ -502,3 +507,48 @@ async def test_listeners_survive_redis_dropping_every_pubsub_connection(
         assert shown == (final_price, stock), f"A shows (price, stock) {shown} {elapsed:.2f}s after the write"
         for _ in range(3):
             assert await page_on_a() == page
+
+
+ORDER_SUBSCRIPTION = "subscription($id: ID!) { orderStatusChanged(orderId: $id) { orderId status } }"
+
+
+async def test_an_order_change_on_b_reaches_its_owner_subscribed_on_a(
+    servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = servers
+    shop, _ = await Shop.get_or_create(code=DEFAULT_SHOP_CODE, defaults={"name": "链猫优选"})
+    member = await Member.create(openid=f"o_{uuid.uuid4().hex}", invite_code=uuid.uuid4().hex[:10].upper())
+    order = await Order.create(
+        shop=shop,
+        member=member,
+        number=f"MP{uuid.uuid4().hex[:12]}",
+        items_total=5900,
+        payable=5900,
+        idempotency_key=uuid.uuid4().hex,
+        pay_deadline=now() + timedelta(minutes=30),
+    )
+    order_gid = encode_id("Order", order.id)
+    token = (await issue_tokens(member)).access_token
+
+    async with connect(a.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5.0) as ws:
+        await ws.send(orjson.dumps({"type": "connection_init", "payload": {"accessToken": token}}).decode())
+        async with asyncio.timeout(5.0):
+            assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": ORDER_SUBSCRIPTION, "variables": {"id": order_gid}}
+        await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": payload}).decode())
+        # graphql-transport-ws does not acknowledge a subscribe; give A a moment to join the bus channel.
+        await asyncio.sleep(0.5)
+        sent = time.monotonic()
+        cancel = 'mutation($id: ID!) { orderCancel(id: $id, reason: "不想要了") { order { status } errors { code } } }'
+        result = await b.gql(cancel, {"id": order_gid}, token)
+        assert (
+            result["orderCancel"]["errors"] == [] and result["orderCancel"]["order"]["status"] == "CANCELLED"
+        )
+        async with asyncio.timeout(3.0):
+            while True:
+                message = orjson.loads(await ws.recv())
+                if message["type"] == "next":
+                    break
+                assert message["type"] == "ping", message
+        MEASURED["order event B -> A"] = f"{(time.monotonic() - sent) * 1000:.0f} ms"
+    assert message["payload"]["data"]["orderStatusChanged"] == {"orderId": order_gid, "status": "CANCELLED"}
