@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 import xmltodict
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -36,8 +34,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from infra.settings import Settings
+from tests.threaded_server import ThreadedServer
 
-STARTUP_TIMEOUT = 10.0
 UNIFIEDORDER = "unifiedorder"
 REFUND = "refund"
 
@@ -98,7 +96,9 @@ class _State:
     failures: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
-class WeChatPayStandIn:
+class WeChatPayStandIn(ThreadedServer):
+    thread_name = "wechat-pay-standin"
+
     """WeChat Pay for one merchant (`mch_id`, `api_key`) and mini-program (`appid`), served at `base_url`."""
 
     def __init__(self) -> None:
@@ -107,8 +107,6 @@ class WeChatPayStandIn:
         self.api_key = secrets.token_hex(16)
         self._lock = threading.Lock()
         self._state = _State()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.port = 0
         self.app = Starlette(
             routes=[
@@ -318,32 +316,6 @@ class WeChatPayStandIn:
                 "cash_fee": trade.total_fee,
             }
         )
-
-    # --- serving -------------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="wechat-pay-standin", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the WeChat Pay stand-in did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=STARTUP_TIMEOUT)
-        self._server = None
-        self._thread = None
 
 
 @pytest.fixture(scope="session")

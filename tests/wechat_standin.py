@@ -17,7 +17,6 @@ import asyncio
 import base64
 import json
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from starlette.applications import Starlette
@@ -34,8 +32,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from infra.settings import Settings
+from tests.threaded_server import ThreadedServer
 
-STARTUP_TIMEOUT = 10.0
 TOKEN_LIFETIME = 7200
 
 # Endpoint names for `fail`, `fail_http`, `delay` and `calls`.
@@ -102,7 +100,9 @@ class _State:
     calls: list[Call] = field(default_factory=list)
 
 
-class WeChatStandIn:
+class WeChatStandIn(ThreadedServer):
+    thread_name = "wechat-standin"
+
     """WeChat's API for one mini-program (`appid`, `secret`), served at `base_url`."""
 
     def __init__(self) -> None:
@@ -112,8 +112,6 @@ class WeChatStandIn:
         self._state = _State()
         # Tokens outlive `reset`, as at WeChat: a token is valid until it expires or is replaced.
         self._tokens: dict[str, float] = {}
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.port = 0
         self.app = Starlette(
             routes=[
@@ -350,33 +348,6 @@ class WeChatStandIn:
         if not isinstance(body.get("payer"), dict) or not body["payer"].get("openid"):
             return _error(268485216, "payer openid is missing")
         return _json({"errcode": 0, "errmsg": "ok"})
-
-    # --- serving -------------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
-        # Not the main thread, so uvicorn leaves the test process's signal handlers alone.
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="wechat-standin", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the WeChat stand-in did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=STARTUP_TIMEOUT)
-        self._server = None
-        self._thread = None
 
 
 @pytest.fixture(scope="session")
