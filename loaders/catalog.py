@@ -7,6 +7,7 @@ from collections.abc import Hashable, Iterable
 from typing import TypeVar
 
 from aiodataloader import DataLoader
+from tortoise.expressions import Q, Subquery
 
 from models import Brand, Category, Product, ProductMedia, ProductTag, Sku, SkuSpecValue, SpecValue, Tag
 
@@ -70,17 +71,27 @@ class SpecValuesBySkuLoader(DataLoader[int, list[tuple[str, str]]]):
 
 
 class CategoryLoader(DataLoader[int, Category | None]):
-    """Categories by id. The first batch of a request loads the whole (small) tree, so breadcrumbs of any
-    number of products cost one query."""
+    """Categories by id. A batch also loads the ancestors of what it was asked for, in the same query, and
+    keeps them: breadcrumbs and parents then cost nothing more. `all()` loads the whole tree for tree views."""
 
     def __init__(self) -> None:
         super().__init__()
         self._all: dict[int, Category] | None = None
 
     async def batch_load_fn(self, ids: list[int]) -> list[Category | None]:
-        if self._all is None or any(i not in self._all for i in ids):
-            self._all = {c.id: c for c in await Category.all().order_by("level", "sort", "id")}
-        return [self._all.get(i) for i in ids]
+        if self._all is not None:
+            return [self._all.get(i) for i in ids]
+        # The tree is three levels deep: the ids, their parents and their grandparents.
+        parents = Category.filter(id__in=ids).values("parent_id")
+        grandparents = Category.filter(id__in=Subquery(parents)).values("parent_id")
+        rows = await Category.filter(
+            Q(id__in=ids) | Q(id__in=Subquery(parents)) | Q(id__in=Subquery(grandparents))
+        )
+        found = {c.id: c for c in rows}
+        for category in rows:
+            if category.id not in ids:
+                self.prime(category.id, category)
+        return [found.get(i) for i in ids]
 
     async def all(self) -> list[Category]:
         if self._all is None:
