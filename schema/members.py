@@ -17,7 +17,7 @@ from schema.catalog_inputs import UserError
 from schema.context import Context
 from schema.loyalty import MemberLevelType
 from schema.node import Node, encode_id
-from services import levels, members
+from services import audit, levels, members
 from services.errors import DomainError, ErrorCode
 from services.permissions import Permission, has_permission
 
@@ -61,17 +61,20 @@ class Member(Node):
         description="The whole bound phone number: only for the member themselves and for staff allowed "
         "MEMBER_PHONE_READ (customer service, admins); anyone else gets FORBIDDEN. Null when none is bound."
     )
-    def phone(self, info: MemberInfo) -> str | None:
+    async def phone(self, info: MemberInfo) -> str | None:
+        if self._is_own(info):
+            return members.reveal_phone(self._model)
         staff = info.context.viewer.staff
-        allowed = self._is_own(info) or (
-            staff is not None and has_permission(staff.role, Permission.MEMBER_PHONE_READ)
-        )
-        if not allowed:
+        if staff is None or not has_permission(staff.role, Permission.MEMBER_PHONE_READ):
             raise DomainError(
                 ErrorCode.FORBIDDEN,
                 "Only the member and staff allowed MEMBER_PHONE_READ see the phone number",
             )
-        return members.reveal_phone(self._model)
+        phone = members.reveal_phone(self._model)
+        if phone is not None:
+            # Reading someone's whole phone number is exactly what an audit log is for.
+            await audit.record(staff, "memberPhoneRead", self.id, {}, succeeded=True)
+        return phone
 
     @strawberry.field(description="The level the member's growth reaches; null when no level is configured.")
     async def level(self) -> MemberLevelType | None:

@@ -32,7 +32,7 @@ from websockets.typing import Subprotocol
 from infra.clock import now
 from infra.redis import get_redis
 from infra.settings import Settings
-from models import Address, Member, StaffRole
+from models import Address, AuditLog, Member, StaffRole
 from schema.node import decode_id, encode_id
 from schema.root import CACHEABLE_ROOT_FIELDS
 from services import levels, members, permissions, phone
@@ -497,8 +497,11 @@ async def test_phone_numbers_are_masked_for_everyone_but_the_member_and_customer
     assert relogin["data"]["loginWithWechat"]["member"] == {"id": alice_id, "phoneMasked": MASKED}
 
     service = await staff_token(StaffRole.CUSTOMER_SERVICE)
+    reads_before = await AuditLog.filter(action="memberPhoneRead", target=alice_id).count()
     seen = (await gql(client, STAFF_MEMBER, {"id": alice_id}, token=service))["data"]["member"]
     assert seen["phoneMasked"] == MASKED and seen["phone"] == PHONE
+    # Staff reading a whole phone number leaves a trace in the audit log.
+    assert await AuditLog.filter(action="memberPhoneRead", target=alice_id).count() == reads_before + 1
 
     # A member never reaches another member, nor staff without MEMBER_READ.
     for token, code in (
