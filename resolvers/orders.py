@@ -31,7 +31,7 @@ from schema.orders import (
     OrderStatusChanged,
     order_counts,
 )
-from services import after_sales, orders
+from services import after_sales, member_tokens, orders
 from services.errors import DomainError, ErrorCode
 from services.order_states import order_channel
 from services.permissions import Permission, has_permission
@@ -264,6 +264,10 @@ async def order_status_changed(
         raise DomainError(ErrorCode.NOT_FOUND, "No such order", "orderId")
     async with current_runtime().bus.subscribe(order_channel(pk)) as events:
         async for event in events:
+            # The socket authenticated once, at connect: a member who has since logged out (or whose session
+            # was revoked) must stop receiving their order's news.
+            if viewer.member is not None and await member_tokens.is_revoked(viewer.member.session_id):
+                raise DomainError(ErrorCode.UNAUTHENTICATED, "The session has ended; log in again")
             # Read afresh per event: the connection's context lives as long as the socket.
             current = await order_for_viewer(info.context.fresh().viewer, pk)
             yield OrderStatusChanged(

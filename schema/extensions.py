@@ -82,6 +82,13 @@ class ErrorCodes(SchemaExtension):
             if errors:
                 errors[:] = [coded_error(e) for e in errors]
 
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # Each subscription event is a result of its own; its errors need codes (and masking) too.
+        errors = getattr(result, "errors", None)
+        if errors:
+            errors[:] = [coded_error(e) for e in errors]
+        yield
+
 
 class LianmallSchema(strawberry.Schema):
     def process_errors(

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from tortoise.expressions import F
 from websockets.asyncio.client import connect
@@ -41,7 +42,7 @@ from models import (
 from schema.node import encode_id
 from services import after_sales, order_states, orders
 from services.errors import DomainError, ErrorCode
-from services.member_tokens import issue_tokens
+from services.member_tokens import issue_tokens, revoke_session
 from services.points import change_points
 from services.staff import create_staff
 from services.sweeper import sweep_once
@@ -573,5 +574,25 @@ async def test_order_status_changes_reach_the_owner_only(seeded: None, runtime: 
         assert message["type"] == "next", message
         assert message["payload"]["data"]["orderStatusChanged"]["status"] == "PAID"
         assert message["payload"]["data"]["orderStatusChanged"]["order"] == {"status": "PAID"}
+    finally:
+        await ws.close()
+
+
+async def test_a_logged_out_member_stops_receiving_order_news(
+    seeded: None, runtime: object, ws_url: str
+) -> None:
+    member, token = await new_member()
+    order = await place(member)
+    ws = await _subscribe(ws_url, token, order.id)
+    try:
+        await asyncio.sleep(0.2)  # the subscription is listening on the bus
+        claims = jwt.decode(token, options={"verify_signature": False})
+        await revoke_session(int(claims["sid"]))
+        await order_states.transition(order.id, S.PAID, actor=ActorKind.WECHAT)
+        async with asyncio.timeout(5):
+            message = json.loads(await ws.recv())
+        assert message["type"] == "next" and message["payload"]["data"] is None, message
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert "PAID" not in json.dumps(message)
     finally:
         await ws.close()
