@@ -20,6 +20,7 @@ from strawberry.types.base import has_object_definition
 from strawberry.types.unset import UnsetType
 from strawberry.utils.str_converters import to_camel_case
 
+from resolvers.payloads import payload_mutation
 from schema.access import (
     ApiKey,
     ApiKeyConnection,
@@ -93,11 +94,13 @@ def staff_mutation(permission: Permission, action: str) -> Callable[[Resolver], 
     UNAUTHENTICATED or FORBIDDEN error and nothing runs. After it, an audit row records who did `action` to what,
     a summary of the input and whether it succeeded (the payload has no errors). Refused staff are audited too;
     callers who are not staff are not, as they have no account to record.
+    A DomainError the resolver raises becomes the payload's errors (see resolvers.payloads).
     The resolver must take `info` under that name, and its payload type must take `errors` and default the rest.
     """
 
     def decorate(resolver: Resolver) -> Resolver:
         payload_type = typing.get_type_hints(resolver)["return"]
+        resolver = payload_mutation(resolver)
 
         @functools.wraps(resolver)
         async def audited(*args: Any, **kwargs: Any) -> Any:
@@ -129,28 +132,19 @@ def staff_mutation(permission: Permission, action: str) -> Callable[[Resolver], 
 
 @staff_mutation(Permission.STAFF_MANAGE, action="staffCreate")
 async def staff_create(info: AccessInfo, input: StaffCreateInput) -> StaffCreatePayload:
-    try:
-        account, token = await staff.add_staff(input.name, input.role)
-    except DomainError as exc:
-        return StaffCreatePayload(errors=user_errors(exc))
+    account, token = await staff.add_staff(input.name, input.role)
     return StaffCreatePayload(staff=StaffAccount.from_model(account), token=token)
 
 
 @staff_mutation(Permission.STAFF_MANAGE, action="staffUpdateRole")
 async def staff_update_role(info: AccessInfo, id: strawberry.ID, role: StaffRole) -> StaffUpdateRolePayload:
-    try:
-        account = await staff.change_role(decode_id(id, "StaffAccount"), role)
-    except DomainError as exc:
-        return StaffUpdateRolePayload(errors=user_errors(exc))
+    account = await staff.change_role(decode_id(id, "StaffAccount"), role)
     return StaffUpdateRolePayload(staff=StaffAccount.from_model(account))
 
 
 @staff_mutation(Permission.STAFF_MANAGE, action="staffDeactivate")
 async def staff_deactivate(info: AccessInfo, id: strawberry.ID) -> StaffDeactivatePayload:
-    try:
-        account = await staff.deactivate_staff(decode_id(id, "StaffAccount"))
-    except DomainError as exc:
-        return StaffDeactivatePayload(errors=user_errors(exc))
+    account = await staff.deactivate_staff(decode_id(id, "StaffAccount"))
     return StaffDeactivatePayload(staff=StaffAccount.from_model(account))
 
 
@@ -180,19 +174,13 @@ async def staff_me(info: AccessInfo) -> StaffAccount | None:
 
 @staff_mutation(Permission.API_KEY_MANAGE, action="apiKeyCreate")
 async def api_key_create(info: AccessInfo, input: ApiKeyCreateInput) -> ApiKeyCreatePayload:
-    try:
-        row, key = await api_keys.create_api_key(input.name, input.scopes, info.context.viewer.staff)
-    except DomainError as exc:
-        return ApiKeyCreatePayload(errors=user_errors(exc))
+    row, key = await api_keys.create_api_key(input.name, input.scopes, info.context.viewer.staff)
     return ApiKeyCreatePayload(api_key=ApiKey.from_model(row), key=key)
 
 
 @staff_mutation(Permission.API_KEY_MANAGE, action="apiKeyRevoke")
 async def api_key_revoke(info: AccessInfo, id: strawberry.ID) -> ApiKeyRevokePayload:
-    try:
-        row = await api_keys.revoke_api_key(decode_id(id, "ApiKey"))
-    except DomainError as exc:
-        return ApiKeyRevokePayload(errors=user_errors(exc))
+    row = await api_keys.revoke_api_key(decode_id(id, "ApiKey"))
     return ApiKeyRevokePayload(api_key=ApiKey.from_model(row))
 
 

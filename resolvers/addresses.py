@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from loaders.members import MemberLoaders
+from resolvers.payloads import payload_mutation
 from schema.addresses import (
     Address,
     AddressCreatePayload,
@@ -17,7 +18,6 @@ from schema.addresses import (
     AddressUpdateInput,
     AddressUpdatePayload,
 )
-from schema.catalog_inputs import user_errors
 from schema.context import Context
 from schema.node import decode_id, encode_id
 from services import addresses
@@ -51,59 +51,51 @@ async def my_addresses(info: AddressInfo) -> list[Address]:
     return [Address.from_model(a) for a in rows]
 
 
+@payload_mutation
 async def address_create(info: AddressInfo, input: AddressInput) -> AddressCreatePayload:
-    try:
-        draft = addresses.AddressDraft(
-            name=input.name,
-            phone=input.phone,
-            province=input.province,
-            city=input.city,
-            district=input.district,
-            detail=input.detail,
-            is_default=input.is_default,
-        )
-        address = await addresses.create_address(_member_id(info), draft)
-    except DomainError as exc:
-        return AddressCreatePayload(errors=user_errors(exc))
+    draft = addresses.AddressDraft(
+        name=input.name,
+        phone=input.phone,
+        province=input.province,
+        city=input.city,
+        district=input.district,
+        detail=input.detail,
+        is_default=input.is_default,
+    )
+    address = await addresses.create_address(_member_id(info), draft)
     _wrote(info)
     return AddressCreatePayload(address=Address.from_model(address))
 
 
+@payload_mutation
 async def address_update(
     info: AddressInfo, id: strawberry.ID, input: AddressUpdateInput
 ) -> AddressUpdatePayload:
-    try:
-        changes = addresses.AddressChanges(
-            name=input.name,
-            phone=input.phone,
-            province=input.province,
-            city=input.city,
-            district=input.district,
-            detail=input.detail,
-            is_default=input.is_default,
-        )
-        address = await addresses.update_address(_member_id(info), _address_pk(id), changes)
-    except DomainError as exc:
-        return AddressUpdatePayload(errors=user_errors(exc))
+    changes = addresses.AddressChanges(
+        name=input.name,
+        phone=input.phone,
+        province=input.province,
+        city=input.city,
+        district=input.district,
+        detail=input.detail,
+        is_default=input.is_default,
+    )
+    address = await addresses.update_address(_member_id(info), _address_pk(id), changes)
     _wrote(info)
     return AddressUpdatePayload(address=Address.from_model(address))
 
 
+@payload_mutation
 async def address_delete(info: AddressInfo, id: strawberry.ID) -> AddressDeletePayload:
-    try:
-        pk = _address_pk(id)
-        await addresses.delete_address(_member_id(info), pk)
-    except DomainError as exc:
-        return AddressDeletePayload(errors=user_errors(exc))
+    pk = _address_pk(id)
+    await addresses.delete_address(_member_id(info), pk)
     _wrote(info)
     return AddressDeletePayload(deleted_id=encode_id("Address", pk))
 
 
+@payload_mutation
 async def address_set_default(info: AddressInfo, id: strawberry.ID) -> AddressSetDefaultPayload:
-    try:
-        address = await addresses.set_default_address(_member_id(info), _address_pk(id))
-    except DomainError as exc:
-        return AddressSetDefaultPayload(errors=user_errors(exc))
+    address = await addresses.set_default_address(_member_id(info), _address_pk(id))
     _wrote(info)
     return AddressSetDefaultPayload(address=Address.from_model(address))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from resolvers.payloads import payload_mutation
 from schema.cart import Cart, CartPayload
-from schema.catalog_inputs import user_errors
 from schema.context import Context
 from schema.node import decode_id
 from services import cart
@@ -38,40 +38,32 @@ def _sku_pk(id: strawberry.ID, field: str = "skuId") -> int:
     return decode_id(id, "Sku", field)
 
 
+@payload_mutation
 async def cart_add_item(info: CartInfo, sku_id: strawberry.ID, quantity: int = 1) -> CartPayload:
-    try:
-        member = member_id(info)
-        await cart.add_item(member, _sku_pk(sku_id), quantity)
-        return CartPayload(cart=await _cart(member))
-    except DomainError as exc:
-        return CartPayload(errors=user_errors(exc))
+    member = member_id(info)
+    await cart.add_item(member, _sku_pk(sku_id), quantity)
+    return CartPayload(cart=await _cart(member))
 
 
+@payload_mutation
 async def cart_update_item(info: CartInfo, sku_id: strawberry.ID, quantity: int) -> CartPayload:
-    try:
-        member = member_id(info)
-        await cart.update_item(member, _sku_pk(sku_id), quantity)
-        return CartPayload(cart=await _cart(member))
-    except DomainError as exc:
-        return CartPayload(errors=user_errors(exc))
+    member = member_id(info)
+    await cart.update_item(member, _sku_pk(sku_id), quantity)
+    return CartPayload(cart=await _cart(member))
 
 
+@payload_mutation
 async def cart_remove_items(info: CartInfo, sku_ids: list[strawberry.ID]) -> CartPayload:
-    try:
-        member = member_id(info)
-        await cart.remove_items(member, [_sku_pk(i, "skuIds") for i in sku_ids])
-        return CartPayload(cart=await _cart(member))
-    except DomainError as exc:
-        return CartPayload(errors=user_errors(exc))
+    member = member_id(info)
+    await cart.remove_items(member, [_sku_pk(i, "skuIds") for i in sku_ids])
+    return CartPayload(cart=await _cart(member))
 
 
+@payload_mutation
 async def cart_select(info: CartInfo, sku_ids: list[strawberry.ID], selected: bool) -> CartPayload:
-    try:
-        member = member_id(info)
-        await cart.select(member, [_sku_pk(i, "skuIds") for i in sku_ids], selected)
-        return CartPayload(cart=await _cart(member))
-    except DomainError as exc:
-        return CartPayload(errors=user_errors(exc))
+    member = member_id(info)
+    await cart.select(member, [_sku_pk(i, "skuIds") for i in sku_ids], selected)
+    return CartPayload(cart=await _cart(member))
 
 
 @strawberry.type

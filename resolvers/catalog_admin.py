@@ -43,12 +43,10 @@ from schema.catalog_inputs import (
     TagUpdateInput,
     TagUpdatePayload,
     TierPriceInput,
-    user_errors,
 )
 from schema.context import Context
 from schema.node import decode_id
 from services import catalog_admin as admin
-from services.errors import DomainError
 from services.permissions import Permission
 
 CatalogInfo = Info[Context, None]
@@ -174,10 +172,7 @@ def _category_changes(data: CategoryUpdateInput) -> admin.CategoryChanges:
 
 @staff_mutation(Permission.CATALOG_WRITE, action="productCreate")
 async def product_create(info: CatalogInfo, input: ProductCreateInput) -> ProductCreatePayload:
-    try:
-        product = await admin.create_product(_product_draft(input))
-    except DomainError as exc:
-        return ProductCreatePayload(errors=user_errors(exc))
+    product = await admin.create_product(_product_draft(input))
     _wrote(info)
     return ProductCreatePayload(product=Product.from_model(product))
 
@@ -186,30 +181,21 @@ async def product_create(info: CatalogInfo, input: ProductCreateInput) -> Produc
 async def product_update(
     info: CatalogInfo, id: strawberry.ID, input: ProductUpdateInput
 ) -> ProductUpdatePayload:
-    try:
-        product = await admin.update_product(_pk(id, "Product", "id"), _product_changes(input))
-    except DomainError as exc:
-        return ProductUpdatePayload(errors=user_errors(exc))
+    product = await admin.update_product(_pk(id, "Product", "id"), _product_changes(input))
     _wrote(info)
     return ProductUpdatePayload(product=Product.from_model(product))
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="productPublish")
 async def product_publish(info: CatalogInfo, id: strawberry.ID) -> ProductPublishPayload:
-    try:
-        product = await admin.publish_product(_pk(id, "Product", "id"))
-    except DomainError as exc:
-        return ProductPublishPayload(errors=user_errors(exc))
+    product = await admin.publish_product(_pk(id, "Product", "id"))
     _wrote(info)
     return ProductPublishPayload(product=Product.from_model(product))
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="productUnpublish")
 async def product_unpublish(info: CatalogInfo, id: strawberry.ID) -> ProductUnpublishPayload:
-    try:
-        product = await admin.unpublish_product(_pk(id, "Product", "id"))
-    except DomainError as exc:
-        return ProductUnpublishPayload(errors=user_errors(exc))
+    product = await admin.unpublish_product(_pk(id, "Product", "id"))
     _wrote(info)
     return ProductUnpublishPayload(product=Product.from_model(product))
 
@@ -221,21 +207,15 @@ async def _sku_product(info: CatalogInfo, product_id: int) -> Product | None:
 
 @staff_mutation(Permission.CATALOG_WRITE, action="skuCreate")
 async def sku_create(info: CatalogInfo, input: SkuCreateInput) -> SkuCreatePayload:
-    try:
-        product_id = _pk(input.product_id, "Product", "input.productId")
-        sku = await admin.create_sku(product_id, _sku_draft(input))
-    except DomainError as exc:
-        return SkuCreatePayload(errors=user_errors(exc))
+    product_id = _pk(input.product_id, "Product", "input.productId")
+    sku = await admin.create_sku(product_id, _sku_draft(input))
     _wrote(info)
     return SkuCreatePayload(sku=Sku.from_model(sku), product=await _sku_product(info, sku.product_id))
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="skuUpdate")
 async def sku_update(info: CatalogInfo, id: strawberry.ID, input: SkuUpdateInput) -> SkuUpdatePayload:
-    try:
-        sku = await admin.update_sku(_pk(id, "Sku", "id"), _sku_changes(input))
-    except DomainError as exc:
-        return SkuUpdatePayload(errors=user_errors(exc))
+    sku = await admin.update_sku(_pk(id, "Sku", "id"), _sku_changes(input))
     _wrote(info)
     return SkuUpdatePayload(sku=Sku.from_model(sku), product=await _sku_product(info, sku.product_id))
 
@@ -245,16 +225,13 @@ async def sku_update(info: CatalogInfo, id: strawberry.ID, input: SkuUpdateInput
 
 @staff_mutation(Permission.CATALOG_WRITE, action="categoryCreate")
 async def category_create(info: CatalogInfo, input: CategoryCreateInput) -> CategoryCreatePayload:
-    try:
-        draft = admin.CategoryDraft(
-            name=input.name,
-            parent_id=_optional_pk(input.parent_id, "Category", "input.parentId"),
-            sort=input.sort,
-            icon_url=input.icon_url,
-        )
-        category = await admin.create_category(draft)
-    except DomainError as exc:
-        return CategoryCreatePayload(errors=user_errors(exc))
+    draft = admin.CategoryDraft(
+        name=input.name,
+        parent_id=_optional_pk(input.parent_id, "Category", "input.parentId"),
+        sort=input.sort,
+        icon_url=input.icon_url,
+    )
+    category = await admin.create_category(draft)
     _wrote(info)
     return CategoryCreatePayload(category=Category.from_model(category))
 
@@ -263,81 +240,57 @@ async def category_create(info: CatalogInfo, input: CategoryCreateInput) -> Cate
 async def category_update(
     info: CatalogInfo, id: strawberry.ID, input: CategoryUpdateInput
 ) -> CategoryUpdatePayload:
-    try:
-        category = await admin.update_category(_pk(id, "Category", "id"), _category_changes(input))
-    except DomainError as exc:
-        return CategoryUpdatePayload(errors=user_errors(exc))
+    category = await admin.update_category(_pk(id, "Category", "id"), _category_changes(input))
     _wrote(info)
     return CategoryUpdatePayload(category=Category.from_model(category))
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="categoryDelete")
 async def category_delete(info: CatalogInfo, id: strawberry.ID) -> CategoryDeletePayload:
-    try:
-        await admin.delete_category(_pk(id, "Category", "id"))
-    except DomainError as exc:
-        return CategoryDeletePayload(errors=user_errors(exc))
+    await admin.delete_category(_pk(id, "Category", "id"))
     _wrote(info)
     return CategoryDeletePayload(deleted_id=id)
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="brandCreate")
 async def brand_create(info: CatalogInfo, input: BrandCreateInput) -> BrandCreatePayload:
-    try:
-        brand = await admin.create_brand(input.name, input.logo_url)
-    except DomainError as exc:
-        return BrandCreatePayload(errors=user_errors(exc))
+    brand = await admin.create_brand(input.name, input.logo_url)
     _wrote(info)
     return BrandCreatePayload(brand=Brand.from_model(brand))
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="brandUpdate")
 async def brand_update(info: CatalogInfo, id: strawberry.ID, input: BrandUpdateInput) -> BrandUpdatePayload:
-    try:
-        brand = await admin.update_brand(
-            _pk(id, "Brand", "id"), name=_given(input.name), logo_url=_given(input.logo_url)
-        )
-    except DomainError as exc:
-        return BrandUpdatePayload(errors=user_errors(exc))
+    brand = await admin.update_brand(
+        _pk(id, "Brand", "id"), name=_given(input.name), logo_url=_given(input.logo_url)
+    )
     _wrote(info)
     return BrandUpdatePayload(brand=Brand.from_model(brand))
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="brandDelete")
 async def brand_delete(info: CatalogInfo, id: strawberry.ID) -> BrandDeletePayload:
-    try:
-        await admin.delete_brand(_pk(id, "Brand", "id"))
-    except DomainError as exc:
-        return BrandDeletePayload(errors=user_errors(exc))
+    await admin.delete_brand(_pk(id, "Brand", "id"))
     _wrote(info)
     return BrandDeletePayload(deleted_id=id)
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="tagCreate")
 async def tag_create(info: CatalogInfo, input: TagCreateInput) -> TagCreatePayload:
-    try:
-        tag = await admin.create_tag(input.name)
-    except DomainError as exc:
-        return TagCreatePayload(errors=user_errors(exc))
+    tag = await admin.create_tag(input.name)
     _wrote(info)
     return TagCreatePayload(tag=Tag.from_model(tag))
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="tagUpdate")
 async def tag_update(info: CatalogInfo, id: strawberry.ID, input: TagUpdateInput) -> TagUpdatePayload:
-    try:
-        tag = await admin.update_tag(_pk(id, "Tag", "id"), name=_given(input.name))
-    except DomainError as exc:
-        return TagUpdatePayload(errors=user_errors(exc))
+    tag = await admin.update_tag(_pk(id, "Tag", "id"), name=_given(input.name))
     _wrote(info)
     return TagUpdatePayload(tag=Tag.from_model(tag))
 
 
 @staff_mutation(Permission.CATALOG_WRITE, action="tagDelete")
 async def tag_delete(info: CatalogInfo, id: strawberry.ID) -> TagDeletePayload:
-    try:
-        await admin.delete_tag(_pk(id, "Tag", "id"))
-    except DomainError as exc:
-        return TagDeletePayload(errors=user_errors(exc))
+    await admin.delete_tag(_pk(id, "Tag", "id"))
     _wrote(info)
     return TagDeletePayload(deleted_id=id)

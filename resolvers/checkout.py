@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from models import DeliveryMethod
 from resolvers.cart import member_id
+from resolvers.payloads import payload_mutation
 from schema.catalog_inputs import user_errors
 from schema.checkout import (
     CheckoutInput,
@@ -39,19 +40,15 @@ def _request(input: CheckoutInput) -> checkout.CheckoutRequest:
     )
 
 
+@payload_mutation
 async def checkout_preview(info: CheckoutInfo, input: CheckoutInput) -> CheckoutPreviewPayload:
-    try:
-        preview = await checkout.checkout_preview(member_id(info), _request(input))
-    except DomainError as exc:
-        return CheckoutPreviewPayload(errors=user_errors(exc))
+    preview = await checkout.checkout_preview(member_id(info), _request(input))
     return CheckoutPreviewPayload(preview=CheckoutPreview.from_preview(preview))
 
 
+@payload_mutation
 async def place_order(info: CheckoutInfo, input: CheckoutInput, idempotency_key: str) -> PlaceOrderPayload:
-    try:
-        order = await checkout.place_order(member_id(info), _request(input), idempotency_key)
-    except DomainError as exc:
-        return PlaceOrderPayload(errors=user_errors(exc))
+    order = await checkout.place_order(member_id(info), _request(input), idempotency_key)
     payload = PlaceOrderPayload(order=Order.from_model(order))
     if order.status == checkout.OrderStatus.PENDING_PAYMENT and order.payable > 0:
         try:
@@ -61,12 +58,10 @@ async def place_order(info: CheckoutInfo, input: CheckoutInput, idempotency_key:
     return payload
 
 
+@payload_mutation
 async def order_pay(info: CheckoutInfo, order_id: strawberry.ID) -> OrderPayPayload:
-    try:
-        order = await checkout.member_order(member_id(info), decode_id(order_id, "Order", "orderId"))
-        params = await checkout.request_payment(order)
-    except DomainError as exc:
-        return OrderPayPayload(errors=user_errors(exc))
+    order = await checkout.member_order(member_id(info), decode_id(order_id, "Order", "orderId"))
+    params = await checkout.request_payment(order)
     return OrderPayPayload(order=Order.from_model(order), pay_params=PayParams.from_data(params))
 
 

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from strawberry.types.unset import UnsetType
 
 from resolvers.access import staff_mutation
-from schema.catalog_inputs import user_errors
+from resolvers.payloads import payload_mutation
 from schema.connection import build_edges, cursor_offset
 from schema.context import Context
 from schema.loyalty import (
@@ -79,19 +79,15 @@ async def points_history(
 # --- Member mutations --------------------------------------------------------------------------------------
 
 
+@payload_mutation
 async def sign_in(info: LoyaltyInfo) -> SignInPayload:
-    try:
-        result = await sign_ins.sign_in(_member_id(info))
-    except DomainError as exc:
-        return SignInPayload(errors=user_errors(exc))
+    result = await sign_ins.sign_in(_member_id(info))
     return SignInPayload(points=result.points, streak=result.streak, balance=result.balance)
 
 
+@payload_mutation
 async def bind_inviter(info: LoyaltyInfo, code: str) -> BindInviterPayload:
-    try:
-        inviter = await referral.bind_inviter(_member_id(info), code)
-    except DomainError as exc:
-        return BindInviterPayload(errors=user_errors(exc))
+    inviter = await referral.bind_inviter(_member_id(info), code)
     return BindInviterPayload(inviter_nickname=inviter.nickname)
 
 
@@ -100,19 +96,16 @@ async def bind_inviter(info: LoyaltyInfo, code: str) -> BindInviterPayload:
 
 @staff_mutation(LEVEL_PERMISSION, action="levelCreate")
 async def level_create(info: LoyaltyInfo, input: MemberLevelCreateInput) -> MemberLevelCreatePayload:
-    try:
-        level = await levels.create_level(
-            levels.LevelDraft(
-                name=input.name,
-                min_growth=input.min_growth,
-                discount_percent=input.discount_percent,
-                free_shipping=input.free_shipping,
-                birthday_points=input.birthday_points,
-                priority_minutes=input.priority_minutes,
-            )
+    level = await levels.create_level(
+        levels.LevelDraft(
+            name=input.name,
+            min_growth=input.min_growth,
+            discount_percent=input.discount_percent,
+            free_shipping=input.free_shipping,
+            birthday_points=input.birthday_points,
+            priority_minutes=input.priority_minutes,
         )
-    except DomainError as exc:
-        return MemberLevelCreatePayload(errors=user_errors(exc))
+    )
     return MemberLevelCreatePayload(level=MemberLevelType.from_model(level))
 
 
@@ -120,27 +113,21 @@ async def level_create(info: LoyaltyInfo, input: MemberLevelCreateInput) -> Memb
 async def level_update(
     info: LoyaltyInfo, id: strawberry.ID, input: MemberLevelUpdateInput
 ) -> MemberLevelUpdatePayload:
-    try:
-        changes = levels.LevelChanges(
-            name=_given(input.name),
-            min_growth=_given(input.min_growth),
-            discount_percent=_given(input.discount_percent),
-            free_shipping=_given(input.free_shipping),
-            birthday_points=_given(input.birthday_points),
-            priority_minutes=_given(input.priority_minutes),
-        )
-        level = await levels.update_level(decode_id(id, "MemberLevel"), changes)
-    except DomainError as exc:
-        return MemberLevelUpdatePayload(errors=user_errors(exc))
+    changes = levels.LevelChanges(
+        name=_given(input.name),
+        min_growth=_given(input.min_growth),
+        discount_percent=_given(input.discount_percent),
+        free_shipping=_given(input.free_shipping),
+        birthday_points=_given(input.birthday_points),
+        priority_minutes=_given(input.priority_minutes),
+    )
+    level = await levels.update_level(decode_id(id, "MemberLevel"), changes)
     return MemberLevelUpdatePayload(level=MemberLevelType.from_model(level))
 
 
 @staff_mutation(LEVEL_PERMISSION, action="levelDelete")
 async def level_delete(info: LoyaltyInfo, id: strawberry.ID) -> MemberLevelDeletePayload:
-    try:
-        await levels.delete_level(decode_id(id, "MemberLevel"))
-    except DomainError as exc:
-        return MemberLevelDeletePayload(errors=user_errors(exc))
+    await levels.delete_level(decode_id(id, "MemberLevel"))
     return MemberLevelDeletePayload(deleted_id=id)
 
 

@@ -12,7 +12,7 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.unset import UnsetType
 
-from schema.catalog_inputs import user_errors
+from resolvers.payloads import payload_mutation
 from schema.context import Context
 from schema.members import (
     BindPhonePayload,
@@ -87,12 +87,10 @@ async def member_node(info: MemberInfo, pk: int) -> Member | None:
 # --- Mutations ---------------------------------------------------------------------------------------------
 
 
+@payload_mutation
 async def login_with_wechat(info: MemberInfo, code: str) -> LoginPayload:
     ip, user_agent = _client(info)
-    try:
-        result = await members.login_with_wechat(code, ip=ip, user_agent=user_agent)
-    except DomainError as exc:
-        return LoginPayload(errors=user_errors(exc))
+    result = await members.login_with_wechat(code, ip=ip, user_agent=user_agent)
     tokens = result.tokens
     return LoginPayload(
         access_token=tokens.access_token,
@@ -102,11 +100,9 @@ async def login_with_wechat(info: MemberInfo, code: str) -> LoginPayload:
     )
 
 
+@payload_mutation
 async def refresh_token(info: MemberInfo, token: str) -> RefreshTokenPayload:
-    try:
-        found, tokens = await members.refresh_session(token)
-    except DomainError as exc:
-        return RefreshTokenPayload(errors=user_errors(exc))
+    found, tokens = await members.refresh_session(token)
     return RefreshTokenPayload(
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
@@ -115,27 +111,21 @@ async def refresh_token(info: MemberInfo, token: str) -> RefreshTokenPayload:
     )
 
 
+@payload_mutation
 async def logout(info: MemberInfo) -> LogoutPayload:
-    try:
-        await members.logout(_member(info).session_id)
-    except DomainError as exc:
-        return LogoutPayload(errors=user_errors(exc))
+    await members.logout(_member(info).session_id)
     return LogoutPayload(ok=True)
 
 
+@payload_mutation
 async def bind_phone(info: MemberInfo, code: str) -> BindPhonePayload:
-    try:
-        found = await members.bind_phone(_member(info).id, code)
-    except DomainError as exc:
-        return BindPhonePayload(errors=user_errors(exc))
+    found = await members.bind_phone(_member(info).id, code)
     return BindPhonePayload(member=Member.from_model(found))
 
 
+@payload_mutation
 async def bind_phone_encrypted(info: MemberInfo, encrypted_data: str, iv: str) -> BindPhonePayload:
-    try:
-        found = await members.bind_phone_encrypted(_member(info).id, encrypted_data, iv)
-    except DomainError as exc:
-        return BindPhonePayload(errors=user_errors(exc))
+    found = await members.bind_phone_encrypted(_member(info).id, encrypted_data, iv)
     return BindPhonePayload(member=Member.from_model(found))
 
 
@@ -144,16 +134,14 @@ def _given(value: T | UnsetType | None) -> T | members.Unchanged:
     return members.UNCHANGED if value is None or isinstance(value, UnsetType) else value
 
 
+@payload_mutation
 async def update_profile(info: MemberInfo, input: UpdateProfileInput) -> UpdateProfilePayload:
-    try:
-        changes = members.ProfileChanges(
-            nickname=_given(input.nickname),
-            avatar_url=_given(input.avatar_url),
-            birthday=members.UNCHANGED if isinstance(input.birthday, UnsetType) else input.birthday,
-        )
-        found = await members.update_profile(_member(info).id, changes)
-    except DomainError as exc:
-        return UpdateProfilePayload(errors=user_errors(exc))
+    changes = members.ProfileChanges(
+        nickname=_given(input.nickname),
+        avatar_url=_given(input.avatar_url),
+        birthday=members.UNCHANGED if isinstance(input.birthday, UnsetType) else input.birthday,
+    )
+    found = await members.update_profile(_member(info).id, changes)
     return UpdateProfilePayload(member=Member.from_model(found))
 
 

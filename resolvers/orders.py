@@ -11,6 +11,7 @@ from strawberry.types import Info
 from infra.runtime import current_runtime
 from models import OrderStatus as OrderStatusModel
 from resolvers.access import staff_mutation
+from resolvers.payloads import payload_mutation
 from schema.catalog_inputs import user_errors
 from schema.connection import build_edges, cursor_offset
 from schema.context import Context
@@ -111,59 +112,47 @@ async def order_after_sales(info: OrderInfo, order_id: strawberry.ID) -> list[Af
 # --- Member mutations ----------------------------------------------------------------------------------------
 
 
+@payload_mutation
 async def order_cancel(info: OrderInfo, id: strawberry.ID, reason: str = "") -> OrderPayload:
-    try:
-        row = await orders.cancel_order(member_id_of(info.context.viewer), _order_pk(id), reason)
-    except DomainError as exc:
-        return OrderPayload(errors=user_errors(exc))
+    row = await orders.cancel_order(member_id_of(info.context.viewer), _order_pk(id), reason)
     return OrderPayload(order=Order.from_model(row))
 
 
+@payload_mutation
 async def order_confirm_receipt(info: OrderInfo, id: strawberry.ID) -> OrderPayload:
-    try:
-        row = await orders.confirm_receipt(member_id_of(info.context.viewer), _order_pk(id))
-    except DomainError as exc:
-        return OrderPayload(errors=user_errors(exc))
+    row = await orders.confirm_receipt(member_id_of(info.context.viewer), _order_pk(id))
     return OrderPayload(order=Order.from_model(row))
 
 
+@payload_mutation
 async def after_sale_request(info: OrderInfo, input: AfterSaleRequestInput) -> AfterSalePayload:
-    try:
-        requested = [
-            after_sales.LineRequest(
-                decode_id(row.line_id, "OrderLine", f"input.lines[{i}].lineId"), row.quantity
-            )
-            for i, row in enumerate(input.lines)
-        ]
-        row = await after_sales.request_after_sale(
-            member_id_of(info.context.viewer),
-            _order_pk(input.order_id, "input.orderId"),
-            after_sales.AfterSaleKind(AfterSaleKind(input.kind).value),
-            requested,
-            input.reason,
-        )
-    except DomainError as exc:
-        return AfterSalePayload(errors=user_errors(exc))
+    requested = [
+        after_sales.LineRequest(decode_id(row.line_id, "OrderLine", f"input.lines[{i}].lineId"), row.quantity)
+        for i, row in enumerate(input.lines)
+    ]
+    row = await after_sales.request_after_sale(
+        member_id_of(info.context.viewer),
+        _order_pk(input.order_id, "input.orderId"),
+        after_sales.AfterSaleKind(AfterSaleKind(input.kind).value),
+        requested,
+        input.reason,
+    )
     return AfterSalePayload(after_sale=AfterSale.from_model(row))
 
 
+@payload_mutation
 async def after_sale_submit_return(
     info: OrderInfo, id: strawberry.ID, carrier: str, tracking_number: str
 ) -> AfterSalePayload:
-    try:
-        row = await after_sales.submit_return(
-            member_id_of(info.context.viewer), _after_sale_pk(id), carrier, tracking_number
-        )
-    except DomainError as exc:
-        return AfterSalePayload(errors=user_errors(exc))
+    row = await after_sales.submit_return(
+        member_id_of(info.context.viewer), _after_sale_pk(id), carrier, tracking_number
+    )
     return AfterSalePayload(after_sale=AfterSale.from_model(row))
 
 
+@payload_mutation
 async def after_sale_cancel(info: OrderInfo, id: strawberry.ID) -> AfterSalePayload:
-    try:
-        row = await after_sales.cancel_after_sale(member_id_of(info.context.viewer), _after_sale_pk(id))
-    except DomainError as exc:
-        return AfterSalePayload(errors=user_errors(exc))
+    row = await after_sales.cancel_after_sale(member_id_of(info.context.viewer), _after_sale_pk(id))
     return AfterSalePayload(after_sale=AfterSale.from_model(row))
 
 
@@ -177,10 +166,7 @@ def _staff_id(info: OrderInfo) -> int | None:
 
 @staff_mutation(Permission.ORDER_SHIP, action="orderShip")
 async def order_ship(info: OrderInfo, id: strawberry.ID, carrier: str, tracking_number: str) -> OrderPayload:
-    try:
-        row = await orders.ship_order(_order_pk(id), carrier, tracking_number, _staff_id(info))
-    except DomainError as exc:
-        return OrderPayload(errors=user_errors(exc))
+    row = await orders.ship_order(_order_pk(id), carrier, tracking_number, _staff_id(info))
     return OrderPayload(order=Order.from_model(row))
 
 
@@ -200,10 +186,7 @@ async def order_ship_batch(info: OrderInfo, rows: list[OrderShipInput]) -> Order
             )
         except DomainError as exc:
             results[i] = OrderShipResult(order_id=row.order_id, errors=user_errors(exc))
-    try:
-        shipped = await orders.ship_orders([row for _, row in wanted], _staff_id(info))
-    except DomainError as exc:
-        return OrderShipBatchPayload(errors=user_errors(exc))
+    shipped = await orders.ship_orders([row for _, row in wanted], _staff_id(info))
     for (i, _), result in zip(wanted, shipped, strict=True):
         results[i] = OrderShipResult(
             order_id=encode_id("Order", result.order_id),
@@ -216,37 +199,25 @@ async def order_ship_batch(info: OrderInfo, rows: list[OrderShipInput]) -> Order
 
 @staff_mutation(Permission.ORDER_SHIP, action="orderStaffCancel")
 async def order_staff_cancel(info: OrderInfo, id: strawberry.ID, reason: str) -> OrderPayload:
-    try:
-        row = await orders.staff_cancel(_order_pk(id), _staff_id(info) or 0, reason)
-    except DomainError as exc:
-        return OrderPayload(errors=user_errors(exc))
+    row = await orders.staff_cancel(_order_pk(id), _staff_id(info) or 0, reason)
     return OrderPayload(order=Order.from_model(row))
 
 
 @staff_mutation(Permission.REFUND_APPROVE, action="afterSaleApprove")
 async def after_sale_approve(info: OrderInfo, id: strawberry.ID) -> AfterSalePayload:
-    try:
-        row = await after_sales.approve(_after_sale_pk(id), _staff_id(info))
-    except DomainError as exc:
-        return AfterSalePayload(errors=user_errors(exc))
+    row = await after_sales.approve(_after_sale_pk(id), _staff_id(info))
     return AfterSalePayload(after_sale=AfterSale.from_model(row))
 
 
 @staff_mutation(Permission.REFUND_APPROVE, action="afterSaleReject")
 async def after_sale_reject(info: OrderInfo, id: strawberry.ID, reason: str) -> AfterSalePayload:
-    try:
-        row = await after_sales.reject(_after_sale_pk(id), _staff_id(info), reason)
-    except DomainError as exc:
-        return AfterSalePayload(errors=user_errors(exc))
+    row = await after_sales.reject(_after_sale_pk(id), _staff_id(info), reason)
     return AfterSalePayload(after_sale=AfterSale.from_model(row))
 
 
 @staff_mutation(Permission.REFUND_APPROVE, action="afterSaleConfirmReturn")
 async def after_sale_confirm_return(info: OrderInfo, id: strawberry.ID) -> AfterSalePayload:
-    try:
-        row = await after_sales.confirm_return(_after_sale_pk(id), _staff_id(info))
-    except DomainError as exc:
-        return AfterSalePayload(errors=user_errors(exc))
+    row = await after_sales.confirm_return(_after_sale_pk(id), _staff_id(info))
     return AfterSalePayload(after_sale=AfterSale.from_model(row))
 
 
