@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         lock_embedded_mode(settings)
         await init_db(settings)
         await start_runtime(settings)
-        from services.sweeper import start_sweeper, stop_sweeper
+        from services.orders.sweeper import start_sweeper, stop_sweeper
 
         sweeper = start_sweeper()
         try:
@@ -101,7 +101,7 @@ async def _seed(settings: Settings) -> dict[str, int]:
 
 async def _create_staff(settings: Settings, name: str, role: str) -> str:
     from models import StaffRole
-    from services.staff import create_staff
+    from services.access.staff import create_staff
 
     await init_db(settings)
     try:

@@ -142,8 +142,8 @@ async def create_shoppers(count: int) -> tuple[list[Shopper], int]:
     """`count` members (token, address) and a product on sale with one SKU; returns them and the SKU id."""
     from models import Category, Member, Product, ProductMedia, ProductStatus, Shop, Sku
     from schema.node import encode_id
-    from services.addresses import AddressDraft, create_address
-    from services.member_tokens import issue_tokens
+    from services.members.addresses import AddressDraft, create_address
+    from services.members.tokens import issue_tokens
 
     tag = secrets.token_hex(3)
     shop = await Shop.create(code=f"bench-{tag}", name=f"压测店 {tag}")
@@ -235,9 +235,9 @@ async def count_sql(shopper: Shopper, sku_gid: str) -> dict[str, Any]:
     from schema.context import make_context
     from schema.node import decode_id
     from schema.root import schema
-    from services import checkout
-    from services.checkout import CheckoutRequest, ItemRequest
-    from services.viewer import viewer_for_token
+    from services.members.viewer import viewer_for_token
+    from services.orders import checkout
+    from services.orders.checkout import CheckoutRequest, ItemRequest
 
     sku_pk = decode_id(sku_gid, "Sku", "skuId")
     address_pk = decode_id(shopper.address_gid, "Address", "addressId")

@@ -47,8 +47,8 @@ from models import (
     SpecValue,
     Tag,
 )
-from services.catalog_admin import product_search_text, spec_key
-from services.levels import ensure_default_levels
+from services.catalog.admin import product_search_text, spec_key
+from services.loyalty.levels import ensure_default_levels
 
 RANDOM_SEED = 20261121
 # A fixed "now" for the demo: data must not depend on when it was seeded.

@@ -10,7 +10,7 @@ from collections import defaultdict
 from aiodataloader import DataLoader
 
 from models import Address
-from services.addresses import ADDRESS_ORDER
+from services.members.addresses import ADDRESS_ORDER
 
 
 class AddressLoader(DataLoader[int, Address | None]):

@@ -41,11 +41,11 @@ from schema.catalog_inputs import user_errors
 from schema.connection import build_edges, cursor_offset
 from schema.context import Context
 from schema.node import decode_id
-from services import api_keys, audit, staff
+from services.access import api_keys, audit, staff
+from services.access.permissions import Permission, require_permission
+from services.access.staff import StaffIdentity
+from services.catalog.listing import check_page_size
 from services.errors import DomainError
-from services.permissions import Permission, require_permission
-from services.product_listing import check_page_size
-from services.staff import StaffIdentity
 
 AccessInfo = Info[Context, None]
 Resolver = TypeVar("Resolver", bound=Callable[..., Awaitable[Any]])

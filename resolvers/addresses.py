@@ -20,8 +20,8 @@ from schema.addresses import (
 )
 from schema.context import Context
 from schema.node import decode_id, encode_id
-from services import addresses
 from services.errors import DomainError, ErrorCode
+from services.members import addresses
 
 AddressInfo = Info[Context, None]
 

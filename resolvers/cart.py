@@ -9,8 +9,8 @@ from resolvers.payloads import payload_mutation
 from schema.cart import Cart, CartPayload
 from schema.context import Context
 from schema.node import decode_id
-from services import cart
 from services.errors import DomainError, ErrorCode
+from services.orders import cart
 
 CartInfo = Info[Context, None]
 

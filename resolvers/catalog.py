@@ -12,10 +12,10 @@ from schema.catalog import Brand, Category, Product, ProductConnection, ProductF
 from schema.connection import build_edges, cursor_offset
 from schema.context import Context
 from schema.node import decode_id
-from services import search
-from services.product_listing import ProductFilter as ListingFilter
-from services.product_listing import ProductSort as ListingSort
-from services.product_listing import check_page_size, list_products
+from services.catalog import search
+from services.catalog.listing import ProductFilter as ListingFilter
+from services.catalog.listing import ProductSort as ListingSort
+from services.catalog.listing import check_page_size, list_products
 
 ProductInfo = Info[Context, None]
 

@@ -46,8 +46,8 @@ from schema.catalog_inputs import (
 )
 from schema.context import Context
 from schema.node import decode_id
-from services import catalog_admin as admin
-from services.permissions import Permission
+from services.access.permissions import Permission
+from services.catalog import admin
 
 CatalogInfo = Info[Context, None]
 T = TypeVar("T")

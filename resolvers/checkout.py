@@ -20,8 +20,8 @@ from schema.checkout import (
 from schema.context import Context
 from schema.node import decode_id
 from schema.orders import Order
-from services import checkout
 from services.errors import DomainError
+from services.orders import checkout
 
 CheckoutInfo = Info[Context, None]
 

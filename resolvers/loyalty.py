@@ -28,11 +28,11 @@ from schema.loyalty import (
     SignInPayload,
 )
 from schema.node import decode_id
-from services import levels, points, referral
-from services import sign_in as sign_ins
+from services.access.permissions import Permission
+from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
-from services.permissions import Permission
-from services.product_listing import check_page_size
+from services.loyalty import levels, points, referral
+from services.loyalty import sign_in as sign_ins
 
 LoyaltyInfo = Info[Context, None]
 T = TypeVar("T")

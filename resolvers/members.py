@@ -24,10 +24,10 @@ from schema.members import (
     UpdateProfilePayload,
 )
 from schema.node import decode_id
-from services import members
+from services.access.permissions import Permission, require_permission
 from services.errors import DomainError, ErrorCode
-from services.permissions import Permission, require_permission
-from services.viewer import MemberIdentity
+from services.members import profile as members
+from services.members.viewer import MemberIdentity
 
 MemberInfo = Info[Context, None]
 T = TypeVar("T")

@@ -32,12 +32,14 @@ from schema.orders import (
     OrderStatusChanged,
     order_counts,
 )
-from services import after_sales, member_tokens, orders
+from services.access.permissions import Permission, has_permission
+from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
-from services.order_states import order_channel
-from services.permissions import Permission, has_permission
-from services.product_listing import check_page_size
-from services.viewer import Viewer
+from services.members import tokens as member_tokens
+from services.members.viewer import Viewer
+from services.orders import after_sales
+from services.orders import queries as orders
+from services.orders.states import order_channel
 
 OrderInfo = Info[Context, None]
 

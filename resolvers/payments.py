@@ -20,9 +20,9 @@ from schema.catalog_inputs import user_errors
 from schema.context import Context
 from schema.node import decode_id
 from schema.payments import Refund, RefundOrderInput, RefundOrderPayload
+from services.access.permissions import Permission, require_permission
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.permissions import Permission, require_permission
-from services.refunds import EXTRA_PAYMENT_PREFIX, refund_number, start_refund
+from services.payments.refunds import EXTRA_PAYMENT_PREFIX, refund_number, start_refund
 
 PaymentInfo = Info[Context, None]
 

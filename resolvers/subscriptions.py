@@ -11,7 +11,7 @@ from infra.runtime import current_runtime
 from schema.context import Context
 from schema.live import StockChanged
 from schema.node import decode_id, encode_id
-from services.catalog_events import stock_channel
+from services.catalog.events import stock_channel
 from services.errors import DomainError, ErrorCode
 
 

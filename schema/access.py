@@ -19,8 +19,8 @@ from models import StaffRole as StaffRoleModel
 from schema.catalog_inputs import UserError
 from schema.connection import Edge, PageInfo
 from schema.node import encode_id
-from services.permissions import Permission as PermissionModel
-from services.permissions import permissions_of
+from services.access.permissions import Permission as PermissionModel
+from services.access.permissions import permissions_of
 
 StaffRole = strawberry.enum(
     StaffRoleModel, description="What a staff member is for; it decides their permissions."

@@ -6,10 +6,10 @@ import strawberry
 
 from schema.catalog import Sku
 from schema.catalog_inputs import UserError
-from services.cart import CartLine as CartLineData
-from services.cart import CartView
-from services.cart import LineProblem as LineProblemModel
-from services.pricing import Quote
+from services.orders.cart import CartLine as CartLineData
+from services.orders.cart import CartView
+from services.orders.cart import LineProblem as LineProblemModel
+from services.orders.pricing import Quote
 
 CartLineProblem = strawberry.enum(
     LineProblemModel, name="CartLineProblem", description="Why a cart line cannot be bought now."

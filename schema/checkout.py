@@ -7,8 +7,8 @@ import strawberry
 from schema.catalog_inputs import UserError
 from schema.node import encode_id
 from schema.orders import DeliveryMethod, Order
-from services.checkout import Preview
-from services.wechat_pay import PayParams as PayParamsData
+from services.orders.checkout import Preview
+from services.payments.wechat_pay import PayParams as PayParamsData
 
 
 @strawberry.input(description="One item bought now, without the cart.")

@@ -9,7 +9,7 @@ from typing import Any
 from infra.settings import Settings, get_settings
 from loaders.catalog import CatalogLoaders
 from loaders.members import MemberLoaders
-from services.viewer import ANONYMOUS, Viewer
+from services.members.viewer import ANONYMOUS, Viewer
 
 
 @dataclass

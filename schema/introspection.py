@@ -14,9 +14,9 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 
 from infra.settings import get_settings
+from services.access.permissions import may_introspect
 from services.errors import ErrorCode
-from services.permissions import may_introspect
-from services.viewer import ANONYMOUS
+from services.members.viewer import ANONYMOUS
 
 MESSAGE = (
     "Introspection needs a staff token or a partner API key (Authorization: Bearer ...); "

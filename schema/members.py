@@ -17,9 +17,11 @@ from schema.catalog_inputs import UserError
 from schema.context import Context
 from schema.loyalty import MemberLevelType
 from schema.node import Node, encode_id
-from services import audit, levels, members
+from services.access import audit
+from services.access.permissions import Permission, has_permission
 from services.errors import DomainError, ErrorCode
-from services.permissions import Permission, has_permission
+from services.loyalty import levels
+from services.members import profile as members
 
 MemberInfo = Info[Context, None]
 

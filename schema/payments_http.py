@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.payment_notifications import (
+from services.payments.notifications import (
     MAX_BODY,
     answer,
     handle_payment_notification,

@@ -25,9 +25,9 @@ from infra.settings import Settings
 from schema.context import Context, make_context
 from schema.extensions import coded_error
 from schema.root import CACHEABLE_ROOT_FIELDS
-from services import search
+from services.catalog import search
 from services.errors import DomainError, ErrorCode
-from services.viewer import bearer_token, resolve_viewer, viewer_for_token
+from services.members.viewer import bearer_token, resolve_viewer, viewer_for_token
 
 _CONTEXT_KEY = "lianmall_context"
 

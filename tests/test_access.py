@@ -23,12 +23,13 @@ from resolvers.access import AccessMutation
 from schema.context import make_context
 from schema.node import encode_id
 from schema.root import CatalogMutation, schema
-from services import api_keys, audit, catalog_admin
+from services.access import api_keys, audit
+from services.access.permissions import ROLE_PERMISSIONS, Permission, require_scope
+from services.access.staff import authenticate_staff, create_staff
+from services.catalog import admin as catalog_admin
 from services.errors import DomainError, ErrorCode
-from services.member_tokens import issue_tokens
-from services.permissions import ROLE_PERMISSIONS, Permission, require_scope
-from services.staff import authenticate_staff, create_staff
-from services.viewer import ANONYMOUS, Viewer
+from services.members.tokens import issue_tokens
+from services.members.viewer import ANONYMOUS, Viewer
 from tests.graphql_client import gql
 
 ERRORS = "errors { field message code }"

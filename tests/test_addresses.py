@@ -14,9 +14,9 @@ import pytest
 from infra.query_counter import count_queries
 from models import Address, Member, StaffRole
 from schema.node import decode_id, encode_id
-from services import addresses
-from services.member_tokens import issue_tokens
-from services.staff import create_staff
+from services.access.staff import create_staff
+from services.members import addresses
+from services.members.tokens import issue_tokens
 from tests.graphql_client import gql
 
 ERRORS = "errors { field message code }"

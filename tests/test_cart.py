@@ -20,10 +20,10 @@ from models import (
     SpecValue,
 )
 from schema.node import encode_id
-from services import cart
-from services.addresses import AddressDraft, create_address
-from services.member_tokens import issue_tokens
-from services.pricing import PUBLIC, PointsRules, ShippingRules, points_deduction, shipping_fee
+from services.members.addresses import AddressDraft, create_address
+from services.members.tokens import issue_tokens
+from services.orders import cart
+from services.orders.pricing import PUBLIC, PointsRules, ShippingRules, points_deduction, shipping_fee
 from tests.graphql_client import gql
 
 pytestmark = pytest.mark.usefixtures("runtime")

@@ -26,9 +26,9 @@ from models import (
     Tag,
 )
 from schema.node import decode_id, encode_id
-from services import catalog_admin
-from services.search import search_document
-from services.staff import create_staff
+from services.access.staff import create_staff
+from services.catalog import admin as catalog_admin
+from services.catalog.search import search_document
 from tests.graphql_client import gql
 
 ERRORS = "errors { field message code }"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from models import CartItem, Member, Order, OrderLine, OrderStatus, PointsEntry, Product, Shop, Sku
-from services import cart, checkout
-from services.checkout import CheckoutRequest, ItemRequest
 from services.errors import DomainError, ErrorCode
+from services.orders import cart, checkout
+from services.orders.checkout import CheckoutRequest, ItemRequest
 from tests.conftest import BACKEND
 from tests.graphql_client import gql
 from tests.test_cart import new_address, new_member, new_sku, sku_id
@@ -206,6 +206,6 @@ async def test_two_hundred_members_through_two_server_processes_buy_exactly_fift
 
 
 async def _token(member: Member) -> str:
-    from services.member_tokens import issue_tokens
+    from services.members.tokens import issue_tokens
 
     return (await issue_tokens(member)).access_token

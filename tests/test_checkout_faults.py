@@ -28,7 +28,7 @@ from models import (
     Sku,
 )
 from schema.node import encode_id
-from services.order_states import transition
+from services.orders.states import transition
 from tests.conftest import BACKEND
 from tests.graphql_client import gql
 from tests.test_cart import new_address, new_member, new_sku, sku_id
@@ -146,7 +146,7 @@ STOCK_A, STOCK_B = 50, 100
 
 
 async def _token(member: Member) -> str:
-    from services.member_tokens import issue_tokens
+    from services.members.tokens import issue_tokens
 
     return (await issue_tokens(member)).access_token
 

@@ -7,7 +7,7 @@ import pytest
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from schema.node import encode_id
-from services import search
+from services.catalog import search
 from tests.graphql_client import gql
 
 

@@ -31,11 +31,11 @@ from models import (
     StaffRole,
 )
 from schema.node import encode_id
-from services import levels, points, referral
+from services.access.staff import create_staff
 from services.errors import DomainError, ErrorCode
-from services.member_tokens import issue_tokens
-from services.sign_in import points_for_streak, sign_in
-from services.staff import create_staff
+from services.loyalty import levels, points, referral
+from services.loyalty.sign_in import points_for_streak, sign_in
+from services.members.tokens import issue_tokens
 from tests.conftest import BACKEND
 from tests.graphql_client import gql
 

@@ -12,8 +12,8 @@ import pytest
 from infra.clock import now, set_clock
 from models import Member
 from services.errors import DomainError, ErrorCode
-from services.member_tokens import ACCESS_TTL, issue_tokens, refresh_tokens, revoke_session
-from services.viewer import resolve_viewer
+from services.members.tokens import ACCESS_TTL, issue_tokens, refresh_tokens, revoke_session
+from services.members.viewer import resolve_viewer
 
 
 async def _member() -> Member:

@@ -29,16 +29,19 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from infra import wechat as wechat_service
 from infra.clock import now
 from infra.redis import get_redis
 from infra.settings import Settings
 from models import Address, AuditLog, Member, StaffRole
 from schema.node import decode_id, encode_id
 from schema.root import CACHEABLE_ROOT_FIELDS
-from services import levels, members, permissions, phone
-from services import wechat as wechat_service
-from services.permissions import Permission
-from services.staff import create_staff
+from services.access import permissions
+from services.access.permissions import Permission
+from services.access.staff import create_staff
+from services.loyalty import levels
+from services.members import phone
+from services.members import profile as members
 from tests.graphql_client import gql
 from tests.server_process import child_env, running_server
 from tests.wechat_standin import (
@@ -532,7 +535,7 @@ async def test_member_node_answers_only_the_member_and_member_readers(
 
     from resolvers.members import member_node
     from schema.context import make_context
-    from services.viewer import viewer_for_token
+    from services.members.viewer import viewer_for_token
 
     alice, _ = await logged_in(shoppers(), wechat)
     bob, _ = await logged_in(shoppers(), wechat)

@@ -30,8 +30,8 @@ from infra.response_cache import ResponseCache
 from infra.settings import Settings
 from models import DEFAULT_SHOP_CODE, Member, Order, Product, ProductStatus, Shop, Sku, StaffRole
 from schema.node import decode_id, encode_id
-from services.member_tokens import issue_tokens
-from services.staff import create_staff
+from services.access.staff import create_staff
+from services.members.tokens import issue_tokens
 from tests.server_process import ServerProcess, child_env, running_server
 
 pytestmark = pytest.mark.realservices

@@ -40,12 +40,14 @@ from models import (
     StaffRole,
 )
 from schema.node import encode_id
-from services import after_sales, order_states, orders
+from services.access.staff import create_staff
 from services.errors import DomainError, ErrorCode
-from services.member_tokens import issue_tokens, revoke_session
-from services.points import change_points
-from services.staff import create_staff
-from services.sweeper import sweep_once
+from services.loyalty.points import change_points
+from services.members.tokens import issue_tokens, revoke_session
+from services.orders import after_sales
+from services.orders import queries as orders
+from services.orders import states as order_states
+from services.orders.sweeper import sweep_once
 from tests.graphql_client import gql
 from tests.server_process import child_env, running_server
 from tests.test_members import serving

@@ -24,10 +24,10 @@ from models import (
     Shop,
     Sku,
 )
-from services import order_states
-from services.payment_notifications import handle_payment_notification, handle_refund_notification
-from services.refunds import start_refund
-from services.wechat_pay import prepay
+from services.orders import states as order_states
+from services.payments.notifications import handle_payment_notification, handle_refund_notification
+from services.payments.refunds import start_refund
+from services.payments.wechat_pay import prepay
 from tests.wechat_pay_standin import WeChatPayStandIn, sign
 
 

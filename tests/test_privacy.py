@@ -39,7 +39,7 @@ from models import (
 )
 from schema.node import encode_id
 from schema.root import schema
-from services.member_tokens import ACCESS_TTL, issue_tokens, revoke_session
+from services.members.tokens import ACCESS_TTL, issue_tokens, revoke_session
 from tests.graphql_client import gql
 
 ERRORS = "errors { field message code }"

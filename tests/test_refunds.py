@@ -23,11 +23,11 @@ from models import (
     StaffRole,
 )
 from schema.node import encode_id
-from services.payment_notifications import handle_refund_notification
-from services.points import change_points
-from services.refunds import start_refund
-from services.staff import create_staff
-from services.sweeper import sweep_once
+from services.access.staff import create_staff
+from services.loyalty.points import change_points
+from services.orders.sweeper import sweep_once
+from services.payments.notifications import handle_refund_notification
+from services.payments.refunds import start_refund
 from tests.graphql_client import gql
 from tests.test_payments import make_order, ok, paid_order
 from tests.wechat_pay_standin import WeChatPayStandIn

@@ -10,9 +10,9 @@ from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import Runtime
 from models import Product, ProductStatus, Sku, StaffRole
 from schema.node import encode_id
-from services import search
-from services.catalog_events import products_changed
-from services.staff import create_staff
+from services.access.staff import create_staff
+from services.catalog import search
+from services.catalog.events import products_changed
 from tests.graphql_client import gql
 from tests.test_catalog_read import PRODUCT_PAGE
 

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from infra.clock import SHOP_TZ, set_clock
 from infra.query_counter import count_queries
 from models import Brand, Category, Product, ProductStatus, Shop
-from services import search
-from services.search import (
+from services.catalog import search
+from services.catalog.search import (
     KeywordMatch,
     hot_search_words,
     invalidate_vocabulary,

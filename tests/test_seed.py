@@ -23,7 +23,7 @@ from models import (
     SpecValue,
     Tag,
 )
-from services.search import search_document
+from services.catalog.search import search_document
 
 COMMON_GOODS = ("连衣裙", "运动鞋", "面霜", "手机壳")
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from models import Order, OrderStatus, Payment, PointsEntry, Refund, StaffRole
-from services.staff import create_staff
+from services.access.staff import create_staff
 from tests.graphql_client import gql
 from tests.wechat_pay_standin import WeChatPayStandIn
 from tests.wechat_standin import WeChatStandIn

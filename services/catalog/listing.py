@@ -9,7 +9,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from models import Category, Product, ProductStatus, ProductTag
-from services import search
+from services.catalog import search
 from services.errors import DomainError, ErrorCode
 
 DEFAULT_PAGE_SIZE = 20

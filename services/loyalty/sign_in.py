@@ -13,7 +13,7 @@ from infra.clock import SHOP_TZ, now
 from infra.settings import get_settings
 from models import Member, PointsReason, SignIn
 from services.errors import DomainError, ErrorCode
-from services.points import apply_points_change, retry_when_busy
+from services.loyalty.points import apply_points_change, retry_when_busy
 
 
 @dataclass(frozen=True)

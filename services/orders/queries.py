@@ -13,6 +13,7 @@ from datetime import datetime
 
 from tortoise.functions import Count
 
+from infra import wechat
 from infra.clock import SHOP_TZ
 from infra.settings import get_settings
 from models import (
@@ -26,8 +27,8 @@ from models import (
     Payment,
     PaymentStatus,
 )
-from services import order_states, wechat
 from services.errors import DomainError, ErrorCode
+from services.orders import states as order_states
 
 log = logging.getLogger("lianmall.orders")
 

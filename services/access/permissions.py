@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from models import StaffRole
+from services.access.staff import StaffIdentity
 from services.errors import DomainError, ErrorCode
-from services.staff import StaffIdentity
-from services.viewer import Viewer
+from services.members.viewer import Viewer
 
 
 class Permission(StrEnum):

@@ -15,8 +15,8 @@ from typing import Any
 from tortoise.queryset import QuerySet
 
 from models import AuditLog
-from services.api_keys import KEY_PREFIX
-from services.staff import TOKEN_PREFIX, StaffIdentity
+from services.access.api_keys import KEY_PREFIX
+from services.access.staff import TOKEN_PREFIX, StaffIdentity
 
 log = logging.getLogger("lianmall.audit")
 

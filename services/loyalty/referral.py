@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 from infra.clock import now
 from models import Member
 from services.errors import DomainError, ErrorCode
-from services.points import retry_when_busy
+from services.loyalty.points import retry_when_busy
 
 # No 0/O or 1/I: a code read aloud or copied from a poster cannot be mistyped into another one.
 INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"

@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from infra.clock import now
 from models import ApiKey
+from services.access.staff import StaffIdentity
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.staff import StaffIdentity
 
 KEY_PREFIX = "pk_"
 # What the key list shows of a key: "pk_" and 9 random characters, enough to tell keys apart, useless to guess.

@@ -24,10 +24,11 @@ from infra.clock import now
 from infra.runtime import current_runtime
 from infra.settings import get_settings
 from models import ActorKind, Order, OrderEvent, OrderLine, OrderStatus, PointsReason, Product, Sku
-from services import levels, viewer
-from services.catalog_events import StockChange, products_changed
+from services.catalog.events import StockChange, products_changed
 from services.errors import DomainError, ErrorCode
-from services.points import apply_points_change, retry_when_busy
+from services.loyalty import levels
+from services.loyalty.points import apply_points_change, retry_when_busy
+from services.members import viewer
 
 log = logging.getLogger("lianmall.orders")
 

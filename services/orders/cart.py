@@ -15,9 +15,10 @@ from tortoise.expressions import F
 
 from infra.settings import Settings, get_settings
 from models import CartItem, Member, ProductStatus, Shop, Sku
-from services import levels, pricing
 from services.errors import DomainError, ErrorCode
-from services.pricing import PriceContext, PricedLine, Quote
+from services.loyalty import levels
+from services.orders import pricing
+from services.orders.pricing import PriceContext, PricedLine, Quote
 
 MAX_LINES = 100
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from infra.redis import get_redis
 from models import Member
-from services import levels
-from services.api_keys import KEY_PREFIX, PartnerIdentity, authenticate_api_key
+from services.access.api_keys import KEY_PREFIX, PartnerIdentity, authenticate_api_key
+from services.access.staff import StaffIdentity, authenticate_staff
 from services.errors import DomainError, ErrorCode
-from services.member_tokens import decode_access_token, looks_like_access_token, revoked_key
-from services.pricing import PUBLIC, PriceContext
-from services.staff import StaffIdentity, authenticate_staff
+from services.loyalty import levels
+from services.members.tokens import decode_access_token, looks_like_access_token, revoked_key
+from services.orders.pricing import PUBLIC, PriceContext
 
 # How long a member's growth may be read from Redis instead of the database; growth changes drop it at once.
 SNAPSHOT_TTL_SECONDS = 60

@@ -30,7 +30,7 @@ from tortoise.queryset import QuerySet
 from infra.clock import SHOP_TZ, now
 from infra.redis import get_redis
 from models import Product, ProductStatus
-from services.synonyms import SYNONYM_GROUPS, build_synonym_table
+from services.catalog.synonyms import SYNONYM_GROUPS, build_synonym_table
 
 _SPACES = re.compile(r"\s+")
 

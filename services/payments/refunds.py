@@ -21,8 +21,8 @@ from tortoise.transactions import in_transaction
 
 from models import Order, OrderLine, OrderStatus, Payment, PaymentStatus, Refund, RefundStatus
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.points import retry_when_busy
-from services.wechat_pay import REFUND_NOTIFY_PATH, call_pay, notify_url
+from services.loyalty.points import retry_when_busy
+from services.payments.wechat_pay import REFUND_NOTIFY_PATH, call_pay, notify_url
 
 log = logging.getLogger("lianmall.refunds")
 

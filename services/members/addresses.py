@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 
 from models import Address, Member
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.regions import RegionProblem, check_region
+from services.members.regions import RegionProblem, check_region
 
 MAX_ADDRESSES = 20
 # Column sizes of the model, checked here so PostgreSQL never has to reject (or SQLite silently keep) them.

@@ -42,13 +42,14 @@ from models import (
     Sku,
     SkuSpecValue,
 )
-from services import pricing, wechat_pay
-from services.cart import member_pricing, points_rules, purchase_limit, shipping_rules
-from services.catalog_events import StockChange, products_changed
+from services.catalog.events import StockChange, products_changed
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.order_states import transition
-from services.points import apply_points_change, retry_when_busy
-from services.wechat_pay import PayParams
+from services.loyalty.points import apply_points_change, retry_when_busy
+from services.orders import pricing
+from services.orders.cart import member_pricing, points_rules, purchase_limit, shipping_rules
+from services.orders.states import transition
+from services.payments import wechat_pay
+from services.payments.wechat_pay import PayParams
 
 log = logging.getLogger("lianmall.checkout")
 

@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from infra.clock import now as clock_now
 from infra.settings import get_settings
 from models import ActorKind, AfterSale, AfterSaleStatus, Order, OrderStatus, Refund, RefundStatus
-from services import order_states, refunds
 from services.errors import DomainError
+from services.orders import states as order_states
+from services.payments import refunds
 
 log = logging.getLogger("lianmall.sweeper")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from infra.response_cache import ALL
 from infra.runtime import current_runtime
-from services import search
+from services.catalog import search
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ from models import (
     SpecValue,
     Tag,
 )
-from services.catalog_events import StockChange, products_changed, taxonomy_changed
+from services.catalog.events import StockChange, products_changed, taxonomy_changed
+from services.catalog.search import search_document
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.search import search_document
 
 # Column sizes of the models: checked here so PostgreSQL never has to reject (or SQLite silently keep) them.
 TITLE_MAX = 120

@@ -17,19 +17,20 @@ from urllib.parse import urlsplit
 
 from tortoise.exceptions import IntegrityError
 
+from infra import wechat
 from infra.clock import now
 from models import Member
-from services import phone as phones
-from services import rate_limit, wechat
+from services import rate_limit
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.member_tokens import (
+from services.loyalty.referral import new_invite_code
+from services.members import phone as phones
+from services.members.tokens import (
     TokenPair,
     decode_access_token,
     issue_tokens,
     refresh_tokens,
     revoke_session,
 )
-from services.referral import new_invite_code
 
 log = logging.getLogger("lianmall.members")
 

@@ -40,12 +40,14 @@ from models import (
     RefundStatus,
     Sku,
 )
-from services import levels, order_states, viewer
-from services.catalog_events import StockChange, products_changed
+from services.catalog.events import StockChange, products_changed
 from services.errors import DomainError
-from services.points import apply_points_change, points_entry, retry_when_busy
-from services.refunds import EXTRA_PAYMENT_PREFIX, refund_payment, start_refund
-from services.wechat_pay import pay_client
+from services.loyalty import levels
+from services.loyalty.points import apply_points_change, points_entry, retry_when_busy
+from services.members import viewer
+from services.orders import states as order_states
+from services.payments.refunds import EXTRA_PAYMENT_PREFIX, refund_payment, start_refund
+from services.payments.wechat_pay import pay_client
 
 log = logging.getLogger("lianmall.payment_notices")
 
@@ -375,7 +377,7 @@ async def _after_refund(refund_id: int) -> None:
     refund = await Refund.get(id=refund_id)
     order = await Order.get(id=refund.order_id)  # type: ignore[attr-defined]
     if refund.after_sale_id is not None:  # type: ignore[attr-defined]
-        from services import after_sales
+        from services.orders import after_sales
 
         await after_sales.mark_refunded(refund.after_sale_id)  # type: ignore[attr-defined]
     payment = await refund_payment(refund)

@@ -18,10 +18,10 @@ from tortoise.transactions import in_transaction
 from infra.bus import EventBus
 from infra.runtime import current_runtime
 from models import Member, MemberLevel
-from services import viewer
-from services.catalog_events import taxonomy_changed
+from services.catalog.events import taxonomy_changed
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.pricing import PriceContext
+from services.members import viewer
+from services.orders.pricing import PriceContext
 
 LEVELS_CHANNEL = "levels.changed"
 NAME_MAX = 32

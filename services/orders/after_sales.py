@@ -32,7 +32,7 @@ from models import (
     OrderStatus,
 )
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.points import retry_when_busy
+from services.loyalty.points import retry_when_busy
 
 log = logging.getLogger("lianmall.after_sales")
 
@@ -136,7 +136,7 @@ def _conflict(after_sale: AfterSale, to: AfterSaleStatus) -> DomainError:
 async def _start_refund(after_sale: AfterSale) -> None:
     """Ask WeChat Pay for the money back (services.refunds); its notification calls `mark_refunded`."""
     try:
-        refunds = importlib.import_module("services.refunds")
+        refunds = importlib.import_module("services.payments.refunds")
     except ModuleNotFoundError:
         log.error("services.refunds is missing: after-sale %s waits in REFUNDING", after_sale.id)
         return

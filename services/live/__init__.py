@@ -1,0 +1,4 @@
+"""Live sale: rooms, pinned products and live prices, comments, red-packet rain, auctions, room events.
+
+May import every domain up to marketing; nothing below imports it.
+"""

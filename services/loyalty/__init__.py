@@ -1,0 +1,4 @@
+"""Loyalty: member levels by growth, the points ledger, daily sign-in and referral (who invited whom).
+
+May import access, catalog and members. Plugs the level discount into the viewer (`members.viewer`).
+"""

@@ -1,0 +1,6 @@
+"""Orders: cart, order pricing (quotes, shipping, points, adjustments), checkout, the order state machine,
+after-sales, settlement of payments and refunds, order queries and shipping, and the sweeper.
+
+May import every lower domain: access, catalog, members, loyalty, payments. Marketing plugs in through
+`pricing.register_adjustment` and the state machine's hooks.
+"""
