@@ -26,6 +26,7 @@ from schema.members import (
 from schema.node import decode_id
 from services.access.permissions import Permission, require_permission
 from services.errors import DomainError, ErrorCode
+from services.members import login
 from services.members import profile as members
 from services.members.viewer import MemberIdentity
 
@@ -90,7 +91,7 @@ async def member_node(info: MemberInfo, pk: int) -> Member | None:
 @payload_mutation
 async def login_with_wechat(info: MemberInfo, code: str) -> LoginPayload:
     ip, user_agent = _client(info)
-    result = await members.login_with_wechat(code, ip=ip, user_agent=user_agent)
+    result = await login.login_with_wechat(code, ip=ip, user_agent=user_agent)
     tokens = result.tokens
     return LoginPayload(
         access_token=tokens.access_token,
@@ -102,7 +103,7 @@ async def login_with_wechat(info: MemberInfo, code: str) -> LoginPayload:
 
 @payload_mutation
 async def refresh_token(info: MemberInfo, token: str) -> RefreshTokenPayload:
-    found, tokens = await members.refresh_session(token)
+    found, tokens = await login.refresh_session(token)
     return RefreshTokenPayload(
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
@@ -113,7 +114,7 @@ async def refresh_token(info: MemberInfo, token: str) -> RefreshTokenPayload:
 
 @payload_mutation
 async def logout(info: MemberInfo) -> LogoutPayload:
-    await members.logout(_member(info).session_id)
+    await login.logout(_member(info).session_id)
     return LogoutPayload(ok=True)
 
 

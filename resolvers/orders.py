@@ -37,7 +37,7 @@ from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
 from services.members import tokens as member_tokens
 from services.members.viewer import Viewer
-from services.orders import after_sales
+from services.orders import after_sales, fulfilment
 from services.orders import queries as orders
 from services.orders.states import order_channel
 
@@ -116,13 +116,13 @@ async def order_after_sales(info: OrderInfo, order_id: strawberry.ID) -> list[Af
 
 @payload_mutation
 async def order_cancel(info: OrderInfo, id: strawberry.ID, reason: str = "") -> OrderPayload:
-    row = await orders.cancel_order(member_id_of(info.context.viewer), _order_pk(id), reason)
+    row = await fulfilment.cancel_order(member_id_of(info.context.viewer), _order_pk(id), reason)
     return OrderPayload(order=Order.from_model(row))
 
 
 @payload_mutation
 async def order_confirm_receipt(info: OrderInfo, id: strawberry.ID) -> OrderPayload:
-    row = await orders.confirm_receipt(member_id_of(info.context.viewer), _order_pk(id))
+    row = await fulfilment.confirm_receipt(member_id_of(info.context.viewer), _order_pk(id))
     return OrderPayload(order=Order.from_model(row))
 
 
@@ -168,27 +168,27 @@ def _staff_id(info: OrderInfo) -> int | None:
 
 @staff_mutation(Permission.ORDER_SHIP, action="orderShip")
 async def order_ship(info: OrderInfo, id: strawberry.ID, carrier: str, tracking_number: str) -> OrderPayload:
-    row = await orders.ship_order(_order_pk(id), carrier, tracking_number, _staff_id(info))
+    row = await fulfilment.ship_order(_order_pk(id), carrier, tracking_number, _staff_id(info))
     return OrderPayload(order=Order.from_model(row))
 
 
 @staff_mutation(Permission.ORDER_SHIP, action="orderShipBatch")
 async def order_ship_batch(info: OrderInfo, rows: list[OrderShipInput]) -> OrderShipBatchPayload:
     results: list[OrderShipResult | None] = [None] * len(rows)
-    wanted: list[tuple[int, orders.ShipRow]] = []
+    wanted: list[tuple[int, fulfilment.ShipRow]] = []
     for i, row in enumerate(rows):
         try:
             wanted.append(
                 (
                     i,
-                    orders.ShipRow(
+                    fulfilment.ShipRow(
                         _order_pk(row.order_id, f"rows[{i}].orderId"), row.carrier, row.tracking_number
                     ),
                 )
             )
         except DomainError as exc:
             results[i] = OrderShipResult(order_id=row.order_id, errors=user_errors(exc))
-    shipped = await orders.ship_orders([row for _, row in wanted], _staff_id(info))
+    shipped = await fulfilment.ship_orders([row for _, row in wanted], _staff_id(info))
     for (i, _), result in zip(wanted, shipped, strict=True):
         results[i] = OrderShipResult(
             order_id=encode_id("Order", result.order_id),
@@ -201,7 +201,7 @@ async def order_ship_batch(info: OrderInfo, rows: list[OrderShipInput]) -> Order
 
 @staff_mutation(Permission.ORDER_SHIP, action="orderStaffCancel")
 async def order_staff_cancel(info: OrderInfo, id: strawberry.ID, reason: str) -> OrderPayload:
-    row = await orders.staff_cancel(_order_pk(id), _staff_id(info) or 0, reason)
+    row = await fulfilment.staff_cancel(_order_pk(id), _staff_id(info) or 0, reason)
     return OrderPayload(order=Order.from_model(row))
 
 

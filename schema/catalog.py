@@ -19,7 +19,7 @@ from models.product import ProductStatus as ProductStatusModel
 from schema.connection import Edge, PageInfo
 from schema.context import Context
 from schema.node import Node, encode_id
-from services.orders.pricing import price_range, unit_price
+from services.catalog.prices import price_range, unit_price
 
 ProductStatus = strawberry.enum(ProductStatusModel, description="Where a product is in its life.")
 MediaKind = strawberry.enum(MediaKindModel)

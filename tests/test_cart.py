@@ -20,10 +20,11 @@ from models import (
     SpecValue,
 )
 from schema.node import encode_id
+from services.catalog.prices import PUBLIC
 from services.members.addresses import AddressDraft, create_address
 from services.members.tokens import issue_tokens
 from services.orders import cart
-from services.orders.pricing import PUBLIC, PointsRules, ShippingRules, points_deduction, shipping_fee
+from services.orders.pricing import PointsRules, ShippingRules, points_deduction, shipping_fee
 from tests.graphql_client import gql
 
 pytestmark = pytest.mark.usefixtures("runtime")

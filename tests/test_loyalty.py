@@ -35,6 +35,7 @@ from services.access.staff import create_staff
 from services.errors import DomainError, ErrorCode
 from services.loyalty import levels, points, referral
 from services.loyalty.sign_in import points_for_streak, sign_in
+from services.members import invite_codes
 from services.members.tokens import issue_tokens
 from tests.conftest import BACKEND
 from tests.graphql_client import gql
@@ -66,7 +67,7 @@ LEVEL_DELETE = f"mutation($id: ID!) {{ levelDelete(id: $id) {{ deletedId {ERRORS
 async def _member(growth: int = 0, points_balance: int = 0, nickname: str = "") -> Member:
     member = await Member.create(
         openid=f"o_{secrets.token_hex(8)}",
-        invite_code=referral.new_invite_code(),
+        invite_code=invite_codes.new_invite_code(),
         growth=growth,
         nickname=nickname,
     )
@@ -519,10 +520,10 @@ async def test_the_streak_bonus_table_is_a_setting(
 
 
 def test_invite_codes_are_short_and_unambiguous() -> None:
-    codes = {referral.new_invite_code() for _ in range(2000)}
+    codes = {invite_codes.new_invite_code() for _ in range(2000)}
     assert len(codes) == 2000
     assert all(len(code) == 8 and not set(code) & set("0O1I") for code in codes)
-    assert set("".join(codes)) <= set(referral.INVITE_ALPHABET)
+    assert set("".join(codes)) <= set(invite_codes.INVITE_ALPHABET)
 
 
 async def test_an_inviter_is_bound_once_never_oneself_never_in_a_circle(

@@ -40,6 +40,7 @@ from services.access import permissions
 from services.access.permissions import Permission
 from services.access.staff import create_staff
 from services.loyalty import levels
+from services.members import login as member_login
 from services.members import phone
 from services.members import profile as members
 from tests.graphql_client import gql
@@ -310,13 +311,13 @@ async def test_login_attempts_are_limited_per_ip(
     wechat: WeChatStandIn, shoppers: Callable[..., httpx.AsyncClient]
 ) -> None:
     crowded = shoppers()
-    for _ in range(members.LOGIN_IP_LIMIT):
+    for _ in range(member_login.LOGIN_IP_LIMIT):
         assert codes(await login(crowded, "bad-" + secrets.token_hex(4))) == ["WECHAT_CODE_INVALID"]
     good = wechat.new_login()
     limited = await login(crowded, good.code)
     assert codes(limited) == ["RATE_LIMITED"]
     # Refused before asking WeChat: the code is still good, from another network.
-    assert len(wechat.calls(JSCODE2SESSION)) == members.LOGIN_IP_LIMIT
+    assert len(wechat.calls(JSCODE2SESSION)) == member_login.LOGIN_IP_LIMIT
     assert (await login(shoppers(), good.code))["errors"] == []
 
 
@@ -325,11 +326,11 @@ async def test_one_code_is_tried_at_most_three_times(
 ) -> None:
     code = wechat.new_login().code
     assert (await login(shoppers(), code))["errors"] == []
-    for _ in range(members.LOGIN_CODE_LIMIT - 1):
+    for _ in range(member_login.LOGIN_CODE_LIMIT - 1):
         assert codes(await login(shoppers(), code)) == ["WECHAT_CODE_INVALID"]  # 40163 code been used
     limited = await login(shoppers(), code)
     assert codes(limited) == ["RATE_LIMITED"] and limited["errors"][0]["field"] == "code"
-    assert len(wechat.calls(JSCODE2SESSION)) == members.LOGIN_CODE_LIMIT
+    assert len(wechat.calls(JSCODE2SESSION)) == member_login.LOGIN_CODE_LIMIT
 
 
 async def test_the_rate_limiter_counts_atomically_in_a_fixed_window(redis: object) -> None:

@@ -44,8 +44,7 @@ from services.access.staff import create_staff
 from services.errors import DomainError, ErrorCode
 from services.loyalty.points import change_points
 from services.members.tokens import issue_tokens, revoke_session
-from services.orders import after_sales
-from services.orders import queries as orders
+from services.orders import after_sales, fulfilment
 from services.orders import states as order_states
 from services.orders.sweeper import sweep_once
 from tests.graphql_client import gql
@@ -205,7 +204,7 @@ async def test_cancelling_an_unpaid_order_returns_stock_and_points(seeded: None,
     assert (await Member.get(id=member.id)).points == 300
 
     async with runtime.bus.subscribe(f"stock:{sku.product_id}") as events:  # type: ignore[attr-defined]
-        cancelled = await orders.cancel_order(member.id, order.id, "不想要了")
+        cancelled = await fulfilment.cancel_order(member.id, order.id, "不想要了")
         async with asyncio.timeout(5):
             event = await anext(events)
     assert event == {"productId": sku.product_id, "skuId": sku.id, "stock": 10}  # type: ignore[attr-defined]
@@ -217,16 +216,16 @@ async def test_cancelling_an_unpaid_order_returns_stock_and_points(seeded: None,
         member_id=member.id, idempotency_key=f"order:{order.number}:cancel"
     ).exists()
     # Again: nothing more comes back.
-    await orders.cancel_order(member.id, order.id)
+    await fulfilment.cancel_order(member.id, order.id)
     assert (await Sku.get(id=sku.id)).stock == 10 and (await Member.get(id=member.id)).points == 500
 
     other, _ = await new_member()
     with pytest.raises(DomainError) as foreign:
-        await orders.cancel_order(other.id, order.id)
+        await fulfilment.cancel_order(other.id, order.id)
     assert foreign.value.code == ErrorCode.NOT_FOUND
     paid = await paid_order(member)
     with pytest.raises(DomainError) as late:
-        await orders.cancel_order(member.id, paid.id)
+        await fulfilment.cancel_order(member.id, paid.id)
     assert late.value.code == ErrorCode.CONFLICT
 
 
@@ -239,7 +238,7 @@ async def test_the_sweeper_makes_each_timed_transition_on_time(seeded: None, run
     set_clock(lambda: start)
     unpaid = await place(member, pay_in=timedelta(minutes=30))
     shipped = await paid_order(member)
-    await orders.ship_order(shipped.id, "SF", "SF1001", None)
+    await fulfilment.ship_order(shipped.id, "SF", "SF1001", None)
 
     report = await sweep_once(start + timedelta(minutes=29))
     assert unpaid.id not in report.cancelled
@@ -376,7 +375,7 @@ async def test_wechat_failures_do_not_undo_a_shipment(
     member, _ = await new_member()
     order = await paid_order(member)
     wechat.fail(UPLOAD_SHIPPING_INFO, -1)
-    shipped = await orders.ship_order(order.id, "YTO", "YT1", None)
+    shipped = await fulfilment.ship_order(order.id, "YTO", "YT1", None)
     assert shipped.status == S.SHIPPED
     assert len(wechat.calls(UPLOAD_SHIPPING_INFO)) == 1
 
@@ -398,7 +397,7 @@ async def test_my_orders_with_tab_counts_and_detail(seeded: None, client: httpx.
     await place(member)
     await place(member)
     shipped = await paid_order(member)
-    await orders.ship_order(shipped.id, "SF", "SF42", None)
+    await fulfilment.ship_order(shipped.id, "SF", "SF42", None)
     data = (await gql(client, MY_ORDERS, {}, token=token))["data"]["myOrders"]
     assert data["totalCount"] == 3
     assert data["counts"] == {
@@ -445,8 +444,8 @@ async def test_after_sale_machine_and_window(
     start = now()
     set_clock(lambda: start)
     order = await paid_order(member, quantity=2, unit_price=5000)
-    await orders.ship_order(order.id, "SF", "SF7", None)
-    await orders.confirm_receipt(member.id, order.id)
+    await fulfilment.ship_order(order.id, "SF", "SF7", None)
+    await fulfilment.confirm_receipt(member.id, order.id)
 
     # Return and refund: requested → approved → returning → refunding → refunded.
     request = await after_sales.request_after_sale(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models import Sku
-from services.orders.pricing import PUBLIC, PriceContext, price_range, unit_price
+from services.catalog.prices import PUBLIC, PriceContext, price_range, unit_price
 
 
 def _sku(price: int, member_price: int | None = None, tiers: list[dict[str, int]] | None = None) -> Sku:

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Protocol
 
 from models import StaffRole
+from services.access.api_keys import PartnerIdentity
 from services.access.staff import StaffIdentity
 from services.errors import DomainError, ErrorCode
-from services.members.viewer import Viewer
+
+
+class Caller(Protocol):
+    """Who is asking, as permission checks see them (`services.members.viewer.Viewer` is one)."""
+
+    @property
+    def staff(self) -> StaffIdentity | None: ...
+
+    @property
+    def partner(self) -> PartnerIdentity | None: ...
+
+    @property
+    def is_anonymous(self) -> bool: ...
+
+    @property
+    def is_staff(self) -> bool: ...
+
+    @property
+    def is_partner(self) -> bool: ...
 
 
 class Permission(StrEnum):
@@ -76,7 +96,7 @@ def has_permission(role: StaffRole, permission: Permission) -> bool:
     return permission in permissions_of(role)
 
 
-def require_permission(viewer: Viewer, permission: Permission) -> StaffIdentity:
+def require_permission(viewer: Caller, permission: Permission) -> StaffIdentity:
     """The staff member behind `viewer` if they hold `permission`.
 
     Raises DomainError UNAUTHENTICATED for an anonymous viewer, FORBIDDEN for anyone signed in who is not staff
@@ -95,7 +115,7 @@ def require_permission(viewer: Viewer, permission: Permission) -> StaffIdentity:
     return staff
 
 
-def require_scope(viewer: Viewer, scope: str) -> None:
+def require_scope(viewer: Caller, scope: str) -> None:
     """Let a partner through only if its API key carries `scope`.
 
     For partner-facing reads (`orders:read`, `members:read`): UNAUTHENTICATED for an anonymous viewer, FORBIDDEN
@@ -110,7 +130,7 @@ def require_scope(viewer: Viewer, scope: str) -> None:
         raise DomainError(ErrorCode.FORBIDDEN, f"The API key does not have the {scope} scope")
 
 
-def may_introspect(viewer: Viewer, debug: bool) -> bool:
+def may_introspect(viewer: Caller, debug: bool) -> bool:
     """Whether `viewer` may read the schema through introspection.
 
     Staff (their admin UI and GraphiQL) and partners (the schema is the contract they build against) always may;

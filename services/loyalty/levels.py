@@ -19,9 +19,9 @@ from infra.bus import EventBus
 from infra.runtime import current_runtime
 from models import Member, MemberLevel
 from services.catalog.events import taxonomy_changed
+from services.catalog.prices import PriceContext
 from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.members import viewer
-from services.orders.pricing import PriceContext
 
 LEVELS_CHANNEL = "levels.changed"
 NAME_MAX = 32
@@ -131,6 +131,14 @@ def price_context(level: MemberLevel | None) -> PriceContext:
     if level is None:
         return PriceContext(scope="member", is_member=True)
     return PriceContext(scope=f"level:{level.id}", is_member=True, level_percent=level.discount_percent)
+
+
+async def price_context_for_growth(growth: int) -> PriceContext:
+    """How a member with `growth` is priced: by the level that growth reaches."""
+    return price_context(await level_for_growth(growth))
+
+
+viewer.set_member_pricing(price_context_for_growth)
 
 
 # --- Staff writes ------------------------------------------------------------------------------------------

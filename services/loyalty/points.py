@@ -7,21 +7,19 @@ A retried change (same member, same idempotency key) returns the first change's 
 Concurrency: on PostgreSQL the guarded update locks the member's row, so concurrent changes of one member
 queue on it and each sees the balance the previous one left. On SQLite Tortoise serialises the process's
 transactions on its one connection; another process writing the same file can still make a transaction fail
-with "database is locked", and `retry_when_busy` runs the whole transaction again.
+with "database is locked", and `infra.transactions.retry_when_busy` runs the whole transaction again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from infra.transactions import retry_when_busy
 from models import Member, PointsEntry, PointsReason
 from services.errors import DomainError, ErrorCode
 
@@ -32,30 +30,6 @@ T = TypeVar("T")
 MAX_DELTA = 10_000_000
 KEY_MAX = 96
 NOTE_MAX = 200
-BUSY_ATTEMPTS = 8
-_BUSY_FIRST_PAUSE = 0.01
-
-
-def _is_busy(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
-
-
-async def retry_when_busy(operation: Callable[[], Awaitable[T]]) -> T:
-    """Run `operation` (one whole transaction); if SQLite reports the database locked, run it again.
-
-    Retrying is safe because a failed transaction rolled back. Other errors, and the last attempt's, propagate.
-    """
-    for attempt in range(1, BUSY_ATTEMPTS + 1):
-        try:
-            return await operation()
-        except (OperationalError, TransactionManagementError) as exc:
-            if attempt == BUSY_ATTEMPTS or not _is_busy(exc):
-                raise
-            pause = _BUSY_FIRST_PAUSE * 2 ** (attempt - 1) * (0.5 + random.random())
-            log.info("database busy (attempt %d), retrying in %.3fs", attempt, pause)
-            await asyncio.sleep(pause)
-    raise AssertionError("unreachable")
 
 
 def _check(delta: int, idempotency_key: str, note: str) -> None:

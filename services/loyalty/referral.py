@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
-
 from tortoise.transactions import in_transaction
 
 from infra.clock import now
+from infra.transactions import retry_when_busy
 from models import Member
 from services.errors import DomainError, ErrorCode
-from services.loyalty.points import retry_when_busy
 
-# No 0/O or 1/I: a code read aloud or copied from a poster cannot be mistyped into another one.
-INVITE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-INVITE_CODE_LENGTH = 8
 CHAIN_DEPTH = 3
 # Key of the PostgreSQL advisory lock that serialises bindings: two members binding each other at the same
 # moment would each see no cycle and together make one.
 _BIND_LOCK_KEY = 0x4C4D_0001
-
-
-def new_invite_code() -> str:
-    """A fresh random invite code (8 characters of an unambiguous alphabet, ~40 bits); check uniqueness on
-    insert (`Member.invite_code` is unique) and draw again on a clash."""
-    return "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_CODE_LENGTH))
 
 
 def normalize_invite_code(code: str) -> str:

@@ -11,9 +11,10 @@ from tortoise.transactions import in_transaction
 
 from infra.clock import SHOP_TZ, now
 from infra.settings import get_settings
+from infra.transactions import retry_when_busy
 from models import Member, PointsReason, SignIn
 from services.errors import DomainError, ErrorCode
-from services.loyalty.points import apply_points_change, retry_when_busy
+from services.loyalty.points import apply_points_change
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,7 @@
-"""Shoppers' identity and profile: WeChat login, phone binding, profile edits, lookup for staff.
+"""Shoppers' profile: reading members, profile edits, phone binding, lookup for staff.
 
-A member is one openid of our mini-program. Logging in trades a `wx.login()` code for that openid at WeChat,
-creates the member on first sight, keeps WeChat's session key (encrypted; the legacy phone flow needs it) and
-opens a session (services.member_tokens). Phone numbers are stored encrypted with a masked form and a keyed
-hash beside them (services.phone); only the member and staff allowed MEMBER_PHONE_READ ever see them whole.
+Phone numbers are stored encrypted with a masked form and a keyed hash beside them
+(`services.members.phone`); only the member and staff allowed MEMBER_PHONE_READ ever see them whole.
 """
 
 from __future__ import annotations
@@ -15,36 +13,20 @@ from datetime import date
 from enum import Enum
 from urllib.parse import urlsplit
 
-from tortoise.exceptions import IntegrityError
-
 from infra import wechat
 from infra.clock import now
 from models import Member
 from services import rate_limit
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.loyalty.referral import new_invite_code
 from services.members import phone as phones
-from services.members.tokens import (
-    TokenPair,
-    decode_access_token,
-    issue_tokens,
-    refresh_tokens,
-    revoke_session,
-)
+from services.members.login import checked_code
 
 log = logging.getLogger("lianmall.members")
 
-# Login attempts: per client IP, and per WeChat code (a code is single-use at WeChat; a few retries of one
-# code after a network hiccup are normal, a stream of them is someone replaying it).
-LOGIN_IP_LIMIT = 10
-LOGIN_IP_WINDOW_SECONDS = 60
-LOGIN_CODE_LIMIT = 3
-LOGIN_CODE_WINDOW_SECONDS = 300
 # getuserphonenumber is billed per call: a member gets a few phone bindings per window.
 PHONE_BIND_LIMIT = 5
 PHONE_BIND_WINDOW_SECONDS = 600
 
-CODE_MAX = 128
 NICKNAME_MAX = 64
 AVATAR_URL_MAX = 500
 ENCRYPTED_DATA_MAX = 4096
@@ -61,100 +43,11 @@ UNCHANGED = Unchanged.UNCHANGED
 
 
 @dataclass(frozen=True)
-class LoginResult:
-    member: Member
-    tokens: TokenPair
-    created: bool
-
-
-@dataclass(frozen=True)
 class ProfileChanges:
     nickname: str | Unchanged = UNCHANGED
     avatar_url: str | Unchanged = UNCHANGED
     # None clears it; only allowed while it is not set yet (see update_profile).
     birthday: date | Unchanged | None = UNCHANGED
-
-
-# --- Login and sessions ------------------------------------------------------------------------------------
-
-
-def _checked_code(code: str, field: str = "code") -> str:
-    code = code.strip()
-    if not code or len(code) > CODE_MAX:
-        raise DomainError(ErrorCode.BAD_USER_INPUT, f"The code must be 1 to {CODE_MAX} characters", field)
-    return code
-
-
-async def _limit_login(code: str, ip: str) -> None:
-    if not await rate_limit.hit(f"login:ip:{ip or 'unknown'}", LOGIN_IP_LIMIT, LOGIN_IP_WINDOW_SECONDS):
-        raise DomainError(ErrorCode.RATE_LIMITED, "Too many login attempts from this network; wait a minute")
-    key = f"login:code:{rate_limit.opaque(code)}"
-    if not await rate_limit.hit(key, LOGIN_CODE_LIMIT, LOGIN_CODE_WINDOW_SECONDS):
-        raise DomainError(
-            ErrorCode.RATE_LIMITED, "This code was tried too often; call wx.login for a new one", "code"
-        )
-
-
-async def _find_or_create(session: wechat.WeChatSession) -> tuple[Member, bool]:
-    key = phones.encrypt_session_key(session.session_key)
-    logged_in = now()
-    member = await Member.get_or_none(openid=session.openid)
-    attempts = 5
-    while member is None:
-        try:
-            member = await Member.create(
-                openid=session.openid,
-                unionid=session.unionid,
-                invite_code=new_invite_code(),
-                session_key_encrypted=key,
-                last_login_at=logged_in,
-            )
-            return member, True
-        except IntegrityError:
-            # Either a concurrent first login of the same shopper won (use its row), or the invite code was
-            # taken (draw another).
-            member = await Member.get_or_none(openid=session.openid)
-            attempts -= 1
-            if member is None and attempts == 0:
-                raise
-    changes: dict[str, object] = {"session_key_encrypted": key, "last_login_at": logged_in}
-    if session.unionid and session.unionid != member.unionid:
-        changes["unionid"] = session.unionid
-    await Member.filter(id=member.id).update(**changes)
-    member.update_from_dict(changes)
-    return member, False
-
-
-async def login_with_wechat(code: str, *, ip: str = "", user_agent: str = "") -> LoginResult:
-    """Log a shopper in with a `wx.login()` code: find or create the member and open a session.
-
-    Raises DomainError BAD_USER_INPUT, RATE_LIMITED (per IP and per code), WECHAT_CODE_INVALID,
-    WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE.
-    """
-    code = _checked_code(code)
-    await _limit_login(code, ip)
-    session = await wechat.code_to_session(code)
-    member, created = await _find_or_create(session)
-    tokens = await issue_tokens(member, user_agent=user_agent, ip=ip)
-    if created:
-        log.info("member %s joined", member.id)
-    return LoginResult(member=member, tokens=tokens, created=created)
-
-
-async def refresh_session(refresh_token: str) -> tuple[Member, TokenPair]:
-    """Trade a refresh token for a new pair (the old one stops working); raises UNAUTHENTICATED."""
-    pair = await refresh_tokens(refresh_token.strip())
-    claims = decode_access_token(pair.access_token)
-    member = await Member.get_or_none(id=claims.member_id)
-    if member is None:
-        await revoke_session(claims.session_id)
-        raise DomainError(ErrorCode.UNAUTHENTICATED, "The member no longer exists", "token")
-    return member, pair
-
-
-async def logout(session_id: int) -> None:
-    """End the session: its access and refresh tokens stop working on every process at once."""
-    await revoke_session(session_id)
 
 
 async def get_member(member_id: int) -> Member | None:
@@ -285,7 +178,7 @@ async def bind_phone(member_id: int, code: str) -> Member:
     Raises DomainError BAD_USER_INPUT, RATE_LIMITED, WECHAT_CODE_INVALID, WECHAT_RATE_LIMITED or
     WECHAT_UNAVAILABLE.
     """
-    code = _checked_code(code)
+    code = checked_code(code)
     member = await require_member(member_id)
     await _limit_phone_binding(member_id)
     number = await wechat.get_phone_number(code)

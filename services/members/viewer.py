@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from infra.redis import get_redis
 from models import Member
 from services.access.api_keys import KEY_PREFIX, PartnerIdentity, authenticate_api_key
 from services.access.staff import StaffIdentity, authenticate_staff
+from services.catalog.prices import PUBLIC, PriceContext
 from services.errors import DomainError, ErrorCode
-from services.loyalty import levels
 from services.members.tokens import decode_access_token, looks_like_access_token, revoked_key
-from services.orders.pricing import PUBLIC, PriceContext
+
+# What a member's growth means for prices (the level discount). Loyalty owns levels and plugs this in
+# (`set_member_pricing`), so members never import loyalty.
+MemberPricing = Callable[[int], Awaitable[PriceContext]]
+_member_pricing: MemberPricing | None = None
+
+
+def set_member_pricing(pricing: MemberPricing) -> None:
+    """Register how a member with a given growth is priced (called by `services.loyalty.levels`)."""
+    global _member_pricing
+    _member_pricing = pricing
+
+
+async def member_price_context(growth: int) -> PriceContext:
+    """The price context of a member with `growth`, as the registered member pricing decides."""
+    if _member_pricing is None:
+        # Pricing every member as a guest would be silently wrong; failing says what is missing.
+        raise RuntimeError("member pricing is not registered: import services.loyalty before serving members")
+    return await _member_pricing(growth)
+
 
 # How long a member's growth may be read from Redis instead of the database; growth changes drop it at once.
 SNAPSHOT_TTL_SECONDS = 60
@@ -113,9 +133,8 @@ async def _member_viewer(token: str) -> Viewer:
         await redis.set(_snapshot_key(claims.member_id), str(growth), ex=SNAPSHOT_TTL_SECONDS)
     else:
         growth = int(snapshot)
-    level = await levels.level_for_growth(int(growth))
     identity = MemberIdentity(id=claims.member_id, session_id=claims.session_id, growth=int(growth))
-    return Viewer(member=identity, price=levels.price_context(level))
+    return Viewer(member=identity, price=await member_price_context(int(growth)))
 
 
 async def _partner_viewer(key: str) -> Viewer:

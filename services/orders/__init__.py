@@ -4,3 +4,6 @@ after-sales, settlement of payments and refunds, order queries and shipping, and
 May import every lower domain: access, catalog, members, loyalty, payments. Marketing plugs in through
 `pricing.register_adjustment` and the state machine's hooks.
 """
+
+# Importing the package registers what settled payments and refunds mean for orders.
+from services.orders import settlement as settlement

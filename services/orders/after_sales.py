@@ -21,6 +21,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from infra.clock import now
+from infra.transactions import retry_when_busy
 from models import (
     ActorKind,
     AfterSale,
@@ -32,7 +33,6 @@ from models import (
     OrderStatus,
 )
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.loyalty.points import retry_when_busy
 
 log = logging.getLogger("lianmall.after_sales")
 

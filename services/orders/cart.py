@@ -15,10 +15,11 @@ from tortoise.expressions import F
 
 from infra.settings import Settings, get_settings
 from models import CartItem, Member, ProductStatus, Shop, Sku
+from services.catalog.prices import PriceContext, unit_price
 from services.errors import DomainError, ErrorCode
 from services.loyalty import levels
 from services.orders import pricing
-from services.orders.pricing import PriceContext, PricedLine, Quote
+from services.orders.pricing import PricedLine, Quote
 
 MAX_LINES = 100
 
@@ -149,7 +150,7 @@ async def cart_view(
         CartLine(
             item=item,
             sku=item.sku,
-            unit_price=pricing.unit_price(item.sku, ctx, item.quantity),
+            unit_price=unit_price(item.sku, ctx, item.quantity),
             problem=line_problem(item.sku, item.quantity),
         )
         for item in items

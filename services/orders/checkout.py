@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 
 from infra.clock import now
 from infra.settings import get_settings
+from infra.transactions import retry_when_busy
 from models import (
     ActorKind,
     Address,
@@ -43,8 +44,9 @@ from models import (
     SkuSpecValue,
 )
 from services.catalog.events import StockChange, products_changed
+from services.catalog.prices import PriceContext, unit_price
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.loyalty.points import apply_points_change, retry_when_busy
+from services.loyalty.points import apply_points_change
 from services.orders import pricing
 from services.orders.cart import member_pricing, points_rules, purchase_limit, shipping_rules
 from services.orders.states import transition
@@ -182,7 +184,7 @@ async def _skus(items: Sequence[ItemRequest]) -> dict[int, Sku]:
 
 
 async def _snapshots(
-    items: Sequence[ItemRequest], skus: dict[int, Sku], ctx: pricing.PriceContext
+    items: Sequence[ItemRequest], skus: dict[int, Sku], ctx: PriceContext
 ) -> list[LineSnapshot]:
     sku_ids = list(skus)
     product_ids = list({sku.product.id for sku in skus.values()})
@@ -207,7 +209,7 @@ async def _snapshots(
                 title=sku.product.title,
                 spec=" ".join(text for _, text in sorted(specs.get(sku.id, []))),
                 image_url=images.get(sku.product.id, ""),
-                unit_price=pricing.unit_price(sku, ctx, item.quantity),
+                unit_price=unit_price(sku, ctx, item.quantity),
                 quantity=item.quantity,
             )
         )

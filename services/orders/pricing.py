@@ -1,53 +1,16 @@
-"""What a viewer pays: the one pricing module used by catalog, cart and checkout alike."""
+"""Order pricing: priced lines, registered adjustments (coupons, campaigns), shipping and points.
+
+Unit prices come from `services.catalog.prices`, so the product page, the cart and checkout agree.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from models import Sku
-
-
-@dataclass(frozen=True)
-class PriceContext:
-    """Everything about the viewer that changes a price. `scope` keys the response cache on it."""
-
-    scope: str = "public"
-    is_member: bool = False
-    # Percent of the list price a member level pays (100 = no level discount).
-    level_percent: int = 100
-
-
-PUBLIC = PriceContext()
-
-
-def _apply_percent(amount: int, percent: int) -> int:
-    # Integer fen, rounded half up, never below one fen for a priced item.
-    return max(1, (amount * percent + 50) // 100) if amount > 0 else 0
-
-
-def unit_price(sku: Sku, ctx: PriceContext = PUBLIC, quantity: int = 1) -> int:
-    """The unit price in fen for `quantity` of `sku`: the lowest of list, tier, member and level prices."""
-    candidates = [sku.price]
-    for tier in sku.tier_prices or ():
-        if quantity >= int(tier["min_quantity"]):
-            candidates.append(int(tier["price"]))
-    if ctx.is_member:
-        if sku.member_price is not None:
-            candidates.append(sku.member_price)
-        if ctx.level_percent < 100:
-            candidates.append(_apply_percent(sku.price, ctx.level_percent))
-    return min(candidates)
-
-
-def price_range(skus: Iterable[Sku], ctx: PriceContext = PUBLIC) -> tuple[int, int]:
-    """Lowest and highest single-unit price over `skus`; (0, 0) for a product without SKUs."""
-    prices = [unit_price(sku, ctx) for sku in skus]
-    if not prices:
-        return 0, 0
-    return min(prices), max(prices)
-
+from services.catalog.prices import PriceContext, unit_price
 
 # --- Orders: lines, shipping, points and adjustments ----------------------------------------------------------
 #

@@ -23,11 +23,12 @@ from tortoise.transactions import in_transaction
 from infra.clock import now
 from infra.runtime import current_runtime
 from infra.settings import get_settings
+from infra.transactions import retry_when_busy
 from models import ActorKind, Order, OrderEvent, OrderLine, OrderStatus, PointsReason, Product, Sku
 from services.catalog.events import StockChange, products_changed
 from services.errors import DomainError, ErrorCode
 from services.loyalty import levels
-from services.loyalty.points import apply_points_change, retry_when_busy
+from services.loyalty.points import apply_points_change
 from services.members import viewer
 
 log = logging.getLogger("lianmall.orders")

@@ -17,41 +17,62 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 from wechatpy.exceptions import InvalidSignatureException
 
 from infra.clock import now
 from infra.settings import get_settings
+from infra.transactions import retry_when_busy
 from models import (
-    ActorKind,
-    Member,
     Order,
-    OrderLine,
-    OrderStatus,
     Payment,
     PaymentNotice,
     PaymentStatus,
-    PointsReason,
-    Product,
     Refund,
     RefundStatus,
-    Sku,
 )
 from services.catalog.events import StockChange, products_changed
 from services.errors import DomainError
-from services.loyalty import levels
-from services.loyalty.points import apply_points_change, points_entry, retry_when_busy
 from services.members import viewer
-from services.orders import states as order_states
-from services.payments.refunds import EXTRA_PAYMENT_PREFIX, refund_payment, start_refund
+from services.payments.refunds import refund_payment
 from services.payments.wechat_pay import pay_client
 
 log = logging.getLogger("lianmall.payment_notices")
 
 MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What settled money means for its order; the orders domain registers one (`services.orders.settlement`).
+
+    `payment_succeeded(payment_id)` runs after the payment is recorded, again on every repeated notification
+    (idempotent). `refund_succeeded(order, refund, stock)` runs once, inside the transaction that marks the refund
+    SUCCEEDED, with the order locked, appending any returned stock. `refund_completed(refund_id)` runs after the
+    commit, on every repeated notification (idempotent).
+    """
+
+    payment_succeeded: Callable[[int], Awaitable[None]]
+    refund_succeeded: Callable[[Order, Refund, list[StockChange]], Awaitable[None]]
+    refund_completed: Callable[[int], Awaitable[None]]
+
+
+_registered: Settlement | None = None
+
+
+def register_settlement(settlement: Settlement) -> None:
+    global _registered
+    _registered = settlement
+
+
+def _settlement() -> Settlement:
+    if _registered is None:
+        raise RuntimeError("no settlement is registered: import services.orders before taking notifications")
+    return _registered
 
 
 def answer(ok: bool, message: str = "OK") -> str:
@@ -127,7 +148,7 @@ async def handle_payment_notification(body: bytes) -> str:
         await _notice(kind, body, outcome, out_trade_no, f"transaction_id {transaction_id}")
         return answer(False, "conflicting transaction")
     try:
-        await _settle(payment.id)
+        await _settlement().payment_succeeded(payment.id)
     except DomainError as exc:
         # Recorded as paid; WeChat will send the notification again and the follow-up runs again.
         await _notice(kind, body, "settle_failed", out_trade_no, f"{exc.code}: {exc.message}")
@@ -149,35 +170,6 @@ async def _record_payment(payment_id: int, transaction_id: str) -> str:
             status=PaymentStatus.SUCCEEDED, transaction_id=transaction_id, paid_at=now()
         )
         return "accepted"
-
-
-async def _settle(payment_id: int) -> None:
-    """The order of a succeeded payment is paid by it; money that cannot pay the order goes back."""
-    payment = await Payment.get(id=payment_id)
-    order = await Order.get(id=payment.order_id)  # type: ignore[attr-defined]
-    if order.status == OrderStatus.PENDING_PAYMENT:
-        try:
-            order = await order_states.transition(
-                order.id,
-                OrderStatus.PAID,
-                actor=ActorKind.WECHAT,
-                reason=f"WeChat Pay {payment.transaction_id}",
-                paid_amount=payment.amount,
-                transaction_id=payment.transaction_id,
-            )
-        except DomainError:
-            order = await Order.get(id=order.id)  # cancelled meanwhile: refunded below
-    if order.transaction_id == payment.transaction_id:
-        return
-    # Paid after the order was cancelled, or a second payment of an order already paid: refund it in full.
-    await start_refund(
-        order.id,
-        payment.amount,
-        [],
-        f"{EXTRA_PAYMENT_PREFIX}{payment.out_trade_no} paid for a {order.status.value.lower()} order",
-        key=f"payment:{payment.out_trade_no}",
-        payment_id=payment.id,
-    )
 
 
 # --- refunds -----------------------------------------------------------------------------------------------
@@ -250,7 +242,7 @@ async def handle_refund_notification(body: bytes) -> str:
         except Exception:
             log.exception("announcing returned stock failed")
     try:
-        await _after_refund(refund.id)
+        await _settlement().refund_completed(refund.id)
     except DomainError as exc:
         await _notice(kind, body, "settle_failed", out_refund_no, f"{exc.code}: {exc.message}")
         return answer(False, "try again")
@@ -279,117 +271,5 @@ async def _record_refund(
             or (await Payment.get(id=payment_id)).transaction_id != order.transaction_id
         ):
             return "accepted"  # money of an extra payment went back: the order itself is untouched
-        await _return_to_order(order, refund, stock)
+        await _settlement().refund_succeeded(order, refund, stock)
         return "accepted"
-
-
-async def _return_to_order(order: Order, refund: Refund, stock: list[StockChange]) -> None:
-    before = order.refunded_amount
-    after = before + refund.amount
-    paid = order.paid_amount or order.payable
-    full = after >= paid
-    await Order.filter(id=order.id).update(refunded_amount=F("refunded_amount") + refund.amount)
-
-    lines = {line.id: line for line in await OrderLine.filter(order_id=order.id).order_by("id")}
-    items = [(lines[i["line_id"]], int(i["quantity"])) for i in refund.lines or [] if i["line_id"] in lines]
-    if not items and full:
-        items = [(line, line.quantity - line.refunded_quantity) for line in lines.values()]
-        items = [(line, q) for line, q in items if q > 0]
-    weights = [line.unit_price * q for line, q in items]
-    total_weight = sum(weights) or 1
-    shared = 0
-    for index, ((line, quantity), weight) in enumerate(zip(items, weights, strict=True)):
-        share = refund.amount - shared if index == len(items) - 1 else refund.amount * weight // total_weight
-        shared += share
-        await OrderLine.filter(id=line.id).update(
-            refunded_quantity=F("refunded_quantity") + quantity, refunded_amount=F("refunded_amount") + share
-        )
-
-    # Stock goes back only while nothing has left the warehouse.
-    if order.shipped_at is None and order.status in (OrderStatus.PAID, OrderStatus.CANCELLED):
-        for line, quantity in items:
-            await Sku.filter(id=line.sku_id).update(stock=F("stock") + quantity)
-            await Product.filter(id=line.product_id).update(total_stock=F("total_stock") + quantity)
-        levels = dict(await Sku.filter(id__in=[line.sku_id for line, _ in items]).values_list("id", "stock"))
-        stock.extend(
-            StockChange(line.product_id, line.sku_id, int(levels.get(line.sku_id, 0))) for line, _ in items
-        )
-
-    # Points spent at checkout come back in proportion to the money refunded, all of them with the last fen.
-    if order.points_used > 0 and paid > 0:
-        returned_before = order.points_used * before // paid
-        returned_after = order.points_used if full else order.points_used * after // paid
-        delta = returned_after - returned_before
-        if delta > 0:
-            await apply_points_change(
-                order.member_id,  # type: ignore[attr-defined]
-                delta,
-                PointsReason.REFUND,
-                f"refund:{refund.out_refund_no}",
-                note=f"订单 {order.number} 退款",
-            )
-
-    await _take_back_rewards(order, refund, paid, before, after, full)
-
-
-async def _take_back_rewards(
-    order: Order, refund: Refund, paid: int, before: int, after: int, full: bool
-) -> None:
-    """What paying earned (order_states._reward: growth and purchase points, one each per whole yuan paid) goes
-    back in proportion to the money refunded, all of it with the last fen. Runs once per refund, inside the
-    transaction that makes the refund SUCCEEDED. Points the member already spent cannot come back: the ledger
-    takes what the balance allows and its note records the shortfall; the refund itself never fails for it."""
-    earned = paid // 100
-    if earned <= 0:
-        return
-    taken_before = earned * before // paid
-    taken_after = earned if full else earned * after // paid
-    delta = taken_after - taken_before
-    if delta <= 0:
-        return
-    member_id: int = order.member_id  # type: ignore[attr-defined]
-    await levels.add_growth(member_id, -delta)
-    key = f"refund:{refund.out_refund_no}:purchase"
-    if await points_entry(member_id, key) is not None:
-        return
-    member = await Member.filter(id=member_id).select_for_update().only("id", "points").first()
-    balance = member.points if member is not None else 0
-    take = min(delta, balance)
-    shortfall = delta - take
-    note = f"订单 {order.number} 退款扣回购物积分"
-    if shortfall:
-        note += f"，余额不足，少扣 {shortfall}"
-    if take > 0:
-        await apply_points_change(member_id, -take, PointsReason.REFUND, key, note=note)
-    if shortfall:
-        log.warning(
-            "refund %s: member %s had spent %d of the %d purchase points to take back",
-            refund.out_refund_no,
-            member_id,
-            shortfall,
-            delta,
-        )
-
-
-async def _after_refund(refund_id: int) -> None:
-    """Idempotent follow-ups of a succeeded refund: the after-sale is done; a wholly refunded order that was
-    not shipped is cancelled."""
-    refund = await Refund.get(id=refund_id)
-    order = await Order.get(id=refund.order_id)  # type: ignore[attr-defined]
-    if refund.after_sale_id is not None:  # type: ignore[attr-defined]
-        from services.orders import after_sales
-
-        await after_sales.mark_refunded(refund.after_sale_id)  # type: ignore[attr-defined]
-    payment = await refund_payment(refund)
-    if (
-        payment is not None
-        and payment.transaction_id == order.transaction_id
-        and order.status == OrderStatus.PAID
-        and order.refunded_amount >= (order.paid_amount or order.payable)
-    ):
-        await order_states.transition(
-            order.id,
-            OrderStatus.CANCELLED,
-            actor=ActorKind.WECHAT,
-            reason=f"refunded in full ({refund.out_refund_no})",
-        )

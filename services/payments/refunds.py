@@ -19,9 +19,9 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from infra.transactions import retry_when_busy
 from models import Order, OrderLine, OrderStatus, Payment, PaymentStatus, Refund, RefundStatus
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.loyalty.points import retry_when_busy
 from services.payments.wechat_pay import REFUND_NOTIFY_PATH, call_pay, notify_url
 
 log = logging.getLogger("lianmall.refunds")
