@@ -47,7 +47,7 @@ from models import (
     SpecValue,
     Tag,
 )
-from services.catalog.admin import product_search_text, spec_key
+from services.catalog.derived import product_search_text, spec_key
 from services.loyalty.levels import ensure_default_levels
 
 RANDOM_SEED = 20261121

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import strawberry
 from strawberry.types import Info
 
+from infra.runtime import current_runtime
 from models import Brand as BrandModel
 from models import ProductStatus as ProductStatusModel
 from models import Tag as TagModel
-from schema.catalog import Brand, Category, Product, ProductConnection, ProductFilter, ProductSort, Tag
+from schema.catalog import (
+    Brand,
+    Category,
+    Product,
+    ProductConnection,
+    ProductFilter,
+    ProductSort,
+    StockChanged,
+    Tag,
+)
 from schema.connection import build_edges, cursor_offset
 from schema.context import Context
-from schema.node import decode_id
+from schema.node import decode_id, encode_id
 from services.catalog import search
+from services.catalog.events import stock_channel
 from services.catalog.listing import ProductFilter as ListingFilter
 from services.catalog.listing import ProductSort as ListingSort
 from services.catalog.listing import check_page_size, list_products
+from services.errors import DomainError, ErrorCode
 
 ProductInfo = Info[Context, None]
 
@@ -100,3 +114,38 @@ async def tags(info: ProductInfo) -> list[Tag]:
 async def hot_search_words(info: ProductInfo, limit: int = 10) -> list[str]:
     info.context.cache_blocked = True
     return await search.hot_search_words(max(1, min(limit, 50)))
+
+
+@strawberry.type
+class CatalogQuery:
+    product: Product | None = strawberry.field(resolver=product)
+    products: ProductConnection = strawberry.field(resolver=products)
+    categories: list[Category] = strawberry.field(resolver=categories)
+    category: Category | None = strawberry.field(resolver=category)
+    brands: list[Brand] = strawberry.field(resolver=brands)
+    tags: list[Tag] = strawberry.field(resolver=tags)
+    hot_search_words: list[str] = strawberry.field(
+        resolver=hot_search_words, description="What shoppers searched most in the last 7 days."
+    )
+
+
+async def product_stock_changed(
+    info: Info[Context, None], product_id: strawberry.ID
+) -> AsyncGenerator[StockChanged, None]:
+    pk = decode_id(product_id, "Product", "productId")
+    # A fresh context: the connection's own lives as long as the socket, and its loaders would go stale.
+    product = await info.context.fresh().loaders.product.load(pk)
+    if product is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such product", "productId")
+    async with current_runtime().bus.subscribe(stock_channel(pk)) as events:
+        async for event in events:
+            yield StockChanged(
+                product_id=encode_id("Product", event["productId"]),
+                sku_id=encode_id("Sku", event["skuId"]),
+                stock=event["stock"],
+            )
+
+
+@strawberry.type
+class CatalogSubscription:
+    product_stock_changed: StockChanged = strawberry.subscription(resolver=product_stock_changed)

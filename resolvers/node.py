@@ -63,3 +63,8 @@ async def node(info: Info[Context, None], id: strawberry.ID) -> Node | None:
             media = await ProductMedia.get_or_none(id=pk)
             return Media.from_model(media) if media else None
     raise DomainError(ErrorCode.INVALID_ID, f"No object type is called {type_name}", "id")
+
+
+@strawberry.type
+class NodeQuery:
+    node: Node | None = strawberry.field(resolver=node, description="Any object by its global ID.")

@@ -277,3 +277,10 @@ class OrderMutation:
     after_sale_approve: AfterSalePayload = strawberry.mutation(resolver=after_sale_approve)
     after_sale_reject: AfterSalePayload = strawberry.mutation(resolver=after_sale_reject)
     after_sale_confirm_return: AfterSalePayload = strawberry.mutation(resolver=after_sale_confirm_return)
+
+
+@strawberry.type
+class OrderSubscription:
+    order_status_changed: OrderStatusChanged = strawberry.subscription(
+        resolver=order_status_changed, description="The signed-in owner's order, as its status changes."
+    )

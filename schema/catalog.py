@@ -267,3 +267,10 @@ class ProductConnection:
     @strawberry.field(description="All matches, not just this page (costs a count).")
     async def total_count(self) -> int:
         return await self._total()  # type: ignore[operator]
+
+
+@strawberry.type(description="A SKU's stock changed (on any server process).")
+class StockChanged:
+    product_id: strawberry.ID
+    sku_id: strawberry.ID
+    stock: int

@@ -26,7 +26,7 @@ from schema.root import CatalogMutation, schema
 from services.access import api_keys, audit
 from services.access.permissions import ROLE_PERMISSIONS, Permission, require_scope
 from services.access.staff import authenticate_staff, create_staff
-from services.catalog import admin as catalog_admin
+from services.catalog import lookups
 from services.errors import DomainError, ErrorCode
 from services.members.tokens import issue_tokens
 from services.members.viewer import ANONYMOUS, Viewer
@@ -80,7 +80,7 @@ def own_shop(seeded: None) -> Iterator[None]:
     # Staff write into the default shop, which the demo seed owns and its tests inspect: write into ours. And
     # seed first: catalog tests take the first root category for the demo's, so ours must come after it.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(catalog_admin, "SHOP_CODE", unique("access-test-"))
+        patch.setattr(lookups, "SHOP_CODE", unique("access-test-"))
         yield
 
 

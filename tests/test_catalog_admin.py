@@ -27,7 +27,7 @@ from models import (
 )
 from schema.node import decode_id, encode_id
 from services.access.staff import create_staff
-from services.catalog import admin as catalog_admin
+from services.catalog import lookups
 from services.catalog.search import search_document
 from tests.graphql_client import gql
 
@@ -147,7 +147,7 @@ def shop_code() -> str:
 def own_shop(shop_code: str) -> Iterator[None]:
     # Staff write into the default shop, which the demo seed owns and its tests inspect: write into ours.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(catalog_admin, "SHOP_CODE", shop_code)
+        patch.setattr(lookups, "SHOP_CODE", shop_code)
         yield
 
 

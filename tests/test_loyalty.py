@@ -402,7 +402,7 @@ async def test_a_locked_sqlite_database_is_waited_out_and_retried(
 
     writer = asyncio.create_task(asyncio.to_thread(another_process_writes))
     await asyncio.to_thread(holding.wait)
-    with caplog.at_level(logging.INFO, logger="lianmall.points"):
+    with caplog.at_level(logging.INFO, logger="lianmall.db"):
         entry = await points.change_points(member.id, -20, PointsReason.POINTS_MALL, "mall:locked")
     await writer
     # Our read snapshot went stale while the other writer held the lock: SQLite refused, the retry succeeded.
