@@ -10,14 +10,14 @@ class Member(Model):
     unionid = fields.CharField(max_length=64, null=True, db_index=True)
     nickname = fields.CharField(max_length=64, default="")
     avatar_url = fields.CharField(max_length=500, default="")
-    # The phone number is kept encrypted (services.phone); the masked form and a keyed hash serve display and lookup.
+    # The phone number is kept encrypted (services.members.phone); the masked form and a keyed hash serve display and lookup.
     phone_encrypted = fields.TextField(default="")
     phone_masked = fields.CharField(max_length=16, default="")
     phone_hash = fields.CharField(max_length=64, null=True, db_index=True)
     # WeChat's session key from the last code2session, encrypted: the legacy phone flow decrypts with it.
     session_key_encrypted = fields.TextField(default="")
     growth = fields.IntField(default=0)
-    # Balance of the points ledger; only services.points changes it, with a guarded update.
+    # Balance of the points ledger; only services.loyalty.points changes it, with a guarded update.
     points = fields.IntField(default=0)
     invite_code = fields.CharField(max_length=16, unique=True)
     inviter = fields.ForeignKeyField(

@@ -34,7 +34,7 @@ class Product(Model):
     min_price = fields.IntField(default=0)
     max_price = fields.IntField(default=0)
     total_stock = fields.IntField(default=0)
-    # Lower-cased title, names, pinyin and initials; see services.search.
+    # Lower-cased title, names, pinyin and initials; see services.catalog.search.
     search_text = fields.TextField(default="")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

@@ -1,8 +1,8 @@
 """Staff and partner access: the `staff_mutation` decorator every staff mutation wears, and the root fields that
 manage staff accounts and partner API keys and read the audit log.
 
-The decorator lives here, not in services/audit.py, because it speaks GraphQL (it reads `info`, turns strawberry
-inputs into plain data, builds the payload of a refused call); services/audit.py keeps the GraphQL-free part.
+The decorator lives here, not in services.access.audit, because it speaks GraphQL (it reads `info`, turns strawberry
+inputs into plain data, builds the payload of a refused call); services.access.audit keeps the GraphQL-free part.
 """
 
 from __future__ import annotations

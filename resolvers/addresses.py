@@ -1,5 +1,5 @@
 """The signed-in member's addresses: `myAddresses` and the address mutations. Thin: find the member, decode
-IDs, call services.addresses, wrap the result. In mutations every DomainError becomes the payload's `errors`;
+IDs, call services.members.addresses, wrap the result. In mutations every DomainError becomes the payload's `errors`;
 in `myAddresses` it becomes a GraphQL error with its code."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The signed-in member's cart: `cart` and the cart mutations. Thin: decode IDs, call services.cart."""
+"""The signed-in member's cart: `cart` and the cart mutations. Thin: decode IDs, call services.orders.cart."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Staff catalog mutations. Thin: decode IDs, call services.catalog_admin, wrap the result in schema types.
+"""Staff catalog mutations. Thin: decode IDs, call services.catalog (products, skus, taxonomy), wrap the result in schema types.
 `staff_mutation` checks the permission and writes the audit row; every DomainError (permission, bad ID, bad
 input) becomes the payload's `errors`."""
 

@@ -1,4 +1,4 @@
-"""`checkoutPreview`, `placeOrder` and `orderPay`. Thin: decode the input, call services.checkout."""
+"""`checkoutPreview`, `placeOrder` and `orderPay`. Thin: decode the input, call services.orders.checkout."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Orders and after-sales over GraphQL: thin translations to services.orders, services.after_sales and the
+"""Orders and after-sales over GraphQL: thin translations to services.orders, services.orders.after_sales and the
 order's bus channel. Member mutations report DomainErrors in their payload; reads raise them."""
 
 from __future__ import annotations

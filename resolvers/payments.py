@@ -1,9 +1,9 @@
 """Staff refunds over GraphQL: `refundOrder` (REFUND_APPROVE, audited) and `orderRefunds` (ORDER_READ).
 
-`refundOrder` is a thin translation to services.refunds.start_refund, keyed by the caller's idempotency key: the
+`refundOrder` is a thin translation to services.payments.refunds.start_refund, keyed by the caller's idempotency key: the
 same key for the same order finds the same refund (and asks WeChat Pay again while it is pending), so a retried
 click never refunds twice. Money goes back when WeChat's refund notification arrives
-(services.payment_notifications), which also returns stock and points and takes back what paying earned.
+(services.payments.notifications), which also returns stock and points and takes back what paying earned.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""WeChat Pay's notification endpoints: thin HTTP handlers around services.payment_notifications."""
+"""WeChat Pay's notification endpoints: thin HTTP handlers around services.payments.notifications."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 # Each group is a set of interchangeable names; a keyword equal to any member searches for all of them.
-# Written as shoppers type them; services.search normalizes them with the keyword's own rules. Lookup is
+# Written as shoppers type them; services.catalog.search normalizes them with the keyword's own rules. Lookup is
 # by the whole keyword, so 红色手机套 gets no synonyms: expanding parts of a phrase would need segmentation.
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("手机壳", "手机套", "保护壳", "保护套"),

@@ -4,7 +4,7 @@ Its own state machine, one table like the order's:
 REQUESTED → APPROVED | REJECTED | CLOSED; APPROVED → RETURNING (return and refund: the member sends the goods
 back) | REFUNDING (refund only); RETURNING → REFUNDING (staff received the goods); REFUNDING → REFUNDED (the
 refund notification, through `mark_refunded`). Each change is a guarded update and is recorded on the order's
-timeline. Entering REFUNDING starts the WeChat refund (services.refunds) after the commit.
+timeline. Entering REFUNDING starts the WeChat refund (services.payments.refunds) after the commit.
 
 Requests are open from payment until the after-sale window closes (7 days after receipt); an order has at most
 one open after-sale; the amount is the paid share of the chosen quantities, never more than is left unrefunded.
@@ -12,7 +12,6 @@ one open after-sale; the amount is the paid share of the chosen quantities, neve
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from models import (
     OrderStatus,
 )
 from services.errors import DomainError, ErrorCode, ValidationErrors
+from services.payments import refunds
 
 log = logging.getLogger("lianmall.after_sales")
 
@@ -134,12 +134,7 @@ def _conflict(after_sale: AfterSale, to: AfterSaleStatus) -> DomainError:
 
 
 async def _start_refund(after_sale: AfterSale) -> None:
-    """Ask WeChat Pay for the money back (services.refunds); its notification calls `mark_refunded`."""
-    try:
-        refunds = importlib.import_module("services.payments.refunds")
-    except ModuleNotFoundError:
-        log.error("services.refunds is missing: after-sale %s waits in REFUNDING", after_sale.id)
-        return
+    """Ask WeChat Pay for the money back (services.payments.refunds); its notification calls `mark_refunded`."""
     try:
         await refunds.start_refund(
             after_sale.order_id,  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """A member's server-side cart: one row per SKU, bounded by stock and the per-SKU purchase limit.
 
 Lines whose SKU went off the shelf or ran short are kept and flagged, so the shopper sees why they cannot buy
-them; only available selected lines count in the summary. Prices come from services.pricing.
+them; only available selected lines count in the summary. Prices come from services.orders.pricing.
 """
 
 from __future__ import annotations

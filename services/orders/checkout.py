@@ -414,7 +414,7 @@ async def request_payment(order: Order) -> PayParams:
     """WeChat Pay JSAPI parameters for a pending order (a network call: only ever after a commit).
 
     PAYMENT_UNAVAILABLE when WeChat Pay cannot be reached; the order stays pending and `orderPay` asks again.
-    ORDER_ALREADY_PAID / ORDER_NOT_PAYABLE come from services.wechat_pay.
+    ORDER_ALREADY_PAID / ORDER_NOT_PAYABLE come from services.payments.wechat_pay.
     """
     openid = await Member.filter(id=order.member_id).first().values_list("openid", flat=True)  # type: ignore[attr-defined]
     try:

@@ -94,7 +94,7 @@ ENTRY_FIELDS: Mapping[OrderStatus, Callable[[datetime], dict[str, Any]]] = {
 async def _release(order: Order, from_status: OrderStatus, news: Announcements) -> None:
     """An unpaid order is cancelled: its stock goes back on sale and its points back to the member.
 
-    A paid order is cancelled only by its full refund, which returns stock and points itself (services.refunds).
+    A paid order is cancelled only by its full refund, which returns stock and points itself (services.payments.refunds).
     """
     if from_status != S.PENDING_PAYMENT:
         return

@@ -2,7 +2,7 @@
 
 `start_refund` writes a PENDING `Refund` in a transaction that locks the order and checks that the refunds of
 the payment never exceed what was paid, then asks WeChat Pay after the commit. WeChat's refund notification
-(services.payment_notifications) makes it SUCCEEDED and returns money, points and stock on our side.
+(services.payments.notifications) makes it SUCCEEDED and returns money, points and stock on our side.
 
 Idempotency: the refund number is derived from (order, key) — an after-sale's refund is keyed by the
 after-sale, a staff refund by the caller's key — so the same request again finds the same refund (and asks
