@@ -46,7 +46,7 @@ from services.loyalty.points import change_points
 from services.members.tokens import issue_tokens, revoke_session
 from services.orders import after_sales, fulfilment
 from services.orders import states as order_states
-from services.orders.sweeper import sweep_once
+from services.orders.sweeper import register_sweep_job, sweep_once, unregister_sweep_job
 from tests.graphql_client import gql
 from tests.server_process import child_env, running_server
 from tests.test_members import serving
@@ -281,6 +281,32 @@ async def test_sweepers_running_at_once_make_each_transition_once(seeded: None, 
     for order in due:
         assert await OrderEvent.filter(order_id=order.id).count() == 1
     assert (await Member.get(id=member.id)).points == 1000
+
+
+async def test_registered_sweep_jobs_run_each_sweep_and_a_failing_one_stops_no_other(
+    seeded: None, runtime: object
+) -> None:
+    seen: list[object] = []
+
+    async def counts(at: object) -> int:
+        seen.append(at)
+        return 3
+
+    async def breaks(at: object) -> int:
+        raise RuntimeError("job failed")
+
+    register_sweep_job("test-breaks", breaks)
+    register_sweep_job("test-counts", counts)
+    try:
+        at = now()
+        report = await sweep_once(at)
+    finally:
+        unregister_sweep_job("test-breaks")
+        unregister_sweep_job("test-counts")
+    assert seen == [at]
+    assert report.jobs["test-counts"] == 3
+    assert "test-breaks" not in report.jobs
+    assert "test-counts" not in (await sweep_once(now())).jobs
 
 
 @pytest.mark.realservices
