@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from infra.db import close_db, init_db, migrate_db
 from infra.runtime import EmbeddedModeLocked, lock_embedded_mode, start_runtime, stop_runtime
@@ -32,9 +33,10 @@ async def healthz(_: Request) -> JSONResponse:
 
 def create_app(settings: Settings | None = None, *, manage_resources: bool = True) -> Starlette:
     """The Starlette app. With `manage_resources=False` the caller (a test) owns the DB and runtime."""
-    from schema import payments_http
+    from schema import content_http, payments_http
     from schema.root import schema
     from schema.view import GraphQLView
+    from services.content.storage import LOCAL_ROUTE
 
     settings = settings or get_settings()
     view = GraphQLView(schema, settings)
@@ -57,13 +59,20 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
             await stop_runtime()
             await close_db()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/payments/wechat/notify", payments_http.payment_notify, methods=["POST"]),
         Route("/payments/wechat/refund-notify", payments_http.refund_notify, methods=["POST"]),
+        Route("/uploads", content_http.upload, methods=["POST"]),
+        Route("/wechat/message", content_http.wechat_message, methods=["GET", "POST"]),
     ]
+    if not settings.s3_bucket:
+        # The embedded default keeps uploads in a local folder and serves them itself.
+        routes.append(
+            Mount(LOCAL_ROUTE, app=StaticFiles(directory=settings.resolved_upload_dir, check_dir=False))
+        )
     return Starlette(debug=False, routes=routes, lifespan=lifespan)
 
 

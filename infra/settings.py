@@ -63,6 +63,24 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=15.0, gt=0, alias="SWEEP_INTERVAL_SECONDS")
     wechat_ship_template_id: str = Field(default="", alias="WECHAT_SHIP_TEMPLATE_ID")
 
+    # Content: WeChat's message push (media check verdicts), uploads and their storage, reviews, articles.
+    wechat_message_token: str = Field(default="", alias="WECHAT_MESSAGE_TOKEN")
+    wechat_message_aes_key: str = Field(default="", alias="WECHAT_MESSAGE_AES_KEY")
+    upload_dir: Path | None = Field(default=None, alias="UPLOAD_DIR")
+    upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, alias="UPLOAD_MAX_BYTES")
+    upload_max_pixels: int = Field(default=40_000_000, ge=10_000, alias="UPLOAD_MAX_PIXELS")
+    upload_thumbnail_size: int = Field(default=360, ge=32, le=2048, alias="UPLOAD_THUMBNAIL_SIZE")
+    s3_endpoint_url: str = Field(default="", alias="S3_ENDPOINT_URL")
+    s3_bucket: str = Field(default="", alias="S3_BUCKET")
+    s3_access_key: str = Field(default="", alias="S3_ACCESS_KEY")
+    s3_secret_key: str = Field(default="", alias="S3_SECRET_KEY")
+    s3_region: str = Field(default="us-east-1", alias="S3_REGION")
+    s3_public_base_url: str = Field(default="", alias="S3_PUBLIC_BASE_URL")
+    review_window_days: int = Field(default=15, ge=1, alias="REVIEW_WINDOW_DAYS")
+    review_append_days: int = Field(default=90, ge=1, alias="REVIEW_APPEND_DAYS")
+    review_points: NonNegativeInt = Field(default=10, alias="REVIEW_POINTS")
+    articles_by_members: bool = Field(default=False, alias="ARTICLES_BY_MEMBERS")
+
     @model_validator(mode="after")
     def _default_debug(self) -> Settings:
         if self.debug is None:
@@ -83,6 +101,10 @@ class Settings(BaseSettings):
             return self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite://{(self.data_dir / 'lianmall.sqlite3').resolve()}"
+
+    @property
+    def resolved_upload_dir(self) -> Path:
+        return self.upload_dir or self.data_dir / "uploads"
 
     @property
     def resolved_secret_key(self) -> str:

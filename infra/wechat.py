@@ -19,6 +19,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import requests
@@ -69,6 +70,57 @@ class WeChatPhone:
     country_code: str
 
 
+class Suggest(StrEnum):
+    """WeChat content security's verdict (msg_sec_check and media_check_async, version 2)."""
+
+    PASS = "pass"
+    REVIEW = "review"
+    RISKY = "risky"
+
+
+class Scene(IntEnum):
+    """Where the checked content appears; WeChat tunes its verdict per scene."""
+
+    PROFILE = 1
+    COMMENT = 2
+    FORUM = 3
+    SOCIAL_LOG = 4
+
+
+class MediaType(IntEnum):
+    AUDIO = 1
+    IMAGE = 2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A content-security answer: `suggest`, WeChat's `label` (100 normal, 20001 politics, 20002 porn, 20003
+    abuse, 20006 crime, 20008 fraud, 20012 vulgar, 20013 copyright, 21000 other) and its `trace_id`."""
+
+    suggest: Suggest
+    label: int
+    trace_id: str = ""
+
+    @classmethod
+    def from_result(cls, answer: dict[str, Any]) -> Verdict:
+        """Read `result.suggest` / `result.label` of a v2 answer or `wxa_media_check` event.
+
+        An unknown or missing suggest counts as `review`: nothing is shown on an answer we cannot read.
+        """
+        result = answer.get("result")
+        result = result if isinstance(result, dict) else {}
+        try:
+            suggest = Suggest(str(result.get("suggest", "")).lower())
+        except ValueError:
+            log.error("WeChat content security answered an unknown suggest: %r", result.get("suggest"))
+            suggest = Suggest.REVIEW
+        try:
+            label = int(result.get("label", 0))
+        except (TypeError, ValueError):
+            label = 0
+        return cls(suggest, label, str(answer.get("trace_id") or ""))
+
+
 # --- wechatpy, pointed at WECHAT_API_BASE_URL --------------------------------------------------------------
 
 
@@ -91,6 +143,21 @@ class _Wxa(WeChatWxa):
     def get_phone_number(self, code: str) -> Any:
         # Not in wechatpy 1.8.18: the button's code for the shopper's phone number (getuserphonenumber).
         return self._post("wxa/business/getuserphonenumber", data={"code": code})
+
+    def msg_sec_check_v2(self, openid: str, scene: int, content: str) -> Any:
+        # wechatpy's check_text_security is version 1 (content only), which WeChat stopped updating in 2021.
+        body = {"version": 2, "openid": openid, "scene": scene, "content": content}
+        return self._post("wxa/msg_sec_check", data=body)
+
+    def media_check_async(self, openid: str, scene: int, media_url: str, media_type: int) -> Any:
+        body = {
+            "version": 2,
+            "openid": openid,
+            "scene": scene,
+            "media_url": media_url,
+            "media_type": media_type,
+        }
+        return self._post("wxa/media_check_async", data=body)
 
 
 class LianmallWeChatClient(WeChatClient):
@@ -285,13 +352,44 @@ async def get_phone_number(code: str) -> WeChatPhone:
     )
 
 
-async def check_text(content: str, field: str | None = None) -> None:
-    """Pass `content` through WeChat's content security check (msg_sec_check).
+# msg_sec_check takes at most this many characters per call; longer text is checked in parts by callers.
+TEXT_CHECK_MAX = 2500
 
-    Raises DomainError CONTENT_REJECTED (with `field`) for risky text, WECHAT_RATE_LIMITED or
-    WECHAT_UNAVAILABLE when the check cannot run: text is never let through unchecked.
+
+async def msg_sec_check(openid: str, scene: Scene, content: str, field: str | None = None) -> Verdict:
+    """WeChat's verdict on text a member wrote (msg_sec_check version 2).
+
+    `openid` is the writer's (WeChat requires that they opened the mini-program within 2 hours); `content` is
+    at most TEXT_CHECK_MAX characters. The caller's policy decides what `risky` and `review` mean.
+    Raises DomainError WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE when the check cannot run: text is never let
+    through unchecked.
     """
-    await _call(lambda client: client.wxa.check_text_security(content), needs_token=True, field=field)
+    result = await _call(
+        lambda client: client.wxa.msg_sec_check_v2(openid, int(scene), content), needs_token=True, field=field
+    )
+    if not isinstance(result.get("result"), dict):
+        log.error("msg_sec_check answered without a result")
+        raise _unavailable()
+    return Verdict.from_result(result)
+
+
+async def media_check_async(
+    openid: str, scene: Scene, media_url: str, media_type: MediaType = MediaType.IMAGE
+) -> str:
+    """Ask WeChat to check an image (or audio) at a public `media_url`; answers the check's trace_id.
+
+    The verdict arrives later (within about 30 minutes) as a `wxa_media_check` event at the message
+    callback (see infra.wechat_messages). Raises DomainError WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE.
+    """
+    result = await _call(
+        lambda client: client.wxa.media_check_async(openid, int(scene), media_url, int(media_type)),
+        needs_token=True,
+    )
+    trace_id = result.get("trace_id")
+    if not isinstance(trace_id, str) or not trace_id:
+        log.error("media_check_async answered without a trace_id")
+        raise _unavailable()
+    return trace_id
 
 
 def decrypt_user_data(session_key: str, encrypted_data: str, iv: str) -> dict[str, Any]:

@@ -4,6 +4,21 @@ from models.access import ApiKey, AuditLog
 from models.address import Address
 from models.cart import CartItem
 from models.catalog import MAX_CATEGORY_LEVEL, Brand, Category, Tag
+from models.content import (
+    Article,
+    ArticleLike,
+    ArticleMedia,
+    ArticleProduct,
+    ArticleStatus,
+    ArticleTag,
+    BrowsingHistory,
+    Favorite,
+    FavoriteKind,
+    Moderation,
+    Review,
+    ReviewPhoto,
+    Upload,
+)
 from models.loyalty import MemberLevel, PointsEntry, PointsReason, SignIn
 from models.member import Member, MemberSession
 from models.order import ActorKind, DeliveryMethod, Order, OrderEvent, OrderLine, OrderStatus
@@ -40,15 +55,25 @@ __all__ = [
     "AfterSaleKind",
     "AfterSaleStatus",
     "ApiKey",
+    "Article",
+    "ArticleLike",
+    "ArticleMedia",
+    "ArticleProduct",
+    "ArticleStatus",
+    "ArticleTag",
     "AuditLog",
     "Brand",
+    "BrowsingHistory",
     "CartItem",
     "Category",
     "DeliveryMethod",
+    "Favorite",
+    "FavoriteKind",
     "MediaKind",
     "Member",
     "MemberLevel",
     "MemberSession",
+    "Moderation",
     "Order",
     "OrderEvent",
     "OrderLine",
@@ -64,6 +89,8 @@ __all__ = [
     "ProductTag",
     "Refund",
     "RefundStatus",
+    "Review",
+    "ReviewPhoto",
     "Shop",
     "SignIn",
     "Sku",
@@ -74,4 +101,5 @@ __all__ = [
     "StaffRole",
     "StaffToken",
     "Tag",
+    "Upload",
 ]

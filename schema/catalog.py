@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -20,6 +21,15 @@ from schema.connection import Edge, PageInfo
 from schema.context import Context
 from schema.node import Node, encode_id
 from services.catalog.prices import price_range, unit_price
+
+if TYPE_CHECKING:
+    from schema.content import Review, ReviewConnection, ReviewFilter, ReviewSummary
+
+# The review types live with content (schema.content), which imports this module: referenced lazily.
+_ReviewConnection = Annotated["ReviewConnection", strawberry.lazy("schema.content")]
+_ReviewFilter = Annotated["ReviewFilter", strawberry.lazy("schema.content")]
+_ReviewSummary = Annotated["ReviewSummary", strawberry.lazy("schema.content")]
+_Review = Annotated["Review", strawberry.lazy("schema.content")]
 
 ProductStatus = strawberry.enum(ProductStatusModel, description="Where a product is in its life.")
 MediaKind = strawberry.enum(MediaKindModel)
@@ -228,6 +238,30 @@ class Product(Node):
     @strawberry.field
     async def media(self, info: Info[Context, None]) -> list[Media]:
         return [Media.from_model(m) for m in await info.context.loaders.media_by_product.load(self._model.id)]
+
+    @strawberry.field(description="Public reviews (评价), newest first; only what passed WeChat's check.")
+    async def reviews(
+        self,
+        info: Info[Context, None],
+        first: int | None = 10,
+        after: str | None = None,
+        filter: _ReviewFilter | None = None,
+    ) -> _ReviewConnection:
+        from schema.content import product_reviews
+
+        return await product_reviews(info, self._model.id, first, after, filter)
+
+    @strawberry.field(description="Review count, average, good-rate and counts per rating.")
+    async def review_summary(self, info: Info[Context, None]) -> _ReviewSummary:
+        from schema.content import product_review_summary
+
+        return await product_review_summary(info, self._model.id)
+
+    @strawberry.field(description="The few reviews staff featured (精选评价), newest first.")
+    async def featured_reviews(self, info: Info[Context, None], limit: int = 3) -> list[_Review]:
+        from schema.content import product_featured_reviews
+
+        return await product_featured_reviews(info, self._model.id, limit)
 
 
 @strawberry.enum(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.settings import Settings, get_settings
 from loaders.catalog import CatalogLoaders
 from loaders.members import MemberLoaders
+
+if TYPE_CHECKING:
+    from loaders.content import ContentLoaders
 from services.members.viewer import ANONYMOUS, Viewer
 
 
@@ -33,6 +36,12 @@ class Context:
     @cached_property
     def member_loaders(self) -> MemberLoaders:
         return MemberLoaders()
+
+    @cached_property
+    def content_loaders(self) -> ContentLoaders:
+        from loaders.content import ContentLoaders
+
+        return ContentLoaders()
 
     def depends_on(self, *tags: str) -> None:
         self.cache_tags.update(tags)

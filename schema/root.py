@@ -17,6 +17,7 @@ from resolvers.cart import CartMutation, CartQuery
 from resolvers.catalog import CatalogQuery, CatalogSubscription
 from resolvers.catalog_admin import CatalogMutation
 from resolvers.checkout import CheckoutMutation, CheckoutQuery
+from resolvers.content import ContentMutation, ContentQuery
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.node import NodeQuery
@@ -36,6 +37,7 @@ QUERIES: tuple[type, ...] = (
     CheckoutQuery,
     OrderQuery,
     PaymentQuery,
+    ContentQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -47,6 +49,7 @@ MUTATIONS: tuple[type, ...] = (
     CheckoutMutation,
     OrderMutation,
     PaymentMutation,
+    ContentMutation,
 )
 
 Query = merge_types("Query", QUERIES)

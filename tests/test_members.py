@@ -397,7 +397,9 @@ async def test_an_expired_access_token_is_replaced_and_the_call_retried(
 
 async def test_concurrent_calls_with_no_token_fetch_one(wechat: WeChatStandIn, redis: object) -> None:
     await get_redis().delete(f"wechat:access_token:{wechat.appid}")
-    await asyncio.gather(*(wechat_service.check_text(f"你好 {i}") for i in range(8)))
+    await asyncio.gather(
+        *(wechat_service.msg_sec_check("o_x", wechat_service.Scene.COMMENT, f"你好 {i}") for i in range(8))
+    )
     assert len(wechat.calls(TOKEN)) == 1
     tokens = {c.params["access_token"] for c in wechat.calls(MSG_SEC_CHECK)}
     assert len(tokens) == 1 and len(wechat.calls(MSG_SEC_CHECK)) == 8
@@ -608,7 +610,7 @@ async def test_update_profile_checks_the_nickname_with_wechat(
         "birthday": "1990-05-01",
     }
     (check,) = wechat.calls(MSG_SEC_CHECK)
-    assert check.body == {"content": "小林"}
+    assert check.body == {"version": 2, "openid": login_code.openid, "scene": 1, "content": "小林"}
 
     wechat.add_risky_words("违规")
     before = await Member.get(openid=login_code.openid).values()
@@ -616,6 +618,12 @@ async def test_update_profile_checks_the_nickname_with_wechat(
     refused = await field_of(shopper, UPDATE_PROFILE, {"input": risky}, token)
     assert codes(refused) == ["CONTENT_REJECTED"] and refused["errors"][0]["field"] == "input.nickname"
     assert refused["member"] is None
+    assert await Member.get(openid=login_code.openid).values() == before
+
+    # "review" is refused too: a nickname shows at once and has no moderation queue.
+    wechat.add_review_words("可疑")
+    held = await field_of(shopper, UPDATE_PROFILE, {"input": {"nickname": "可疑昵称"}}, token)
+    assert codes(held) == ["CONTENT_REJECTED"]
     assert await Member.get(openid=login_code.openid).values() == before
 
     # When WeChat cannot check, the nickname is not changed either.

@@ -7,6 +7,11 @@ expired, 41001 missing, 40029 invalid code, 40163 code used, 45011 minute quota,
 content). Tests say which codes are valid, which texts are risky, and which calls fail and how
 (`fail`, `fail_http`, `delay`); `calls` records what arrived.
 
+Content security speaks both versions of msg_sec_check (v1: errcode 87014; v2: `result.suggest` risky / review /
+pass with a label) and media_check_async, whose verdicts the stand-in sends later, as WeChat does, as signed
+`wxa_media_check` event messages (plain or AES-encrypted, JSON or XML) to the server's message endpoint:
+`media_messages` builds them for a test to post, `push_media_verdicts` posts them over HTTP.
+
 Served by uvicorn on a free 127.0.0.1 port in a background thread (a Starlette app: WeChat Pay's XML API will be
 added as more routes).
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import secrets
 import threading
@@ -23,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -30,6 +37,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from wechatpy.crypto import PrpCrypto
 
 from infra.settings import Settings
 from tests.threaded_server import ThreadedServer
@@ -41,6 +49,7 @@ TOKEN = "token"
 JSCODE2SESSION = "jscode2session"
 GET_PHONE_NUMBER = "getuserphonenumber"
 MSG_SEC_CHECK = "msg_sec_check"
+MEDIA_CHECK_ASYNC = "media_check_async"
 SUBSCRIBE_SEND = "subscribe_send"
 UPLOAD_SHIPPING_INFO = "upload_shipping_info"
 
@@ -88,12 +97,39 @@ class Call:
     body: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class MediaJob:
+    """An image WeChat was asked to check; its verdict is sent later as an event message."""
+
+    trace_id: str
+    openid: str
+    scene: int
+    media_url: str
+    media_type: int
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    """An event message as WeChat posts it: query parameters and body."""
+
+    params: dict[str, str]
+    body: bytes
+    content_type: str
+
+
+# Labels WeChat gives: 100 normal, 20002 porn, 20006 crime, 21000 other.
+LABELS = {"pass": 100, "review": 21000, "risky": 20006}
+
+
 @dataclass
 class _State:
     login_codes: dict[str, LoginCode] = field(default_factory=dict)
     used_codes: set[str] = field(default_factory=set)
     phone_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     risky_words: set[str] = field(default_factory=set)
+    review_words: set[str] = field(default_factory=set)
+    media_rules: list[tuple[str, str]] = field(default_factory=list)
+    media_jobs: list[MediaJob] = field(default_factory=list)
     failures: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     http_failures: dict[str, list[int]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
@@ -113,12 +149,18 @@ class WeChatStandIn(ThreadedServer):
         # Tokens outlive `reset`, as at WeChat: a token is valid until it expires or is replaced.
         self._tokens: dict[str, float] = {}
         self.port = 0
+        # The message push configuration (消息推送) of the mini-program: token, EncodingAESKey, format.
+        self.message_token = secrets.token_urlsafe(16)
+        self.encoding_aes_key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        self.encrypt_messages = False
+        self.message_format = "json"
         self.app = Starlette(
             routes=[
                 Route("/cgi-bin/token", self._token, methods=["GET"]),
                 Route("/sns/jscode2session", self._jscode2session, methods=["GET"]),
                 Route("/wxa/business/getuserphonenumber", self._get_phone_number, methods=["POST"]),
                 Route("/wxa/msg_sec_check", self._msg_sec_check, methods=["POST"]),
+                Route("/wxa/media_check_async", self._media_check_async, methods=["POST"]),
                 Route("/cgi-bin/message/subscribe/send", self._subscribe_send, methods=["POST"]),
                 Route("/wxa/sec/order/upload_shipping_info", self._upload_shipping_info, methods=["POST"]),
             ]
@@ -134,6 +176,8 @@ class WeChatStandIn(ThreadedServer):
         """Forget codes, scripted failures and recorded calls (issued access tokens stay valid)."""
         with self._lock:
             self._state = _State()
+        self.encrypt_messages = False
+        self.message_format = "json"
 
     def new_login(self, openid: str | None = None, unionid: str | None = None) -> LoginCode:
         """A fresh, valid `wx.login()` code for `openid` (a new shopper unless given), with a new session key."""
@@ -158,6 +202,81 @@ class WeChatStandIn(ThreadedServer):
         """Text containing any of these fails msg_sec_check with 87014."""
         with self._lock:
             self._state.risky_words.update(words)
+
+    def add_review_words(self, *words: str) -> None:
+        """Text containing any of these gets `suggest: review` from msg_sec_check v2 (risky words win)."""
+        with self._lock:
+            self._state.review_words.update(words)
+
+    def media_verdict(self, url_part: str, suggest: str) -> None:
+        """Images whose URL contains `url_part` get `suggest` (pass / review / risky); others pass."""
+        with self._lock:
+            self._state.media_rules.append((url_part, suggest))
+
+    def media_jobs(self) -> list[MediaJob]:
+        """Checks asked for whose verdict was not sent yet."""
+        with self._lock:
+            return list(self._state.media_jobs)
+
+    def media_messages(self) -> list[SignedMessage]:
+        """The verdicts of every pending media check, as signed event messages; the checks are done."""
+        with self._lock:
+            jobs, self._state.media_jobs = self._state.media_jobs, []
+            rules = list(self._state.media_rules)
+        messages = []
+        for job in jobs:
+            suggest = next((verdict for part, verdict in rules if part in job.media_url), "pass")
+            messages.append(self.event_message(self._media_event(job, suggest)))
+        return messages
+
+    def push_media_verdicts(self, url: str) -> list[int]:
+        """Post every pending verdict to the server's message endpoint at `url`; the HTTP statuses."""
+        statuses = []
+        with httpx.Client(timeout=10) as http:
+            for message in self.media_messages():
+                response = http.post(
+                    url,
+                    params=message.params,
+                    content=message.body,
+                    headers={"content-type": message.content_type},
+                )
+                statuses.append(response.status_code)
+        return statuses
+
+    def _media_event(self, job: MediaJob, suggest: str) -> dict[str, Any]:
+        verdict = {"suggest": suggest, "label": LABELS[suggest]}
+        return {
+            "ToUserName": "gh_" + self.appid[2:14],
+            "FromUserName": job.openid,
+            "CreateTime": int(time.time()),
+            "MsgType": "event",
+            "Event": "wxa_media_check",
+            "appid": self.appid,
+            "trace_id": job.trace_id,
+            "version": 2,
+            "detail": [{"strategy": "content_model", "errcode": 0, **verdict, "prob": 90}],
+            "errcode": 0,
+            "errmsg": "ok",
+            "result": verdict,
+        }
+
+    def event_message(self, event: dict[str, Any], timestamp: int | None = None) -> SignedMessage:
+        """`event` as WeChat would post it with this push configuration (signed; encrypted if configured)."""
+        stamp, nonce = str(timestamp or int(time.time())), secrets.token_hex(5)
+        params = {"signature": _sha1(self.message_token, stamp, nonce), "timestamp": stamp, "nonce": nonce}
+        xml = self.message_format == "xml"
+        text = _to_xml(event) if xml else json.dumps(event, ensure_ascii=False)
+        if self.encrypt_messages:
+            key = base64.b64decode(self.encoding_aes_key + "=")
+            encrypt = PrpCrypto(key).encrypt(text, self.appid).decode()
+            params |= {
+                "encrypt_type": "aes",
+                "msg_signature": _sha1(self.message_token, stamp, nonce, encrypt),
+            }
+            envelope = {"ToUserName": event["ToUserName"], "Encrypt": encrypt}
+            text = _to_xml(envelope) if xml else json.dumps(envelope)
+        content_type = "text/xml" if xml else "application/json"
+        return SignedMessage(params, text.encode(), content_type)
 
     def fail(self, endpoint: str, errcode: int, errmsg: str = "", times: int = 1) -> None:
         """The next `times` calls of `endpoint` answer WeChat error `errcode` (e.g. -1 system busy)."""
@@ -308,14 +427,52 @@ class WeChatStandIn(ThreadedServer):
         refused = self._check_access_token(request.query_params)
         if refused:
             return refused
-        content = (body or {}).get("content")
+        body = body or {}
+        content = body.get("content")
         if not isinstance(content, str):
             return _error(47001, "data format error hint")
         with self._lock:
             risky = any(word in content for word in self._state.risky_words)
-        if risky:
-            return _error(87014, "risky content")
-        return _json({"errcode": 0, "errmsg": "ok"})
+            review = any(word in content for word in self._state.review_words)
+        if body.get("version") != 2:
+            return _error(87014, "risky content") if risky else _json({"errcode": 0, "errmsg": "ok"})
+        if not isinstance(body.get("openid"), str) or not body["openid"]:
+            return _error(40003, "invalid openid")
+        if body.get("scene") not in (1, 2, 3, 4):
+            return _error(40003, "invalid scene")
+        if len(content) > 2500:
+            return _error(87016, "content too long")
+        suggest = "risky" if risky else "review" if review else "pass"
+        verdict = {"suggest": suggest, "label": LABELS[suggest]}
+        return _json(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "result": verdict,
+                "detail": [{"strategy": "content_model", "errcode": 0, **verdict, "prob": 90}],
+                "trace_id": _rid(),
+            }
+        )
+
+    async def _media_check_async(self, request: Request) -> Response:
+        body, failure = await self._begin(MEDIA_CHECK_ASYNC, request)
+        if failure:
+            return failure
+        refused = self._check_access_token(request.query_params)
+        if refused:
+            return refused
+        body = body or {}
+        url = body.get("media_url")
+        if body.get("version") != 2 or not isinstance(body.get("openid"), str) or not body["openid"]:
+            return _error(40003, "invalid openid")
+        if body.get("scene") not in (1, 2, 3, 4) or body.get("media_type") not in (1, 2):
+            return _error(47001, "data format error hint")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return _error(47001, "data format error hint media_url")
+        job = MediaJob(_rid(), body["openid"], body["scene"], url, body["media_type"])
+        with self._lock:
+            self._state.media_jobs.append(job)
+        return _json({"errcode": 0, "errmsg": "ok", "trace_id": job.trace_id})
 
     async def _subscribe_send(self, request: Request) -> Response:
         body, failure = await self._begin(SUBSCRIBE_SEND, request)
@@ -350,6 +507,23 @@ class WeChatStandIn(ThreadedServer):
         return _json({"errcode": 0, "errmsg": "ok"})
 
 
+def _sha1(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def _to_xml(data: dict[str, Any]) -> str:
+    def element(name: str, value: Any) -> str:
+        if isinstance(value, dict):
+            return f"<{name}>" + "".join(element(k, v) for k, v in value.items()) + f"</{name}>"
+        if isinstance(value, list):
+            return "".join(element(name, item) for item in value)
+        if isinstance(value, int):
+            return f"<{name}>{value}</{name}>"
+        return f"<{name}><![CDATA[{value}]]></{name}>"
+
+    return "<xml>" + "".join(element(k, v) for k, v in data.items()) + "</xml>"
+
+
 @pytest.fixture(scope="session")
 def wechat_server() -> Iterator[WeChatStandIn]:
     """The stand-in, serving for the whole test session."""
@@ -366,10 +540,12 @@ def wechat(
     wechat_server: WeChatStandIn, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[WeChatStandIn]:
     """The stand-in, reset, with the settings pointing at it (WECHAT_API_BASE_URL, WECHAT_APPID,
-    WECHAT_SECRET) for this test; the settings are restored afterwards."""
+    WECHAT_SECRET, WECHAT_MESSAGE_TOKEN, WECHAT_MESSAGE_AES_KEY) for this test; the settings are restored afterwards."""
     wechat_server.reset()
     monkeypatch.setattr(settings, "wechat_api_base_url", wechat_server.base_url)
     monkeypatch.setattr(settings, "wechat_appid", wechat_server.appid)
     monkeypatch.setattr(settings, "wechat_secret", wechat_server.secret)
+    monkeypatch.setattr(settings, "wechat_message_token", wechat_server.message_token)
+    monkeypatch.setattr(settings, "wechat_message_aes_key", wechat_server.encoding_aes_key)
     yield wechat_server
     wechat_server.reset()

@@ -106,6 +106,23 @@ def _birthday_problem(member: Member, birthday: date | None) -> DomainError | No
     return None
 
 
+async def check_nickname(member: Member, nickname: str) -> None:
+    """WeChat's content check (msg_sec_check v2, profile scene) for a new nickname.
+
+    A nickname shows at once wherever the member appears and has no moderation queue, so only `pass` is
+    accepted: `review` is refused like `risky` (CONTENT_REJECTED). Fails closed: when WeChat cannot check
+    (WECHAT_UNAVAILABLE, WECHAT_RATE_LIMITED), the nickname is not changed either.
+    """
+    verdict = await wechat.msg_sec_check(
+        member.openid, wechat.Scene.PROFILE, nickname, field="input.nickname"
+    )
+    if verdict.suggest is not wechat.Suggest.PASS:
+        log.info("nickname of member %s refused: %s, label %s", member.id, verdict.suggest, verdict.label)
+        raise DomainError(
+            ErrorCode.CONTENT_REJECTED, "WeChat's content check did not allow this nickname", "input.nickname"
+        )
+
+
 async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
     """Change the given profile fields. A new nickname must pass WeChat's content check first.
 
@@ -138,8 +155,7 @@ async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
     if problems:
         raise ValidationErrors(problems)
     if "nickname" in updates:
-        # Fails closed: when WeChat cannot check, the nickname is not changed.
-        await wechat.check_text(str(updates["nickname"]), field="input.nickname")
+        await check_nickname(member, str(updates["nickname"]))
     if updates:
         await Member.filter(id=member.id).update(**updates)
         member.update_from_dict(updates)
