@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
 import xmltodict
@@ -26,6 +27,8 @@ log = logging.getLogger("lianmall.wechat")
 
 # Event messages are small; anything larger is not WeChat.
 MAX_BODY = 64 * 1024
+# A push older (or further in the future) than this is refused: a captured one cannot be replayed for long.
+MAX_AGE_SECONDS = 600
 
 
 class InvalidMessage(Exception):
@@ -90,13 +93,20 @@ def _decrypt(settings: Settings, params: dict[str, str], envelope: dict[str, Any
     return _parse(plain)
 
 
-def read_message(settings: Settings, params: dict[str, str], body: bytes) -> dict[str, Any]:
-    """The event WeChat pushed, checked: signed with our token and, in safe mode, decrypted.
+def read_message(
+    settings: Settings, params: dict[str, str], body: bytes, now: float | None = None
+) -> dict[str, Any]:
+    """The event WeChat pushed, checked: signed with our token, recent and, in safe mode, decrypted.
 
-    Raises InvalidMessage for anything that is not a genuine push for our mini-program.
+    The plain signature does not cover the body (WeChat's design); the endpoint also refuses a repeated
+    timestamp and nonce, and safe mode, whose signature covers the ciphertext, is the one to use in
+    production. Raises InvalidMessage for anything that is not a genuine push for our mini-program.
     """
     if len(body) > MAX_BODY:
         raise InvalidMessage("too large")
+    stamp = params.get("timestamp", "")
+    if not stamp.isdigit() or abs((now if now is not None else time.time()) - int(stamp)) > MAX_AGE_SECONDS:
+        raise InvalidMessage("stale or missing timestamp")
     if params.get("encrypt_type") == "aes":
         if not settings.wechat_message_token:
             raise InvalidMessage("WECHAT_MESSAGE_TOKEN is not configured")

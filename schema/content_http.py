@@ -19,9 +19,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from infra.redis import get_redis
 from infra.settings import get_settings
 from infra.wechat import Scene
-from infra.wechat_messages import MAX_BODY, InvalidMessage, read_message, verify_signature
+from infra.wechat_messages import MAX_AGE_SECONDS, MAX_BODY, InvalidMessage, read_message, verify_signature
 from models import Member
 from schema.content import Image
 from services.access.permissions import Permission, has_permission
@@ -151,5 +152,13 @@ async def wechat_message(request: Request) -> Response:
     except InvalidMessage as exc:
         log.warning("refused a WeChat message push: %s", exc)
         return PlainTextResponse("forbidden", status_code=403)
-    await media_checks.handle_wechat_event(message)
+    # One push per timestamp and nonce: a replayed signature (with any body) is acknowledged and ignored.
+    seen = f"wechat:push:{params['timestamp']}:{params.get('nonce', '')}"
+    if not await get_redis().set(seen, b"1", nx=True, ex=2 * MAX_AGE_SECONDS):
+        return PlainTextResponse("success")
+    try:
+        await media_checks.handle_wechat_event(message)
+    except BaseException:
+        await get_redis().delete(seen)  # not handled: WeChat's retry of this push must get through
+        raise
     return PlainTextResponse("success")

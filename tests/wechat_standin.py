@@ -273,7 +273,7 @@ class WeChatStandIn(ThreadedServer):
                 "encrypt_type": "aes",
                 "msg_signature": _sha1(self.message_token, stamp, nonce, encrypt),
             }
-            envelope = {"ToUserName": event["ToUserName"], "Encrypt": encrypt}
+            envelope = {"ToUserName": event.get("ToUserName", "gh_shop"), "Encrypt": encrypt}
             text = _to_xml(envelope) if xml else json.dumps(envelope)
         content_type = "text/xml" if xml else "application/json"
         return SignedMessage(params, text.encode(), content_type)
