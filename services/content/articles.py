@@ -20,7 +20,7 @@ from typing import Any
 
 import nh3
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Subquery
 from tortoise.transactions import in_transaction
 
 from infra.clock import now
@@ -343,10 +343,10 @@ async def list_articles(
     """One page of articles, newest published first (staff: every article, newest first)."""
     query = Article.all() if staff else Article.filter(visible=True)
     if article_filter.tag:
-        query = query.filter(id__in=ArticleTag.filter(name=article_filter.tag).values("article_id"))
+        query = query.filter(id__in=Subquery(ArticleTag.filter(name=article_filter.tag).values("article_id")))
     if article_filter.product_id is not None:
         query = query.filter(
-            id__in=ArticleProduct.filter(product_id=article_filter.product_id).values("article_id")
+            id__in=Subquery(ArticleProduct.filter(product_id=article_filter.product_id).values("article_id"))
         )
     if article_filter.author_member_id is not None:
         query = query.filter(author_member_id=article_filter.author_member_id)
