@@ -43,6 +43,7 @@ STATUS = {
     ErrorCode.IMAGE_TOO_LARGE: 422,
     ErrorCode.IMAGE_CORRUPT: 422,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
 }
 
 

@@ -139,7 +139,7 @@ def article_pk(global_id: str) -> int:
 async def test_article_writing_is_refused_to_members_unless_the_shop_allows_it(
     client: httpx.AsyncClient, wechat: WeChatStandIn, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    member, token = await new_member()
+    _member, token = await new_member()
     refused = await field(client, CREATE, {"input": {"title": "我的种草"}}, token)
     assert [e["code"] for e in refused["errors"]] == ["FORBIDDEN"]
     assert [e["code"] for e in (await field(client, CREATE, {"input": {"title": "x"}}, None))["errors"]] == [
@@ -159,7 +159,7 @@ async def test_a_members_article_shows_once_its_text_and_images_passed(
     client: httpx.AsyncClient, wechat: WeChatStandIn, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(settings, "articles_by_members", True)
-    member, token = await new_member()
+    _member, token = await new_member()
     _, stranger = await new_member()
     mine = (await upload(client, token, png_image(), scene="ARTICLE")).json()
     theirs = (await upload(client, stranger, png_image(), scene="ARTICLE")).json()

@@ -7,6 +7,7 @@ synchronous: its calls run in worker threads of their own lane, with timeouts, n
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,9 @@ import anyio
 
 from infra.blocking_io import ThreadLane
 from infra.settings import Settings
+from services.errors import DomainError, ErrorCode
+
+log = logging.getLogger("lianmall.content")
 
 # Seconds to wait for the object store (connect and each read).
 S3_TIMEOUT_SECONDS = 10.0
@@ -95,11 +99,23 @@ class S3Storage:
         self.base_url = base.rstrip("/") + "/"
 
     async def put(self, key: str, data: bytes, content_type: str) -> str:
-        await S3_LANE.run(
-            lambda: self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, CacheControl=CACHE_CONTROL
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            await S3_LANE.run(
+                lambda: self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type,
+                    CacheControl=CACHE_CONTROL,
+                )
             )
-        )
+        except (BotoCoreError, ClientError) as exc:
+            log.error("storing %s in bucket %s failed: %s", key, self.bucket, exc)
+            raise DomainError(
+                ErrorCode.STORAGE_UNAVAILABLE, "Storing the file failed; try again shortly"
+            ) from None
         return self.base_url + key
 
     async def delete(self, key: str) -> None:
