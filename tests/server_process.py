@@ -26,7 +26,8 @@ import httpx
 from infra.settings import PROJECT_ROOT, Settings
 
 MAIN = PROJECT_ROOT / "main.py"
-STARTUP_TIMEOUT = 20.0
+# Generous: an embedded server migrates and seeds before it answers, and CI machines can be busy.
+STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 5.0
 POLL_INTERVAL = 0.05
 # Tail of a process's log quoted in failure messages: enough for a traceback, short enough to read.
