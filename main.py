@@ -15,11 +15,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from infra.body_limit import BodySizeLimit
+from infra.cors import BrowserOriginsCORS
 from infra.db import close_db, init_db, migrate_db
 from infra.runtime import EmbeddedModeLocked, lock_embedded_mode, start_runtime, stop_runtime
 from infra.settings import Settings, get_settings
@@ -33,6 +36,7 @@ async def healthz(_: Request) -> JSONResponse:
 
 def create_app(settings: Settings | None = None, *, manage_resources: bool = True) -> Starlette:
     """The Starlette app. With `manage_resources=False` the caller (a test) owns the DB and runtime."""
+    from infra.static_assets import STATIC_PREFIX, StaticAssets
     from schema import content_http, payments_http
     from schema.root import schema
     from schema.view import GraphQLView
@@ -59,21 +63,43 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
             await stop_runtime()
             await close_db()
 
+    # The GraphQL view checks its own body size (no extra layer on the hot path); uploads have their own limit
+    # (images are larger); the other bodies pass this.
+    limit = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
     routes: list[BaseRoute] = [
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
-        Route("/payments/wechat/notify", payments_http.payment_notify, methods=["POST"]),
-        Route("/payments/wechat/refund-notify", payments_http.refund_notify, methods=["POST"]),
+        Route("/payments/wechat/notify", payments_http.payment_notify, methods=["POST"], middleware=limit),
+        Route(
+            "/payments/wechat/refund-notify", payments_http.refund_notify, methods=["POST"], middleware=limit
+        ),
         Route("/uploads", content_http.upload, methods=["POST"]),
-        Route("/wechat/message", content_http.wechat_message, methods=["GET", "POST"]),
+        Route("/wechat/message", content_http.wechat_message, methods=["GET", "POST"], middleware=limit),
+        Mount(STATIC_PREFIX, app=StaticAssets(), name="static"),
     ]
     if not settings.s3_bucket:
         # The embedded default keeps uploads in a local folder and serves them itself.
         routes.append(
             Mount(LOCAL_ROUTE, app=StaticFiles(directory=settings.resolved_upload_dir, check_dir=False))
         )
-    return Starlette(debug=False, routes=routes, lifespan=lifespan)
+    return Starlette(debug=False, routes=routes, middleware=edge_middleware(settings), lifespan=lifespan)
+
+
+def edge_middleware(settings: Settings) -> list[Middleware]:
+    """CORS, only when browser origins are configured: none means no CORS headers and nothing on the hot path."""
+    if not settings.browser_origins:
+        return []
+    # Bearer tokens, not cookies: no credentials mode, and any request header may be sent.
+    return [
+        Middleware(
+            BrowserOriginsCORS,
+            allow_origins=settings.browser_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            max_age=600,
+        )
+    ]
 
 
 app = create_app()

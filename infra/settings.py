@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
     # Unset: on for the embedded default (a developer's machine: GraphiQL with schema docs), off in production.
     debug: bool | None = Field(default=None, alias="DEBUG")
+    # Browser origins (other than the server's own) whose pages may call the API: CORS for HTTP and the
+    # WebSocket handshake's Origin check. ALLOWED_WS_ORIGINS is the older, WebSocket-only name; both are merged.
+    allowed_origins: list[str] = Field(default_factory=list, alias="ALLOWED_ORIGINS")
     allowed_ws_origins: list[str] = Field(default_factory=list, alias="ALLOWED_WS_ORIGINS")
     db_pool_max: int = Field(default=10, alias="DB_POOL_MAX")
 
@@ -44,6 +47,10 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
     max_aliases: int = Field(default=15, alias="MAX_ALIASES")
     max_page_size: int = Field(default=100, alias="MAX_PAGE_SIZE")
+    # The largest request body (bytes) and the deepest JSON nesting (objects and lists) a request body or a
+    # WebSocket message may have. The README's largest requests are a few KB and 6 levels deep.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="MAX_BODY_BYTES")
+    max_json_depth: int = Field(default=32, ge=4, le=512, alias="MAX_JSON_DEPTH")
     # Daily sign-in points by streak day (1st, 2nd, ...); days past the end get the last value.
     sign_in_points: list[NonNegativeInt] = Field(
         default_factory=lambda: [5, 5, 10, 10, 15, 15, 30], min_length=1, alias="SIGN_IN_POINTS"
@@ -86,6 +93,11 @@ class Settings(BaseSettings):
         if self.debug is None:
             self.debug = self.database_url is None
         return self
+
+    @property
+    def browser_origins(self) -> list[str]:
+        """ALLOWED_ORIGINS and the older ALLOWED_WS_ORIGINS together, in order, without repeats."""
+        return list(dict.fromkeys([*self.allowed_origins, *self.allowed_ws_origins]))
 
     @property
     def embedded_database(self) -> bool:

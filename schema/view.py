@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import current_runtime
 from infra.settings import Settings
+from schema import graphql_http, http_streams
 from schema.context import Context, make_context
 from schema.extensions import coded_error
+from schema.graphiql import graphiql_page
+from schema.graphql_http import CachedAnswer, RequestRejected, error_response, rejection_response
 from schema.root import CACHEABLE_ROOT_FIELDS
+from schema.websocket import TextFrameWebSocketAdapter
 from services.catalog import search
 from services.errors import DomainError, ErrorCode
 from services.members.viewer import bearer_token, resolve_viewer, viewer_for_token
@@ -86,30 +94,45 @@ def socket_token(params: dict[str, object] | None, handshake_authorization: str 
     return bearer_token(authorization or handshake_authorization)
 
 
-def error_response(code: ErrorCode, message: str, status: int) -> Response:
-    body = {"data": None, "errors": [{"message": message, "extensions": {"code": code.value}}]}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
 class GraphQLView(GraphQL[Context, None]):
+    websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
+    stream_transport_classes_by_protocol = http_streams.TRANSPORTS
+
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
-            allow_queries_via_get=False,
+            # Queries (never mutations) over GET, so persisted queries can be cached by a CDN.
+            allow_queries_via_get=True,
             keep_alive=True,
             keep_alive_interval=15,
-            allowed_origins=settings.allowed_ws_origins,
+            subscription_protocols=http_streams.PROTOCOLS,
+            allowed_origins=settings.browser_origins,
         )
         self.settings = settings
+        self.max_body = settings.max_body_bytes
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Also WebSocket messages: too deep a one closes the socket (4400) like any unreadable message.
+        return graphql_http.decode_json(data, self.settings.max_json_depth)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(graphiql_page())
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         if isinstance(request, WebSocket):
             return SocketContext(request=request, response=response)
         return getattr(request.state, _CONTEXT_KEY, None) or make_context(request=request, response=response)
+
+    async def get_sub_response(self, request: Request) -> Response:
+        sub_response = await super().get_sub_response(request)
+        ctx: Context | None = getattr(request.state, _CONTEXT_KEY, None)
+        if ctx is not None:
+            ctx.response = sub_response  # its status and headers reach the answer (see graphql_http)
+        return sub_response
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate the connection once, at `connection_init`: its operations run as that viewer.
@@ -127,32 +150,111 @@ class GraphQLView(GraphQL[Context, None]):
         return UNSET
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if isinstance(request, WebSocket) or request.method != "POST":
+        if isinstance(request, WebSocket):
             return await super().run(request, context, root_value)
+        headers = request.headers
+        accept = headers.get("accept")
+        # None: the client asked for a stream (SSE or multipart), which the cache never answers.
+        media_type = graphql_http.negotiate(accept) if accept else graphql_http.JSON
+        post = request.method == "POST"
         try:
-            viewer = await resolve_viewer(request.headers.get("authorization"))
+            body = (
+                await graphql_http.read_body(request, headers.get("content-length"), self.max_body)
+                if post
+                else b""
+            )
+            viewer = await resolve_viewer(headers.get("authorization"))
+        except RequestRejected as exc:
+            return rejection_response(exc, media_type)
         except DomainError as exc:
-            return error_response(exc.code, exc.message, 401)
-        scope = viewer.cache_scope if self.settings.response_cache else None
+            return error_response(exc.code, exc.message, 401, media_type)
         key: str | None = None
         marks: tuple[int, bytes] | None = None
-        if scope is not None:
+        scope = viewer.cache_scope if self.settings.response_cache else None
+        if scope is not None and media_type is not None and post:
             # The hot path: a hit answers before any context, loader or parser is made.
             cache = current_runtime().cache
-            key = cache_key(scope, await request.body())
+            key = cache_key(scope, body)
             hit = cache.get_local(key) or await cache.get(key)
             if hit is not None:
                 # A cached search is still a search: hot words count what shoppers asked.
                 for term in hit.search_terms:
                     await search.record_search(term)
-                return Response(hit.body, media_type="application/json")
+                return CachedAnswer(hit.body, media_type)
             marks = await cache.begin()
         ctx = make_context(viewer, request=request, settings=self.settings, cache_key=key, cache_marks=marks)
         setattr(request.state, _CONTEXT_KEY, ctx)
         try:
-            return await super().run(request, ctx, root_value)
+            response = await super().run(request, ctx, root_value)
+        except RequestRejected as exc:
+            return rejection_response(exc, media_type)
         except HTTPException as exc:
-            return error_response(ErrorCode.BAD_USER_INPUT, exc.reason, exc.status_code)
+            return error_response(ErrorCode.BAD_REQUEST, exc.reason, exc.status_code, media_type)
+        if media_type == graphql_http.GRAPHQL_RESPONSE_JSON and response.media_type == graphql_http.JSON:
+            response.headers["content-type"] = media_type
+        return response
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """strawberry's parsing, but every malformed request gets a coded 400 (never a 500) and JSON is
+        parsed once, by orjson, with bounded nesting."""
+        max_depth = self.settings.max_json_depth
+        if request.method == "POST":
+            content_type, _ = parse_content_type(request.content_type or "")
+            if content_type != "application/json":
+                raise RequestRejected(
+                    415 if content_type else 400, "Send the request as JSON: Content-Type: application/json"
+                )
+            transport = self._get_stream_transport_from_headers(request.headers)
+            return graphql_http.parse_json_body(
+                await request.get_body(), max_depth, transport.protocol if transport else "http"
+            )
+        request_data = await super().parse_http_body(request)
+        assert isinstance(request_data, GraphQLRequestData)  # batching is off
+        graphql_http.check_query_params(request_data, max_depth)
+        return request_data
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """One operation answered with one JSON result: queries over GET, queries and mutations over POST.
+        Subscriptions need a stream (SSE or multipart, see `http_streams`) or the WebSocket."""
+        allowed = {StrawberryOperationType.QUERY}
+        if request_adapter.method == "POST":
+            allowed.add(StrawberryOperationType.MUTATION)
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as exc:
+            raise graphql_http.operation_not_allowed(exc.operation_type, request_adapter.method) from None
+        except CannotGetOperationTypeError as exc:
+            raise RequestRejected(400, exc.as_http_error_reason()) from None
+        except MissingQueryError:
+            raise RequestRejected(400, "No GraphQL query found in the request") from None
+
+    async def create_streaming_response(
+        self,
+        request: Request,
+        stream: Callable[[], AsyncGenerator[str, None]],
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        stream = http_streams.with_opening_delimiter(stream, headers)
+        return await super().create_streaming_response(request, stream, sub_response, headers)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:
@@ -160,6 +262,7 @@ class GraphQLView(GraphQL[Context, None]):
             result.errors = [coded_error(e) for e in result.errors]
         data = await super().process_result(request, result)
         ctx: Context | None = getattr(request.state, _CONTEXT_KEY, None)
+        graphql_http.shape_request_error(request, result, data, ctx.response if ctx else None)
         if (
             ctx is not None
             and ctx.cache_key
