@@ -44,6 +44,10 @@ class EventBus:
         """Run `handler` synchronously in this process for every event on `channel`."""
         self._handlers[channel].append(handler)
 
+    def listeners(self, channel: str) -> int:
+        """How many local subscribers `channel` has now (for tests and metrics)."""
+        return len(self._queues.get(channel, ()))
+
     def on_reconnect(self, hook: ReconnectHook) -> None:
         self._reconnect_hooks.append(hook)
 

@@ -22,7 +22,7 @@ if BACKEND == "real":
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.fixtures", "tests.wechat_standin", "tests.wechat_pay_standin"]
+pytest_plugins = ["tests.fixtures", "tests.wechat_standin", "tests.wechat_pay_standin", "tests.js_clients"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
