@@ -323,3 +323,11 @@ async def test_graphiql_loads_nothing_from_a_cdn(client: httpx.AsyncClient) -> N
     for asset in vendor_assets().values():
         if asset.package.startswith(("graphiql", "@graphiql", "react")):
             assert f'"{asset.url}" integrity="{asset.integrity}"' in page.text
+
+
+def test_the_readme_shows_the_served_graphql_ws_build() -> None:
+    from infra.settings import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    asset = vendor_assets()["graphql-ws"]
+    assert f'<script src="{asset.url}"' in readme and f'integrity="{asset.integrity}"' in readme
