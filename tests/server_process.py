@@ -117,8 +117,10 @@ class ServerProcess:
     def http(self) -> httpx.AsyncClient:
         # One keep-alive client per server: a new httpx client per request costs tens of milliseconds (it
         # builds an SSL context), which would swamp the latencies the tests measure.
+        # The timeout is a hang guard, not a latency check: load tests send hundreds of requests at once, and
+        # on a busy 2-core machine the last of them waits seconds for its turn.
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=5.0)
+            self._http = httpx.AsyncClient(timeout=30.0)
         return self._http
 
     async def stop(self) -> None:
