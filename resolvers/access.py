@@ -20,6 +20,10 @@ from strawberry.types.base import has_object_definition
 from strawberry.types.unset import UnsetType
 from strawberry.utils.str_converters import to_camel_case
 
+from models import ApiKey as ApiKeyModel
+from models import AuditLog as AuditLogModel
+from models import Staff as StaffModel
+from resolvers.node import node_type
 from resolvers.payloads import payload_mutation
 from schema.access import (
     ApiKey,
@@ -42,7 +46,7 @@ from schema.connection import build_edges, cursor_offset
 from schema.context import Context
 from schema.node import decode_id
 from services.access import api_keys, audit, staff
-from services.access.permissions import Permission, require_permission
+from services.access.permissions import Permission, holds, require_permission
 from services.access.staff import StaffIdentity
 from services.catalog.listing import check_page_size
 from services.errors import DomainError
@@ -150,7 +154,7 @@ async def staff_deactivate(info: AccessInfo, id: strawberry.ID) -> StaffDeactiva
 
 async def staff_accounts(
     info: AccessInfo, first: int | None = 20, after: str | None = None
-) -> StaffAccountConnection | None:
+) -> StaffAccountConnection:
     require_permission(info.context.viewer, Permission.STAFF_MANAGE)
     limit = check_page_size(first, info.context.settings.max_page_size)
     offset = cursor_offset(after)
@@ -186,7 +190,7 @@ async def api_key_revoke(info: AccessInfo, id: strawberry.ID) -> ApiKeyRevokePay
 
 async def api_key_list(
     info: AccessInfo, first: int | None = 20, after: str | None = None
-) -> ApiKeyConnection | None:
+) -> ApiKeyConnection:
     require_permission(info.context.viewer, Permission.API_KEY_MANAGE)
     limit = check_page_size(first, info.context.settings.max_page_size)
     offset = cursor_offset(after)
@@ -201,7 +205,7 @@ async def api_key_list(
 
 async def audit_log(
     info: AccessInfo, first: int | None = 20, after: str | None = None, action: str | None = None
-) -> AuditLogConnection | None:
+) -> AuditLogConnection:
     require_permission(info.context.viewer, Permission.AUDIT_READ)
     limit = check_page_size(first, info.context.settings.max_page_size)
     offset = cursor_offset(after)
@@ -213,6 +217,34 @@ async def audit_log(
     )
 
 
+# --- node(id:): each for whoever may list it, the staff account also for its own holder --------------------
+
+
+@node_type("StaffAccount")
+async def staff_node(context: Context, pk: int) -> StaffAccount | None:
+    me = context.viewer.staff
+    if not (me is not None and me.id == pk) and not holds(context.viewer, Permission.STAFF_MANAGE):
+        return None
+    row = await context.rows(StaffModel).load(pk)
+    return StaffAccount.from_model(row) if row else None
+
+
+@node_type("ApiKey")
+async def api_key_node(context: Context, pk: int) -> ApiKey | None:
+    if not holds(context.viewer, Permission.API_KEY_MANAGE):
+        return None
+    row = await context.rows(ApiKeyModel).load(pk)
+    return ApiKey.from_model(row) if row else None
+
+
+@node_type("AuditLogEntry")
+async def audit_entry_node(context: Context, pk: int) -> AuditLogEntry | None:
+    if not holds(context.viewer, Permission.AUDIT_READ):
+        return None
+    row = await context.rows(AuditLogModel).load(pk)
+    return AuditLogEntry.from_model(row) if row else None
+
+
 # --- Root fields -----------------------------------------------------------------------------------------
 
 
@@ -222,14 +254,14 @@ class AccessQuery:
         resolver=staff_me,
         description="The signed-in staff member, with role and permissions; null otherwise.",
     )
-    staff_accounts: StaffAccountConnection | None = strawberry.field(
+    staff_accounts: StaffAccountConnection = strawberry.field(
         resolver=staff_accounts, description="Every staff account, oldest first. Needs STAFF_MANAGE."
     )
-    api_keys: ApiKeyConnection | None = strawberry.field(
+    api_keys: ApiKeyConnection = strawberry.field(
         resolver=api_key_list,
         description="Partner API keys, newest first, revoked ones too. Needs API_KEY_MANAGE.",
     )
-    audit_log: AuditLogConnection | None = strawberry.field(
+    audit_log: AuditLogConnection = strawberry.field(
         resolver=audit_log,
         description="Staff mutations, newest first; `action` keeps one kind, e.g. `productCreate`. "
         "Needs AUDIT_READ.",

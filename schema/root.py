@@ -25,6 +25,7 @@ from resolvers.orders import OrderMutation, OrderQuery, OrderSubscription
 from resolvers.payments import PaymentMutation, PaymentQuery
 from schema.catalog import Media, Sku
 from schema.extensions import LianmallSchema, edge_extensions
+from schema.scalars import SCALAR_OVERRIDES
 
 QUERIES: tuple[type, ...] = (
     NodeQuery,
@@ -74,6 +75,7 @@ def build_schema() -> strawberry.Schema:
         types=[Media, Sku],
         extensions=edge_extensions(get_settings()),
         config=StrawberryConfig(auto_camel_case=True),
+        scalar_overrides=SCALAR_OVERRIDES,
     )
 
 

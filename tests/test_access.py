@@ -270,7 +270,7 @@ async def test_only_admins_manage_staff_and_keys(client: httpx.AsyncClient) -> N
     for query in (STAFF_ACCOUNTS, AUDIT_LOG, API_KEYS):
         body = await gql(client, query, token=operator, expect_errors=True)
         assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], query
-        assert list(body["data"].values()) == [None]
+        assert body["data"] is None, "a non-null connection refused takes the whole answer with it"
 
 
 async def test_staff_accounts_page_through(client: httpx.AsyncClient, admin: str) -> None:
