@@ -43,6 +43,8 @@ class Payment(Model):
     transaction_id = fields.CharField(max_length=64, null=True, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     paid_at = fields.DatetimeField(null=True)
+    # Made while the built-in WeChat sandbox stood in for WeChat Pay: no money ever moved.
+    sandbox = fields.BooleanField(default=False)
 
     class Meta:
         table = "payments"

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from loaders.members import MemberLoaders
+from resolvers.node import node_type
 from resolvers.payloads import payload_mutation
 from schema.addresses import (
     Address,
@@ -49,6 +50,16 @@ async def my_addresses(info: AddressInfo) -> list[Address]:
     member_id = _member_id(info)
     rows = await info.context.member_loaders.addresses_by_member.load(member_id)
     return [Address.from_model(a) for a in rows]
+
+
+@node_type("Address")
+async def address_node(context: Context, pk: int) -> Address | None:
+    """Only the owner's: another member's address is answered exactly like a missing one."""
+    member = context.viewer.member
+    if member is None:
+        return None
+    address = await context.member_loaders.address.load(pk)
+    return Address.from_model(address) if address and address.member_id == member.id else None
 
 
 @payload_mutation

@@ -9,15 +9,19 @@ from strawberry.types import Info
 
 from infra.runtime import current_runtime
 from models import Brand as BrandModel
+from models import ProductMedia
 from models import ProductStatus as ProductStatusModel
 from models import Tag as TagModel
+from resolvers.node import node_type
 from schema.catalog import (
     Brand,
     Category,
+    Media,
     Product,
     ProductConnection,
     ProductFilter,
     ProductSort,
+    Sku,
     StockChanged,
     Tag,
 )
@@ -46,6 +50,50 @@ async def product(info: ProductInfo, id: strawberry.ID) -> Product | None:
     if model is None or not visible(model.status, info.context):
         return None
     return Product.from_model(model)
+
+
+# --- node(id:) ------------------------------------------------------------------------------------------
+
+
+@node_type("Product")
+async def product_node(context: Context, pk: int) -> Product | None:
+    model = await context.loaders.product.load(pk)
+    return Product.from_model(model) if model and visible(model.status, context) else None
+
+
+@node_type("Sku")
+async def sku_node(context: Context, pk: int) -> Sku | None:
+    sku = await context.loaders.sku.load(pk)
+    owner = await context.loaders.product.load(sku.product_id) if sku else None
+    return Sku.from_model(sku) if sku and owner and visible(owner.status, context) else None
+
+
+@node_type("Media")
+async def media_node(context: Context, pk: int) -> Media | None:
+    media = await context.rows(ProductMedia).load(pk)
+    owner = await context.loaders.product.load(media.product_id) if media else None
+    return Media.from_model(media) if media and owner and visible(owner.status, context) else None
+
+
+@node_type("Category")
+async def category_node(context: Context, pk: int) -> Category | None:
+    category = await context.loaders.category.load(pk)
+    return Category.from_model(category) if category else None
+
+
+@node_type("Brand")
+async def brand_node(context: Context, pk: int) -> Brand | None:
+    brand = await context.loaders.brand.load(pk)
+    return Brand.from_model(brand) if brand else None
+
+
+@node_type("Tag")
+async def tag_node(context: Context, pk: int) -> Tag | None:
+    tag = await context.loaders.tag.load(pk)
+    return Tag.from_model(tag) if tag else None
+
+
+# --- Lists -----------------------------------------------------------------------------------------------
 
 
 async def products(

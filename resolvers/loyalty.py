@@ -11,7 +11,10 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.unset import UnsetType
 
+from models import MemberLevel as MemberLevelModel
+from models import PointsEntry as PointsEntryModel
 from resolvers.access import staff_mutation
+from resolvers.node import node_type
 from resolvers.payloads import payload_mutation
 from schema.connection import build_edges, cursor_offset
 from schema.context import Context
@@ -74,6 +77,22 @@ async def points_history(
     return PointsEntryConnection(
         edges=edges, page_info=page_info, _total=lambda: points.count_points_entries(member_id)
     )
+
+
+@node_type("MemberLevel")
+async def level_node(context: Context, pk: int) -> MemberLevelType | None:
+    level = await context.rows(MemberLevelModel).load(pk)
+    return MemberLevelType.from_model(level) if level else None
+
+
+@node_type("PointsEntry")
+async def points_entry_node(context: Context, pk: int) -> PointsEntry | None:
+    """Ledger rows are their member's alone: anyone else gets null, as for a row that does not exist."""
+    member = context.viewer.member
+    if member is None:
+        return None
+    entry = await context.rows(PointsEntryModel).load(pk)
+    return PointsEntry.from_model(entry) if entry and entry.member_id == member.id else None
 
 
 # --- Member mutations --------------------------------------------------------------------------------------

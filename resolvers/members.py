@@ -12,6 +12,8 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.unset import UnsetType
 
+from models import Member as MemberModel
+from resolvers.node import node_type
 from resolvers.payloads import payload_mutation
 from schema.context import Context
 from schema.members import (
@@ -24,7 +26,7 @@ from schema.members import (
     UpdateProfilePayload,
 )
 from schema.node import decode_id
-from services.access.permissions import Permission, require_permission
+from services.access.permissions import Permission, holds, require_permission
 from services.errors import DomainError, ErrorCode
 from services.members import login
 from services.members import profile as members
@@ -71,17 +73,15 @@ async def member(info: MemberInfo, id: strawberry.ID) -> Member | None:
     return Member.from_model(found) if found else None
 
 
-async def member_node(info: MemberInfo, pk: int) -> Member | None:
+@node_type("Member")
+async def member_node(context: Context, pk: int) -> Member | None:
     """`node(id:)` for a Member ID: the member themselves, or staff allowed MEMBER_READ; anyone else gets
     null, exactly as for a member that does not exist."""
-    viewer = info.context.viewer
+    viewer = context.viewer
     own = viewer.member is not None and viewer.member.id == pk
-    try:
-        if not own:
-            require_permission(viewer, Permission.MEMBER_READ)
-    except DomainError:
+    if not own and not holds(viewer, Permission.MEMBER_READ):
         return None
-    found = await members.get_member(pk)
+    found = await context.rows(MemberModel).load(pk)
     return Member.from_model(found) if found else None
 
 

@@ -1,70 +1,75 @@
-"""`node(id:)`: any object with a global ID."""
+"""`node(id:)` and `nodes(ids:)`: any object with a global ID, for whoever may see it.
+
+Each domain registers how its types are fetched (`@node_type("Order")` beside its other resolvers): an async
+function of the request's context and the primary key. It loads through the request's dataloaders, so many IDs
+of one type cost one query however they are asked for (`nodes(ids:)`, or many aliased `node` fields), and it
+applies the same access rule as the type's own fields: a viewer who may not see the object gets None, exactly
+as for one that does not exist. This module knows no domain; a new domain adds its types without editing it.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
 
 import strawberry
 from strawberry.types import Info
 
-from models import PointsEntry as PointsEntryModel
-from models import ProductMedia
-from resolvers.catalog import visible
-from resolvers.members import member_node
-from resolvers.orders import order_for_viewer
-from schema.addresses import Address
-from schema.catalog import Brand, Category, Media, Product, Sku, Tag
 from schema.context import Context
-from schema.loyalty import PointsEntry
 from schema.node import Node, decode_any
 from services.errors import DomainError, ErrorCode
 
+NodeResolver = Callable[[Context, int], Awaitable[Node | None]]
+
+_resolvers: dict[str, NodeResolver] = {}
+
+
+def node_type(type_name: str) -> Callable[[NodeResolver], NodeResolver]:
+    """Register the decorated function as how `node(id:)` fetches objects of GraphQL type `type_name`."""
+
+    def register(resolver: NodeResolver) -> NodeResolver:
+        known = _resolvers.get(type_name)
+        if known is not None and known is not resolver:
+            raise RuntimeError(f"{type_name} already has a node resolver ({known.__qualname__})")
+        _resolvers[type_name] = resolver
+        return resolver
+
+    return register
+
+
+def node_types() -> frozenset[str]:
+    """The GraphQL types `node(id:)` can fetch."""
+    return frozenset(_resolvers)
+
+
+def _resolver_for(global_id: str, field: str) -> tuple[NodeResolver, int]:
+    type_name, pk = decode_any(global_id, field)
+    resolver = _resolvers.get(type_name)
+    if resolver is None:
+        raise DomainError(ErrorCode.INVALID_ID, f"No object type is called {type_name[:64]}", field)
+    return resolver, pk
+
 
 async def node(info: Info[Context, None], id: strawberry.ID) -> Node | None:
-    type_name, pk = decode_any(id)
-    loaders = info.context.loaders
-    match type_name:
-        case "Product":
-            product = await loaders.product.load(pk)
-            return Product.from_model(product) if product and visible(product.status, info.context) else None
-        case "Sku":
-            sku = await loaders.sku.load(pk)
-            if sku is None:
-                return None
-            owner = await loaders.product.load(sku.product_id)
-            return Sku.from_model(sku) if owner and visible(owner.status, info.context) else None
-        case "Category":
-            category = await loaders.category.load(pk)
-            return Category.from_model(category) if category else None
-        case "Brand":
-            brand = await loaders.brand.load(pk)
-            return Brand.from_model(brand) if brand else None
-        case "Tag":
-            tag = await loaders.tag.load(pk)
-            return Tag.from_model(tag) if tag else None
-        case "Address":
-            member = info.context.viewer.member
-            if member is None:
-                return None
-            address = await info.context.member_loaders.address.load(pk)
-            # Another member's address is answered exactly like a missing one.
-            return Address.from_model(address) if address and address.member_id == member.id else None
-        case "PointsEntry":
-            # Ledger rows are their member's alone: anyone else gets null, as for a row that does not exist.
-            member = info.context.viewer.member
-            if member is None:
-                return None
-            entry = await PointsEntryModel.get_or_none(id=pk, member_id=member.id)
-            return PointsEntry.from_model(entry) if entry else None
-        case "Member":
-            return await member_node(info, pk)
-        case "Order":
-            # The owner's, or any for staff with ORDER_READ; anyone else gets null, as for a missing order.
-            return await order_for_viewer(info.context.viewer, pk)
-        case "Media":
-            media = await ProductMedia.get_or_none(id=pk)
-            return Media.from_model(media) if media else None
-    raise DomainError(ErrorCode.INVALID_ID, f"No object type is called {type_name}", "id")
+    resolver, pk = _resolver_for(id, "id")
+    return await resolver(info.context, pk)
+
+
+async def nodes(info: Info[Context, None], ids: list[strawberry.ID]) -> list[Node | None]:
+    """The objects in the order asked, null where there is none or the viewer may not see it."""
+    cap = info.context.settings.max_page_size
+    if len(ids) > cap:
+        raise DomainError(ErrorCode.PAGE_SIZE_EXCEEDED, f"At most {cap} IDs at once", "ids")
+    wanted = [_resolver_for(global_id, f"ids[{i}]") for i, global_id in enumerate(ids)]
+    # Started together, each type's loads land in one batch of its loader.
+    return list(await asyncio.gather(*(resolver(info.context, pk) for resolver, pk in wanted)))
 
 
 @strawberry.type
 class NodeQuery:
     node: Node | None = strawberry.field(resolver=node, description="Any object by its global ID.")
+    nodes: list[Node | None] = strawberry.field(
+        resolver=nodes,
+        description="Objects by their global IDs, in the order given (at most MAX_PAGE_SIZE, 100 by default); "
+        "null where there is none or the viewer may not see it.",
+    )

@@ -9,8 +9,12 @@ import strawberry
 from strawberry.types import Info
 
 from infra.runtime import current_runtime
+from models import AfterSale as AfterSaleModel
+from models import Order as OrderModel
+from models import OrderLine as OrderLineModel
 from models import OrderStatus as OrderStatusModel
 from resolvers.access import staff_mutation
+from resolvers.node import node_type
 from resolvers.payloads import payload_mutation
 from schema.catalog_inputs import user_errors
 from schema.connection import build_edges, cursor_offset
@@ -24,6 +28,7 @@ from schema.orders import (
     Order,
     OrderConnection,
     OrderCounts,
+    OrderLine,
     OrderPayload,
     OrderShipBatchPayload,
     OrderShipInput,
@@ -32,7 +37,7 @@ from schema.orders import (
     OrderStatusChanged,
     order_counts,
 )
-from services.access.permissions import Permission, has_permission
+from services.access.permissions import Permission, has_permission, holds
 from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
 from services.members import tokens as member_tokens
@@ -70,6 +75,35 @@ async def order_for_viewer(viewer: Viewer, pk: int) -> Order | None:
     else:
         return None
     return Order.from_model(detail.order, detail.lines, detail.events) if detail else None
+
+
+def may_read_orders_of(viewer: Viewer, member_id: int) -> bool:
+    """Whether `viewer` may read the orders (lines, after-sales) of member `member_id`: that member, or staff
+    with ORDER_READ."""
+    own = viewer.member is not None and viewer.member.id == member_id
+    return own or holds(viewer, Permission.ORDER_READ)
+
+
+# --- node(id:) -----------------------------------------------------------------------------------------------
+
+
+@node_type("Order")
+async def order_node(context: Context, pk: int) -> Order | None:
+    row = await context.rows(OrderModel).load(pk)
+    return Order.from_model(row) if row and may_read_orders_of(context.viewer, row.member_id) else None
+
+
+@node_type("OrderLine")
+async def order_line_node(context: Context, pk: int) -> OrderLine | None:
+    line = await context.rows(OrderLineModel).load(pk)
+    row = await context.rows(OrderModel).load(line.order_id) if line else None
+    return OrderLine.from_model(line) if row and may_read_orders_of(context.viewer, row.member_id) else None
+
+
+@node_type("AfterSale")
+async def after_sale_node(context: Context, pk: int) -> AfterSale | None:
+    row = await context.rows(AfterSaleModel).load(pk)
+    return AfterSale.from_model(row) if row and may_read_orders_of(context.viewer, row.member_id) else None
 
 
 # --- Reads -------------------------------------------------------------------------------------------------

@@ -14,13 +14,15 @@ import strawberry
 from strawberry.types import Info
 
 from models import Order, OrderLine, RefundStatus
+from models import Payment as PaymentModel
 from models import Refund as RefundModel
 from resolvers.access import staff_mutation
+from resolvers.node import node_type
 from schema.catalog_inputs import user_errors
 from schema.context import Context
 from schema.node import decode_id
-from schema.payments import Refund, RefundOrderInput, RefundOrderPayload
-from services.access.permissions import Permission, require_permission
+from schema.payments import Payment, Refund, RefundOrderInput, RefundOrderPayload
+from services.access.permissions import Permission, holds, require_permission
 from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.payments.refunds import EXTRA_PAYMENT_PREFIX, refund_number, start_refund
 
@@ -155,10 +157,39 @@ async def order_refunds(info: PaymentInfo, order_id: strawberry.ID) -> list[Refu
     return [Refund.from_model(r) for r in await RefundModel.filter(order_id=pk).order_by("id")]
 
 
+async def order_payments(info: PaymentInfo, order_id: strawberry.ID) -> list[Payment]:
+    """An order's payment attempts, oldest first (sandbox ones flagged). Needs ORDER_READ."""
+    require_permission(info.context.viewer, Permission.ORDER_READ)
+    pk = decode_id(order_id, "Order", "orderId")
+    return [Payment.from_model(p) for p in await PaymentModel.filter(order_id=pk).order_by("id")]
+
+
+# Money records are for staff with ORDER_READ, as in `orderRefunds` and `orderPayments`.
+@node_type("Refund")
+async def refund_node(context: Context, pk: int) -> Refund | None:
+    if not holds(context.viewer, Permission.ORDER_READ):
+        return None
+    row = await context.rows(RefundModel).load(pk)
+    return Refund.from_model(row) if row else None
+
+
+@node_type("Payment")
+async def payment_node(context: Context, pk: int) -> Payment | None:
+    if not holds(context.viewer, Permission.ORDER_READ):
+        return None
+    row = await context.rows(PaymentModel).load(pk)
+    return Payment.from_model(row) if row else None
+
+
 @strawberry.type
 class PaymentQuery:
     order_refunds: list[Refund] = strawberry.field(
         resolver=order_refunds, description="An order's refunds, oldest first. Needs ORDER_READ."
+    )
+    order_payments: list[Payment] = strawberry.field(
+        resolver=order_payments,
+        description="An order's payment attempts, oldest first; `sandbox` marks those made with the built-in "
+        "WeChat sandbox. Needs ORDER_READ.",
     )
 
 

@@ -18,7 +18,7 @@ from models import Staff as StaffModel
 from models import StaffRole as StaffRoleModel
 from schema.catalog_inputs import UserError
 from schema.connection import Edge, PageInfo
-from schema.node import encode_id
+from schema.node import Node, encode_id
 from services.access.permissions import Permission as PermissionModel
 from services.access.permissions import permissions_of
 
@@ -29,8 +29,7 @@ Permission = strawberry.enum(PermissionModel, description="Something a staff rol
 
 
 @strawberry.type(description="A staff member's account (运营后台).")
-class StaffAccount:
-    id: strawberry.ID
+class StaffAccount(Node):
     name: str
     role: StaffRole
     active: bool = strawberry.field(description="A deactivated account's tokens no longer work.")
@@ -52,8 +51,7 @@ class StaffAccount:
 
 
 @strawberry.type(description="A partner's API key. The key itself is shown only once, by `apiKeyCreate`.")
-class ApiKey:
-    id: strawberry.ID
+class ApiKey(Node):
     name: str
     prefix: str = strawberry.field(description="The key's first characters, to tell keys apart.")
     scopes: list[str] = strawberry.field(description="E.g. `catalog:read`, `orders:read`, `members:read`.")
@@ -75,8 +73,7 @@ class ApiKey:
 
 
 @strawberry.type(description="One staff mutation, as the audit log recorded it.")
-class AuditLogEntry:
-    id: strawberry.ID
+class AuditLogEntry(Node):
     staff_id: strawberry.ID | None = strawberry.field(description="Null once the account is deleted.")
     staff_name: str = strawberry.field(description="The name at the time.")
     action: str = strawberry.field(description="The mutation, e.g. `productCreate`.")

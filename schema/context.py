@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiodataloader import DataLoader
+from tortoise.models import Model
 
 from infra.settings import Settings, get_settings
 from loaders.catalog import CatalogLoaders
 from loaders.members import MemberLoaders
+from loaders.rows import RowLoader
+from services.members.viewer import ANONYMOUS, Viewer
 
 if TYPE_CHECKING:
     from loaders.content import ContentLoaders
-from services.members.viewer import ANONYMOUS, Viewer
+
+L = TypeVar("L", bound=DataLoader[Any, Any])
 
 
 @dataclass
@@ -27,6 +33,8 @@ class Context:
     search_terms: list[str] = field(default_factory=list)
     cache_key: str | None = None
     cache_marks: tuple[int, bytes] | None = None
+    # Loaders a domain asks for by class (`loader`) or by model (`rows`), made on first use.
+    _loaders: dict[object, Any] = field(default_factory=dict, repr=False)
 
     @cached_property
     def loaders(self) -> CatalogLoaders:
@@ -42,6 +50,27 @@ class Context:
         from loaders.content import ContentLoaders
 
         return ContentLoaders()
+
+    def loader(self, kind: type[L]) -> L:
+        """This request's loader of class `kind`: one per request, so every load in it joins one batch."""
+        made = self._loaders.get(kind)
+        if made is None:
+            made = self._loaders[kind] = kind()
+        return made  # type: ignore[no-any-return]
+
+    def rows(self, model: type[Model]) -> RowLoader:
+        """This request's loader of `model` rows by primary key."""
+        made = self._loaders.get(model)
+        if made is None:
+            made = self._loaders[model] = RowLoader(model)
+        return made  # type: ignore[no-any-return]
+
+    def forget_loaded(self) -> None:
+        """Drop every loader (and the rows they hold); the next use makes fresh ones."""
+        self._loaders.clear()
+        self.__dict__.pop("loaders", None)
+        self.__dict__.pop("member_loaders", None)
+        self.__dict__.pop("content_loaders", None)
 
     def depends_on(self, *tags: str) -> None:
         self.cache_tags.update(tags)

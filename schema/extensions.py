@@ -7,6 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql.error import GraphQLError, GraphQLSyntaxError
+from starlette.websockets import WebSocket
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -90,6 +91,17 @@ class ErrorCodes(SchemaExtension):
         yield
 
 
+class FreshSocketLoaders(SchemaExtension):
+    """A WebSocket keeps one context for its whole life: each operation on it starts with fresh loaders, so
+    no query or mutation reads rows an earlier operation on the socket loaded."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(getattr(context, "request", None), WebSocket) and hasattr(context, "forget_loaded"):
+            context.forget_loaded()
+        yield
+
+
 class LianmallSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -109,6 +121,7 @@ def edge_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | 
     ]
     return [
         ErrorCodes,
+        FreshSocketLoaders,
         lambda: ParserCache(maxsize=1024),
         lambda: AddValidationRules(rules),
         IntrospectionGate,

@@ -18,8 +18,7 @@ PointsReason = strawberry.enum(PointsReasonModel, description="Why a member's po
 
 
 @strawberry.type(name="MemberLevel", description="A member level reached by growth value, with its benefits.")
-class MemberLevelType:
-    id: strawberry.ID
+class MemberLevelType(Node):
     name: str
     min_growth: int = strawberry.field(description="Growth value from which a member has this level.")
     discount_percent: int = strawberry.field(

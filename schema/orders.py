@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from strawberry.types import Info
 
+from loaders.orders import EventsByOrderLoader, LinesByOrderLoader
 from models import ActorKind as ActorKindModel
 from models import AfterSale as AfterSaleModel
 from models import AfterSaleKind as AfterSaleKindModel
@@ -23,6 +25,7 @@ from models import OrderLine as OrderLineModel
 from models import OrderStatus as OrderStatusModel
 from schema.catalog_inputs import UserError
 from schema.connection import Edge, PageInfo
+from schema.context import Context
 from schema.node import Node, encode_id
 
 OrderStatus = strawberry.enum(OrderStatusModel, name="OrderStatus")
@@ -120,17 +123,17 @@ class Order(Node):
     _events: strawberry.Private[list[OrderEventModel] | None] = None
 
     @strawberry.field
-    async def lines(self) -> list[OrderLine]:
+    async def lines(self, info: Info[Context, None]) -> list[OrderLine]:
         rows = self._lines
         if rows is None:
-            rows = list(await OrderLineModel.filter(order_id=self._pk).order_by("id"))
+            rows = await info.context.loader(LinesByOrderLoader).load(self._pk)
         return [OrderLine.from_model(r) for r in rows]
 
     @strawberry.field(description="Every transition, oldest first.")
-    async def timeline(self) -> list[OrderTimelineEntry]:
+    async def timeline(self, info: Info[Context, None]) -> list[OrderTimelineEntry]:
         rows = self._events
         if rows is None:
-            rows = list(await OrderEventModel.filter(order_id=self._pk).order_by("id"))
+            rows = await info.context.loader(EventsByOrderLoader).load(self._pk)
         return [OrderTimelineEntry.from_model(r) for r in rows]
 
     @classmethod

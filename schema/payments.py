@@ -6,10 +6,12 @@ from datetime import datetime
 
 import strawberry
 
+from models import Payment as PaymentModel
+from models import PaymentStatus as PaymentStatusModel
 from models import Refund as RefundModel
 from models import RefundStatus as RefundStatusModel
 from schema.catalog_inputs import UserError
-from schema.node import encode_id
+from schema.node import Node, encode_id
 
 RefundStatus = strawberry.enum(
     RefundStatusModel,
@@ -24,9 +26,44 @@ class RefundLine:
     quantity: int
 
 
+PaymentStatus = strawberry.enum(
+    PaymentStatusModel,
+    name="PaymentStatus",
+    description="PENDING until WeChat Pay's payment notification says SUCCEEDED; CLOSED when paying could not "
+    "start.",
+)
+
+
+@strawberry.type(description="One attempt to pay an order through WeChat Pay (a prepay and its outcome).")
+class Payment(Node):
+    order_id: strawberry.ID
+    out_trade_no: str = strawberry.field(description="Our trade number at WeChat Pay.")
+    amount: int = strawberry.field(description="Fen.")
+    status: PaymentStatus
+    transaction_id: str | None = strawberry.field(description="WeChat Pay's transaction number, once paid.")
+    sandbox: bool = strawberry.field(
+        description="Made with the built-in WeChat sandbox (embedded default only): no money moved."
+    )
+    created_at: datetime
+    paid_at: datetime | None
+
+    @classmethod
+    def from_model(cls, m: PaymentModel) -> Payment:
+        return cls(
+            id=encode_id("Payment", m.id),
+            order_id=encode_id("Order", m.order_id),  # type: ignore[attr-defined]
+            out_trade_no=m.out_trade_no,
+            amount=m.amount,
+            status=m.status,
+            transaction_id=m.transaction_id,
+            sandbox=m.sandbox,
+            created_at=m.created_at,
+            paid_at=m.paid_at,
+        )
+
+
 @strawberry.type(description="Money going back to the member through WeChat Pay's refund API.")
-class Refund:
-    id: strawberry.ID
+class Refund(Node):
     order_id: strawberry.ID
     out_refund_no: str = strawberry.field(description="Our refund number at WeChat Pay.")
     amount: int = strawberry.field(description="Fen refunded.")

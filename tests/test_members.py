@@ -534,8 +534,6 @@ async def test_phone_numbers_are_masked_for_everyone_but_the_member_and_customer
 async def test_member_node_answers_only_the_member_and_member_readers(
     wechat: WeChatStandIn, shoppers: Callable[..., httpx.AsyncClient]
 ) -> None:
-    from types import SimpleNamespace
-
     from resolvers.members import member_node
     from schema.context import make_context
     from services.members.viewer import viewer_for_token
@@ -546,7 +544,7 @@ async def test_member_node_answers_only_the_member_and_member_readers(
 
     async def seen_by(token: str | None) -> Any:
         viewer = await viewer_for_token(token) if token else make_context().viewer
-        node = await member_node(SimpleNamespace(context=make_context(viewer)), pk)  # type: ignore[arg-type]
+        node = await member_node(make_context(viewer), pk)
         return node.id if node else None
 
     assert await seen_by(alice["accessToken"]) == alice["member"]["id"]

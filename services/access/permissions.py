@@ -96,6 +96,12 @@ def has_permission(role: StaffRole, permission: Permission) -> bool:
     return permission in permissions_of(role)
 
 
+def holds(viewer: Caller, permission: Permission) -> bool:
+    """Whether `viewer` is staff holding `permission` (for reads that show others nothing rather than an error)."""
+    staff = viewer.staff
+    return staff is not None and has_permission(staff.role, permission)
+
+
 def require_permission(viewer: Caller, permission: Permission) -> StaffIdentity:
     """The staff member behind `viewer` if they hold `permission`.
 

@@ -1,0 +1,318 @@
+"""Every object with an ID comes back through `node(id:)` and `nodes(ids:)`, to exactly those who may see it
+through its own field, and many IDs cost a query per type, not per ID.
+
+The introspected schema decides what is checked: an object type with `id: ID!` that is not a Node, a Node
+without a registered resolver, or a Node without a row in SAMPLES fails here. A new type adds one SAMPLES row
+(how to make one, and who sees it).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.clock import now
+from infra.query_counter import count_queries
+from models import (
+    DEFAULT_SHOP_CODE,
+    AfterSale,
+    AfterSaleKind,
+    Brand,
+    Category,
+    Member,
+    MemberLevel,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    PointsEntry,
+    PointsReason,
+    Product,
+    ProductMedia,
+    ProductStatus,
+    Refund,
+    Shop,
+    Sku,
+    StaffRole,
+    Tag,
+)
+from models import Address as AddressModel
+from resolvers.node import node_type, node_types
+from schema.node import encode_id
+from services.access import api_keys, audit
+from services.access.staff import authenticate_staff, create_staff
+from services.loyalty.levels import ensure_default_levels
+from services.members.tokens import issue_tokens
+from tests.graphql_client import gql
+
+INTROSPECT_OBJECTS = """{ __schema { types { kind name interfaces { name }
+  fields { name type { kind name ofType { kind name } } } } } }"""
+NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
+NODE = "query($id: ID!) { node(id: $id) { __typename id } }"
+
+EVERYONE = frozenset({"anonymous", "owner", "stranger", "admin", "warehouse", "service", "operator"})
+ORDER_READERS = frozenset({"admin", "warehouse", "service", "operator"})
+
+
+@dataclass
+class World:
+    """Two members (the owner of everything member-owned, and a stranger) and their rows."""
+
+    owner: Member
+    stranger: Member
+    order: Order
+    line: OrderLine
+    staff_ids: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How to get the primary key of one object of a type, and who may see it."""
+
+    make: Callable[[World], Awaitable[int]]
+    seen_by: frozenset[str]
+
+
+async def _first(model: Any, **filters: Any) -> int:
+    row = await model.filter(**filters).order_by("id").first()
+    assert row is not None, f"the demo shop has no {model.__name__}"
+    return int(row.id)
+
+
+async def _address(world: World) -> int:
+    row = await AddressModel.create(
+        member=world.owner,
+        name="林晓",
+        phone="13800138000",
+        province="广东省",
+        city="深圳市",
+        district="南山区",
+        detail="科技园南路 88 号",
+        is_default=True,
+    )
+    return row.id
+
+
+async def _points_entry(world: World) -> int:
+    row = await PointsEntry.create(
+        member=world.owner,
+        delta=5,
+        balance_after=5,
+        reason=PointsReason.SIGN_IN,
+        idempotency_key=f"node-{secrets.token_hex(6)}",
+    )
+    return row.id
+
+
+async def _after_sale(world: World) -> int:
+    row = await AfterSale.create(
+        order=world.order,
+        member=world.owner,
+        kind=AfterSaleKind.REFUND_ONLY,
+        amount=100,
+        lines=[{"line_id": world.line.id, "quantity": 1}],
+    )
+    return row.id
+
+
+async def _payment(world: World) -> int:
+    row = await Payment.create(
+        order=world.order,
+        out_trade_no=f"P{secrets.token_hex(10)}",
+        amount=world.order.payable,
+        status=PaymentStatus.SUCCEEDED,
+        transaction_id=secrets.token_hex(12),
+    )
+    return row.id
+
+
+async def _refund(world: World) -> int:
+    row = await Refund.create(order=world.order, out_refund_no=f"R{secrets.token_hex(10)}", amount=100)
+    return row.id
+
+
+async def _api_key(_: World) -> int:
+    row, _key = await api_keys.create_api_key(f"node-{secrets.token_hex(3)}", ["catalog:read"], None)
+    return row.id
+
+
+async def _audit_entry(world: World) -> int:
+    from models import AuditLog
+
+    staff = await authenticate_staff((await create_staff(f"auditor-{secrets.token_hex(3)}"))[1])
+    assert staff is not None
+    await audit.record(staff, "nodeTest", "", {}, succeeded=True)
+    return await _first(AuditLog, action="nodeTest", staff_id=staff.id)
+
+
+async def _level(_: World) -> int:
+    await ensure_default_levels()
+    return await _first(MemberLevel)
+
+
+async def _on_sale_media(_: World) -> int:
+    return await _first(ProductMedia, product__status=ProductStatus.ON_SALE)
+
+
+SAMPLES: dict[str, Sample] = {
+    "Product": Sample(lambda _: _first(Product, status=ProductStatus.ON_SALE), EVERYONE),
+    "Sku": Sample(lambda _: _first(Sku, product__status=ProductStatus.ON_SALE), EVERYONE),
+    "Media": Sample(_on_sale_media, EVERYONE),
+    "Category": Sample(lambda _: _first(Category), EVERYONE),
+    "Brand": Sample(lambda _: _first(Brand), EVERYONE),
+    "Tag": Sample(lambda _: _first(Tag), EVERYONE),
+    "MemberLevel": Sample(_level, EVERYONE),
+    "Member": Sample(lambda w: _constant(w.owner.id), frozenset({"owner", "admin", "service"})),
+    "Address": Sample(_address, frozenset({"owner"})),
+    "PointsEntry": Sample(_points_entry, frozenset({"owner"})),
+    "Order": Sample(lambda w: _constant(w.order.id), ORDER_READERS | {"owner"}),
+    "OrderLine": Sample(lambda w: _constant(w.line.id), ORDER_READERS | {"owner"}),
+    "AfterSale": Sample(_after_sale, ORDER_READERS | {"owner"}),
+    "Payment": Sample(_payment, ORDER_READERS),
+    "Refund": Sample(_refund, ORDER_READERS),
+    "StaffAccount": Sample(lambda w: _constant(w.staff_ids["warehouse"]), frozenset({"admin", "warehouse"})),
+    "ApiKey": Sample(_api_key, frozenset({"admin"})),
+    "AuditLogEntry": Sample(_audit_entry, frozenset({"admin"})),
+}
+
+
+async def _constant(value: int) -> int:
+    return value
+
+
+async def _member() -> tuple[Member, str]:
+    member = await Member.create(openid=f"o_{secrets.token_hex(8)}", invite_code=secrets.token_hex(5).upper())
+    return member, (await issue_tokens(member)).access_token
+
+
+async def _world() -> tuple[World, dict[str, str | None]]:
+    owner, owner_token = await _member()
+    stranger, stranger_token = await _member()
+    shop, _ = await Shop.get_or_create(code=DEFAULT_SHOP_CODE, defaults={"name": "链猫优选"})
+    order = await Order.create(
+        shop=shop,
+        member=owner,
+        number=f"N{secrets.token_hex(8)}",
+        status=OrderStatus.PAID,
+        items_total=12900,
+        payable=12900,
+        paid_amount=12900,
+        idempotency_key=secrets.token_hex(8),
+        pay_deadline=now() + timedelta(minutes=30),
+    )
+    line = await OrderLine.create(
+        order=order, product_id=1, sku_id=1, title="连衣裙", unit_price=12900, quantity=1, line_total=12900
+    )
+    tokens: dict[str, str | None] = {"anonymous": None, "owner": owner_token, "stranger": stranger_token}
+    staff_ids: dict[str, int] = {}
+    for name, role in (
+        ("admin", StaffRole.ADMIN),
+        ("warehouse", StaffRole.WAREHOUSE),
+        ("service", StaffRole.CUSTOMER_SERVICE),
+        ("operator", StaffRole.OPERATOR),
+    ):
+        account, tokens[name] = await create_staff(f"node-{name}-{secrets.token_hex(3)}", role)
+        staff_ids[name] = account.id
+    return World(owner, stranger, order, line, staff_ids), tokens
+
+
+async def _schema_objects(client: httpx.AsyncClient, token: str | None) -> list[dict[str, Any]]:
+    body = await gql(client, INTROSPECT_OBJECTS, token=token)
+    return [t for t in body["data"]["__schema"]["types"] if t["kind"] == "OBJECT"]
+
+
+def _has_id(type_: dict[str, Any]) -> bool:
+    return any(
+        f["name"] == "id" and f["type"]["kind"] == "NON_NULL" and f["type"]["ofType"]["name"] == "ID"
+        for f in type_["fields"] or []
+    )
+
+
+async def test_every_object_with_an_id_is_a_node_that_round_trips(
+    seeded: None, client: httpx.AsyncClient
+) -> None:
+    world, tokens = await _world()
+    objects = await _schema_objects(client, tokens["admin"])
+    with_id = {t["name"] for t in objects if _has_id(t)}
+    nodes = {t["name"] for t in objects if any(i["name"] == "Node" for i in t["interfaces"])}
+    assert with_id - nodes == set(), "every object type with `id: ID!` must implement Node"
+    assert nodes - node_types() == set(), "every Node needs a resolver registered with @node_type"
+    assert nodes - set(SAMPLES) == set(), "add a SAMPLES row (how to make one, who sees it) for each new Node"
+
+    ids = {name: encode_id(name, await SAMPLES[name].make(world)) for name in sorted(nodes)}
+    order = sorted(ids)
+    for viewer, token in tokens.items():
+        answer = (await gql(client, NODES, {"ids": [ids[n] for n in order]}, token=token))["data"]["nodes"]
+        seen = {name for name, got in zip(order, answer, strict=True) if got is not None}
+        expected = {name for name in order if viewer in SAMPLES[name].seen_by}
+        assert seen == expected, f"{viewer}: sees {sorted(seen - expected)}, misses {sorted(expected - seen)}"
+        for name, got in zip(order, answer, strict=True):
+            assert got is None or got == {"__typename": name, "id": ids[name]}, got
+
+    # node(id:) answers exactly as nodes(ids:) does, one type at a time.
+    for name in order:
+        viewer = "owner" if "owner" in SAMPLES[name].seen_by else "admin"
+        got = (await gql(client, NODE, {"id": ids[name]}, token=tokens[viewer]))["data"]["node"]
+        assert got == {"__typename": name, "id": ids[name]}, name
+        missing = encode_id(name, 2**31 - 1)
+        assert (await gql(client, NODE, {"id": missing}, token=tokens["admin"]))["data"]["node"] is None
+
+
+async def test_many_ids_cost_one_query_per_type(seeded: None, client: httpx.AsyncClient) -> None:
+    world, tokens = await _world()
+    orders = [world.order]
+    for _ in range(29):
+        orders.append(
+            await Order.create(
+                shop_id=world.order.shop_id,  # type: ignore[attr-defined]
+                member=world.owner,
+                number=f"N{secrets.token_hex(8)}",
+                items_total=100,
+                payable=100,
+                idempotency_key=secrets.token_hex(8),
+                pay_deadline=now() + timedelta(minutes=30),
+            )
+        )
+    products = await Product.filter(status=ProductStatus.ON_SALE).order_by("id").limit(30)
+    query = """query($ids: [ID!]!) { nodes(ids: $ids) { id
+      ... on Order { number lines { title } timeline { toStatus } }
+      ... on Product { title } } }"""
+
+    async def statements(count: int) -> int:
+        ids = [encode_id("Order", o.id) for o in orders[:count]]
+        ids += [encode_id("Product", p.id) for p in products[:count]]
+        with count_queries() as counter:
+            answer = (await gql(client, query, {"ids": ids}, token=tokens["owner"]))["data"]["nodes"]
+        assert [n["id"] for n in answer] == ids
+        return counter.count
+
+    await statements(3)  # the first request of a session also reads the member's growth
+    # One statement each for orders, products, order lines and order events, for 6 IDs as for 60.
+    assert await statements(3) == await statements(30) == 4
+
+
+async def test_nodes_is_capped_and_names_the_bad_id(client: httpx.AsyncClient, settings: Any) -> None:
+    too_many = [encode_id("Tag", i + 1) for i in range(settings.max_page_size + 1)]
+    body = await gql(client, NODES, {"ids": too_many}, expect_errors=True)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["PAGE_SIZE_EXCEEDED"]
+
+    for bad, code in (("not-an-id", "INVALID_ID"), (encode_id("Nothing", 1), "INVALID_ID")):
+        body = await gql(client, NODES, {"ids": [encode_id("Tag", 1), bad]}, expect_errors=True)
+        assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in body["errors"]] == [
+            (code, "ids[1]")
+        ]
+
+
+def test_a_type_has_one_node_resolver() -> None:
+    async def another(_: Any, __: int) -> None:
+        return None
+
+    with pytest.raises(RuntimeError, match="already has a node resolver"):
+        node_type("Order")(another)
