@@ -206,6 +206,19 @@ async def order_ship(info: OrderInfo, id: strawberry.ID, carrier: str, tracking_
     return OrderPayload(order=Order.from_model(row))
 
 
+# What a single shipment's error names, as a field of a batch row.
+_ROW_FIELDS = {"id": "orderId", "carrier": "carrier", "trackingNumber": "trackingNumber"}
+
+
+def _in_row(error: DomainError, index: int) -> DomainError:
+    """A shipment's error with its field as a path into row `index` of `orderShipBatch(rows:)`."""
+    if error.field is None:
+        return error
+    return DomainError(
+        error.code, error.message, f"rows[{index}].{_ROW_FIELDS.get(error.field, error.field)}"
+    )
+
+
 @staff_mutation(Permission.ORDER_SHIP, action="orderShipBatch")
 async def order_ship_batch(info: OrderInfo, rows: list[OrderShipInput]) -> OrderShipBatchPayload:
     results: list[OrderShipResult | None] = [None] * len(rows)
@@ -227,7 +240,7 @@ async def order_ship_batch(info: OrderInfo, rows: list[OrderShipInput]) -> Order
         results[i] = OrderShipResult(
             order_id=encode_id("Order", result.order_id),
             order=Order.from_model(result.order) if result.order else None,
-            errors=user_errors(result.error) if result.error else [],
+            errors=user_errors(_in_row(result.error, i)) if result.error else [],
         )
     # The payload's own errors stay empty when some rows fail: each row speaks for itself.
     return OrderShipBatchPayload(results=[r for r in results if r is not None])

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from infra.settings import PROJECT_ROOT, Settings
+from tests.graphql_client import assert_error_fields
 
 MAIN = PROJECT_ROOT / "main.py"
 # Generous: an embedded server migrates and seeds before it answers, and CI machines can be busy.
@@ -160,6 +161,7 @@ class ServerProcess:
         """The `data` of a request that must succeed without GraphQL errors."""
         response = await self.post(query, variables, token)
         body = response.json()
+        assert_error_fields(query, body)
         assert response.status_code == 200 and "errors" not in body, (response.status_code, body)
         data: dict[str, Any] = body["data"]
         return data

@@ -358,12 +358,12 @@ async def test_a_batch_ships_good_rows_and_reports_bad_ones(
     ]
     body = await gql(client, SHIP_BATCH, {"rows": rows}, token=token)
     results = body["data"]["orderShipBatch"]["results"]
-    assert [r["errors"][0]["code"] if r["errors"] else None for r in results] == [
+    assert [(r["errors"][0]["code"], r["errors"][0]["field"]) if r["errors"] else None for r in results] == [
         None,
-        "CONFLICT",
-        "NOT_FOUND",
-        "INVALID_ID",
-        "BAD_USER_INPUT",
+        ("CONFLICT", "rows[1].orderId"),
+        ("NOT_FOUND", "rows[2].orderId"),
+        ("INVALID_ID", "rows[3].orderId"),
+        ("BAD_USER_INPUT", "rows[4].carrier"),
     ]
     assert results[0]["order"] == {
         "status": "SHIPPED",

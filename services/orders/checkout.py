@@ -241,14 +241,28 @@ async def _price(
     return Preview(tuple(lines), quote, address, shop_id)
 
 
+async def _check_points(member_id: int, quote: pricing.Quote) -> None:
+    if quote.points_used <= 0:
+        return
+    balance = await Member.filter(id=member_id).first().values_list("points", flat=True)
+    if quote.points_used > int(balance or 0):
+        raise DomainError(
+            ErrorCode.INSUFFICIENT_POINTS,
+            f"This order would use {quote.points_used} points; you have {int(balance or 0)}",
+            "input.pointsToUse",
+        )
+
+
 # --- Preview and order -------------------------------------------------------------------------------------
 
 
 async def checkout_preview(member_id: int, request: CheckoutRequest) -> Preview:
-    """What `place_order` would charge now for `request`; flags stock it cannot get (INSUFFICIENT_STOCK)."""
+    """What `place_order` would charge now for `request`, refused as `place_order` would refuse it: points
+    beyond the balance (INSUFFICIENT_POINTS), stock it cannot get (INSUFFICIENT_STOCK)."""
     items = await _requested(member_id, request)
     address = await _address(member_id, request)
     preview = await _price(member_id, request, items, address)
+    await _check_points(member_id, preview.quote)
     stock = dict(await Sku.filter(id__in=[i.sku_id for i in items]).values_list("id", "stock"))
     for i, item in enumerate(items):
         if stock.get(item.sku_id, 0) < item.quantity:
@@ -348,9 +362,14 @@ async def _write_order(
             reason="placed",
         )
         if quote.points_used:
-            await apply_points_change(
-                member_id, -quote.points_used, PointsReason.CHECKOUT, f"order:{number}", "checkout"
-            )
+            await _check_points(member_id, quote)
+            try:
+                await apply_points_change(
+                    member_id, -quote.points_used, PointsReason.CHECKOUT, f"order:{number}", "checkout"
+                )
+            except DomainError as exc:
+                # Spent elsewhere since the check: the ledger's own refusal, said about the input.
+                raise DomainError(exc.code, exc.message, "input.pointsToUse") from None
         if request.from_cart:
             await CartItem.filter(member_id=member_id, sku_id__in=[i.sku_id for i in items]).delete()
         rows = await Sku.filter(id__in=list(skus)).values_list("id", "product_id", "stock")
@@ -424,5 +443,5 @@ async def request_payment(order: Order) -> PayParams:
     except Exception:
         log.exception("prepay failed for order %s", order.number)
         raise DomainError(
-            ErrorCode.PAYMENT_UNAVAILABLE, "WeChat Pay is unavailable; pay again shortly", "payParams"
+            ErrorCode.PAYMENT_UNAVAILABLE, "WeChat Pay is unavailable; pay again shortly"
         ) from None
