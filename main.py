@@ -37,6 +37,7 @@ async def healthz(_: Request) -> JSONResponse:
 def create_app(settings: Settings | None = None, *, manage_resources: bool = True) -> Starlette:
     """The Starlette app. With `manage_resources=False` the caller (a test) owns the DB and runtime."""
     from infra.static_assets import STATIC_PREFIX, StaticAssets
+    from infra.wechat_sandbox.routes import sandbox_routes
     from schema import content_http, payments_http
     from schema.root import schema
     from schema.view import GraphQLView
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         if not manage_resources:
             yield
             return
+        if settings.wechat_sandbox_refusal:
+            raise RuntimeError(settings.wechat_sandbox_refusal)
         lock_embedded_mode(settings)
         await init_db(settings)
         await start_runtime(settings)
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         Route("/uploads", content_http.upload, methods=["POST"]),
         Route("/wechat/message", content_http.wechat_message, methods=["GET", "POST"], middleware=limit),
         Mount(STATIC_PREFIX, app=StaticAssets(), name="static"),
+        *sandbox_routes(settings),
     ]
     if not settings.s3_bucket:
         # The embedded default keeps uploads in a local folder and serves them itself.
@@ -146,9 +150,24 @@ async def _create_staff(settings: Settings, name: str, role: str) -> str:
         await close_db()
 
 
+def _local_base_url(host: str, port: int) -> str:
+    """Where this server answers itself: a wildcard bind is reached on the loopback address."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    if settings.wechat_sandbox_refusal:
+        print(f"error: {settings.wechat_sandbox_refusal}", file=sys.stderr)
+        return 2
+    if settings.embedded_database and "public_base_url" not in settings.model_fields_set:
+        # WeChat's notifications (and the sandbox's calls) go to PUBLIC_BASE_URL: on a developer's machine
+        # that is wherever this server listens. The app is imported again by uvicorn and reads it then.
+        os.environ["PUBLIC_BASE_URL"] = _local_base_url(args.host, args.port)
+        get_settings.cache_clear()
+        settings = get_settings()
     workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
     if workers > 1 and settings.embedded_redis:
         print(
@@ -171,6 +190,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         counts = asyncio.run(_seed(settings))
         print(f"demo shop ready: {counts.get('products', 0)} products")
     print(f"GraphQL at http://{args.host}:{args.port}/graphql")
+    if settings.wechat_sandbox:
+        print(
+            "WeChat sandbox on: any login code logs in, pay with the sandboxPay mutation "
+            "(README: A shopper's day in GraphiQL). Set WeChat credentials to use the real WeChat."
+        )
     uvicorn.run(
         "main:app",
         host=args.host,

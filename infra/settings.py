@@ -6,8 +6,10 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, NonNegativeInt, model_validator
+from pydantic import Field, NonNegativeInt, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra import wechat_sandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     wechat_pay_api_base_url: str = Field(
         default="https://api.mch.weixin.qq.com/", alias="WECHAT_PAY_API_BASE_URL"
     )
+    # Unset: on for the embedded default without WeChat credentials (infra/wechat_sandbox), off otherwise.
+    wechat_sandbox: bool | None = Field(default=None, alias="WECHAT_SANDBOX")
+    _sandbox_refused: str | None = PrivateAttr(default=None)
 
     graphiql: bool = Field(default=True, alias="GRAPHIQL")
     # Per-request log lines cost real throughput on the hot path; off unless asked for.
@@ -93,6 +98,44 @@ class Settings(BaseSettings):
         if self.debug is None:
             self.debug = self.database_url is None
         return self
+
+    @model_validator(mode="after")
+    def _wechat_sandbox(self) -> Settings:
+        configured = [
+            name
+            for name, value in (
+                ("WECHAT_APPID", self.wechat_appid),
+                ("WECHAT_SECRET", self.wechat_secret),
+                ("WECHAT_MCH_ID", self.wechat_mch_id),
+                ("WECHAT_PAY_API_KEY", self.wechat_pay_api_key),
+            )
+            if value
+        ]
+        blockers = (["DATABASE_URL"] if self.database_url else []) + configured
+        if self.wechat_sandbox is None:
+            self.wechat_sandbox = not blockers
+        elif self.wechat_sandbox and blockers:
+            self._sandbox_refused = (
+                f"WECHAT_SANDBOX=true cannot be used with {', '.join(blockers)} set. The built-in WeChat "
+                "sandbox fakes logins and payments, so it runs only on the embedded default (no DATABASE_URL) "
+                "without WeChat credentials. Unset WECHAT_SANDBOX to use the configured WeChat."
+            )
+            self.wechat_sandbox = False
+        if self.wechat_sandbox:
+            # Its secrets live as long as this process, like the sandbox's memory of tokens and trades.
+            base = self.public_base_url.rstrip("/")
+            self.wechat_appid = wechat_sandbox.APPID
+            self.wechat_secret = secrets.token_hex(16)
+            self.wechat_mch_id = wechat_sandbox.MCH_ID
+            self.wechat_pay_api_key = secrets.token_hex(16)
+            self.wechat_api_base_url = f"{base}{wechat_sandbox.API_PATH}/"
+            self.wechat_pay_api_base_url = f"{base}{wechat_sandbox.PAY_PATH}/"
+        return self
+
+    @property
+    def wechat_sandbox_refusal(self) -> str | None:
+        """Why WECHAT_SANDBOX=true was refused (the server must not start), or None."""
+        return self._sandbox_refused
 
     @property
     def browser_origins(self) -> list[str]:

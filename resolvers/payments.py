@@ -18,13 +18,17 @@ from models import Payment as PaymentModel
 from models import Refund as RefundModel
 from resolvers.access import staff_mutation
 from resolvers.node import node_type
+from resolvers.orders import member_id_of
+from resolvers.payloads import payload_mutation
 from schema.catalog_inputs import user_errors
 from schema.context import Context
 from schema.node import decode_id
-from schema.payments import Payment, Refund, RefundOrderInput, RefundOrderPayload
+from schema.orders import Order as OrderType
+from schema.payments import Payment, Refund, RefundOrderInput, RefundOrderPayload, SandboxPayPayload
 from services.access.permissions import Permission, holds, require_permission
 from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.payments.refunds import EXTRA_PAYMENT_PREFIX, refund_number, start_refund
+from services.payments.sandbox import sandbox_pay
 
 PaymentInfo = Info[Context, None]
 
@@ -150,6 +154,13 @@ async def refund_order(
     return RefundOrderPayload(refund=Refund.from_model(row))
 
 
+@payload_mutation
+async def sandbox_pay_order(info: PaymentInfo, order_id: strawberry.ID) -> SandboxPayPayload:
+    member_id = member_id_of(info.context.viewer)
+    order = await sandbox_pay(member_id, decode_id(order_id, "Order", "orderId"))
+    return SandboxPayPayload(order=OrderType.from_model(order))
+
+
 async def order_refunds(info: PaymentInfo, order_id: strawberry.ID) -> list[Refund]:
     """An order's refunds, oldest first. Needs ORDER_READ."""
     require_permission(info.context.viewer, Permission.ORDER_READ)
@@ -199,4 +210,10 @@ class PaymentMutation:
         resolver=refund_order,
         description="Refund a paid order, in part (by amount and/or lines) or in full, through WeChat Pay. "
         "The same idempotencyKey for the same order never refunds twice. Needs REFUND_APPROVE.",
+    )
+    sandbox_pay: SandboxPayPayload = strawberry.mutation(
+        resolver=sandbox_pay_order,
+        description="Built-in WeChat sandbox only (the embedded default without WeChat credentials): pay the "
+        "signed-in member's pending order as if in WeChat. The sandbox posts WeChat Pay's signed payment "
+        "notification to this server, which settles it as it would a real one. FORBIDDEN elsewhere.",
     )

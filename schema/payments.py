@@ -12,6 +12,7 @@ from models import Refund as RefundModel
 from models import RefundStatus as RefundStatusModel
 from schema.catalog_inputs import UserError
 from schema.node import Node, encode_id
+from schema.orders import Order
 
 RefundStatus = strawberry.enum(
     RefundStatusModel,
@@ -115,4 +116,10 @@ class RefundOrderInput:
 @strawberry.type
 class RefundOrderPayload:
     refund: Refund | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="The order after the sandbox's payment notification was settled (PAID).")
+class SandboxPayPayload:
+    order: Order | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)

@@ -16,6 +16,9 @@ os.environ.pop("DATABASE_URL", None)
 os.environ.pop("REDIS_URL", None)
 # Production strictness (no anonymous introspection, quiet logs) unless a test turns debug on.
 os.environ["DEBUG"] = "false"
+# In-process tests talk to the WeChat stand-ins (tests/wechat_*standin.py) or to no WeChat at all; the
+# built-in sandbox is tested through a served process (tests/test_sandbox.py).
+os.environ["WECHAT_SANDBOX"] = "false"
 if BACKEND == "real":
     os.environ["DATABASE_URL"] = REAL_DATABASE_URL
     os.environ["REDIS_URL"] = REAL_REDIS_URL

@@ -1,7 +1,7 @@
 """A local stand-in for WeChat Pay's API v2, speaking its real wire format, for tests.
 
 Requests and answers are XML signed with MD5 over the sorted `k=v` pairs and `key=<API key>` (signature
-computed here independently of wechatpy). `POST /pay/unifiedorder` checks the signature, appid, mch_id and the
+computed by infra/wechat_sandbox/wire.py, independently of wechatpy). `POST /pay/unifiedorder` checks the signature, appid, mch_id and the
 required fields and answers a signed `prepay_id`; `POST /secapi/pay/refund` checks the same, that the trade is
 known and that refunds never exceed its amount (the same `out_refund_no` again is the same refund).
 
@@ -15,8 +15,6 @@ is not checked here.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 import threading
 import time
@@ -26,47 +24,17 @@ from typing import Any
 
 import pytest
 import xmltodict
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from infra.settings import Settings
+from infra.wechat_sandbox.wire import refund_notification_xml, sign, signed_xml, to_xml
 from tests.threaded_server import ThreadedServer
 
 UNIFIEDORDER = "unifiedorder"
 REFUND = "refund"
-
-
-def sign(params: dict[str, Any], key: str) -> str:
-    """WeChat Pay v2 MD5 signature: non-empty params sorted by name, `k=v&...&key=KEY`, MD5, upper case."""
-    pairs = [f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k] not in (None, "")]
-    pairs.append(f"key={key}")
-    return hashlib.md5("&".join(pairs).encode()).hexdigest().upper()
-
-
-def to_xml(params: dict[str, Any]) -> bytes:
-    parts = ["<xml>"]
-    for k, v in params.items():
-        text = str(v)
-        parts.append(f"<{k}>{text}</{k}>" if text.isdigit() else f"<{k}><![CDATA[{text}]]></{k}>")
-    parts.append("</xml>")
-    return "".join(parts).encode()
-
-
-def signed_xml(params: dict[str, Any], key: str) -> bytes:
-    return to_xml({**params, "sign": sign(params, key)})
-
-
-def encrypt_req_info(plain: str, api_key: str) -> str:
-    """`req_info` of a refund notification: AES-256-ECB, key = md5(API key) as lower-case hex, PKCS#7."""
-    key = hashlib.md5(api_key.encode()).hexdigest().encode()
-    padder = padding.PKCS7(128).padder()
-    data = padder.update(plain.encode()) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return base64.b64encode(encryptor.update(data) + encryptor.finalize()).decode()
 
 
 @dataclass
@@ -205,15 +173,8 @@ class WeChatPayStandIn(ThreadedServer):
             "refund_account": "REFUND_SOURCE_RECHARGE_FUNDS",
             "refund_request_source": "API",
         }
-        plain = "<root>" + to_xml(info).decode()[len("<xml>") : -len("</xml>")] + "</root>"
-        return to_xml(
-            {
-                "return_code": "SUCCESS",
-                "appid": appid or self.appid,
-                "mch_id": mch_id or self.mch_id,
-                "nonce_str": secrets.token_hex(16),
-                "req_info": encrypt_req_info(plain, key or self.api_key),
-            }
+        return refund_notification_xml(
+            appid or self.appid, mch_id or self.mch_id, key or self.api_key, info, secrets.token_hex(16)
         )
 
     # --- the API -------------------------------------------------------------------------------------------

@@ -209,7 +209,10 @@ async def prepay(order: Order, openid: str, client_ip: str | None = None) -> Pay
         return _params(pay_client(settings), open_payment.prepay_id)
 
     payment = await Payment.create(
-        order_id=order.id, out_trade_no=new_trade_number("P"), amount=order.payable
+        order_id=order.id,
+        out_trade_no=new_trade_number("P"),
+        amount=order.payable,
+        sandbox=bool(settings.wechat_sandbox),
     )
     body = await _body(order)
     start = now.astimezone(_SHANGHAI)

@@ -1,0 +1,245 @@
+"""The built-in WeChat sandbox: a newcomer walks the README's shopper day on the embedded default, through the
+public API of a served process (our WeChat and WeChat Pay code talking HTTP to the sandbox's routes), and the
+sandbox can never be turned on where it could touch real shoppers or money."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from infra.settings import Settings
+from tests.conftest import BACKEND
+from tests.graphql_client import gql
+from tests.server_process import ServerProcess, child_env, run_cli, running_server
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+DAY = [
+    "SandboxLogin",
+    "SandboxBrowse",
+    "SandboxAddToCart",
+    "SandboxCheckout",
+    "SandboxWatchOrder",
+    "SandboxPay",
+    "SandboxRefund",
+    "SandboxMoney",
+]
+EVENT_TIMEOUT = 10.0
+
+
+def readme_day() -> dict[str, str]:
+    """The GraphQL operations of the README's sandbox section, by operation name."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## A shopper's day in GraphiQL", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```graphql\n(.*?)```", section, flags=re.S)
+    named = {re.search(r"(?:query|mutation|subscription) (\w+)", b).group(1): b for b in blocks}  # type: ignore[union-attr]
+    assert list(named) == DAY, "the README's sandbox day changed: walk the new one here too"
+    return named
+
+
+# --- Turning it on and off ---------------------------------------------------------------------------------
+
+
+def test_the_sandbox_is_on_only_for_the_embedded_default_without_credentials() -> None:
+    embedded = Settings(DATABASE_URL=None, WECHAT_SANDBOX=None, PUBLIC_BASE_URL="http://127.0.0.1:9000")
+    assert embedded.wechat_sandbox is True
+    assert embedded.wechat_api_base_url == "http://127.0.0.1:9000/sandbox/wechat/"
+    assert embedded.wechat_pay_api_base_url == "http://127.0.0.1:9000/sandbox/wechat-pay/"
+    assert embedded.wechat_appid and embedded.wechat_secret and embedded.wechat_pay_api_key
+
+    for quiet in (
+        Settings(DATABASE_URL="postgres://db/shop", WECHAT_SANDBOX=None),
+        Settings(DATABASE_URL=None, WECHAT_SANDBOX=None, WECHAT_APPID="wx1234", WECHAT_SECRET="s"),
+        Settings(DATABASE_URL=None, WECHAT_SANDBOX=False),
+    ):
+        assert quiet.wechat_sandbox is False and quiet.wechat_sandbox_refusal is None
+        assert "sandbox" not in quiet.wechat_api_base_url + quiet.wechat_pay_api_base_url
+
+    forced = Settings(DATABASE_URL="postgres://db/shop", WECHAT_SANDBOX=True, WECHAT_MCH_ID="1900000109")
+    assert forced.wechat_sandbox is False
+    assert forced.wechat_sandbox_refusal is not None
+    assert "DATABASE_URL, WECHAT_MCH_ID" in forced.wechat_sandbox_refusal
+
+
+async def test_forcing_the_sandbox_next_to_a_database_stops_serve_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    env = child_env(
+        {
+            "DATA_DIR": str(tmp_path),
+            "WECHAT_SANDBOX": "true",
+            "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+        }
+    )
+    result = await run_cli(["serve", "--port", "1"], env, cwd=tmp_path, time_limit=30)
+    assert result.returncode == 2, result.describe()
+    assert "WECHAT_SANDBOX=true cannot be used with DATABASE_URL" in result.stderr, result.describe()
+    assert not (tmp_path / "lianmall.sqlite3").exists(), "nothing may run before the refusal"
+
+
+async def test_an_app_with_a_forced_sandbox_and_credentials_does_not_start() -> None:
+    # `uvicorn main:app` skips the CLI: the app's own start-up refuses.
+    from main import create_app
+
+    forced = Settings(
+        DATABASE_URL=None, WECHAT_SANDBOX=True, WECHAT_APPID="wx0123456789abcdef", WECHAT_SECRET="s"
+    )
+    app = create_app(forced)
+    with pytest.raises(RuntimeError, match="cannot be used with WECHAT_APPID, WECHAT_SECRET"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+async def test_without_the_sandbox_there_are_no_sandbox_routes_or_payments(
+    runtime: object, client: httpx.AsyncClient
+) -> None:
+    answer = await client.get("/sandbox/wechat/cgi-bin/token?grant_type=client_credential")
+    assert answer.status_code == 404
+    from models import Member
+    from schema.node import encode_id
+    from services.members.tokens import issue_tokens
+
+    member = await Member.create(openid="o_no_sandbox", invite_code="NOSBX1")
+    token = (await issue_tokens(member)).access_token
+    body = await gql(
+        client,
+        "mutation($o: ID!) { sandboxPay(orderId: $o) { order { id } errors { field code } } }",
+        {"o": encode_id("Order", 1)},
+        token,
+    )
+    assert body["data"]["sandboxPay"]["errors"] == [{"field": None, "code": "FORBIDDEN"}]
+
+
+# --- The README's day ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sandbox-day")
+
+
+@pytest.fixture(scope="module")
+async def sandbox_server(sandbox_dir: Path) -> AsyncIterator[ServerProcess]:
+    """`serve` on a fresh data folder without WeChat settings: the sandbox stands in for WeChat."""
+    env = child_env({"DATA_DIR": str(sandbox_dir)})
+    async with running_server(env, cwd=sandbox_dir, startup_timeout=60) as server:
+        yield server
+
+
+async def _ok(server: ServerProcess, query: str, variables: dict[str, Any], token: str | None) -> Any:
+    """The root field's payload, which must carry no errors."""
+    (payload,) = (await server.gql(query, variables, token)).values()
+    assert not (isinstance(payload, dict) and payload.get("errors")), payload
+    return payload
+
+
+class OrderWatch:
+    """The README's subscription, as GraphiQL sends it: graphql-transport-ws, the editor's headers as the
+    `connection_init` payload."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def start(self, query: str, order_id: str, token: str) -> None:
+        await self.ws.send(
+            orjson.dumps(
+                {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+            ).decode()
+        )
+        assert orjson.loads(await self.ws.recv())["type"] == "connection_ack"
+        payload = {"query": query, "variables": {"orderId": order_id}}
+        await self.ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": payload}).decode())
+
+    async def next_status(self) -> str:
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            while True:
+                message = orjson.loads(await self.ws.recv())
+                if message["type"] == "ping":
+                    await self.ws.send(orjson.dumps({"type": "pong"}).decode())
+                    continue
+                assert message["type"] == "next", message
+                assert "errors" not in message["payload"], message
+                return str(message["payload"]["data"]["orderStatusChanged"]["status"])
+
+
+@pytest.mark.skipif(
+    BACKEND == "real", reason="the sandbox exists only on the embedded default (that pass runs it)"
+)
+async def test_a_newcomer_walks_the_readme_day_in_the_sandbox(
+    sandbox_server: ServerProcess, sandbox_dir: Path
+) -> None:
+    day = readme_day()
+    server = sandbox_server
+
+    # 1. Any code logs in; the same code is the same shopper.
+    login = await _ok(server, day["SandboxLogin"], {}, None)
+    token = login["accessToken"]
+    again = await _ok(server, day["SandboxLogin"], {}, None)
+    assert again["member"]["id"] == login["member"]["id"]
+    other = await server.gql('mutation { loginWithWechat(code: "bob") { member { id } } }')
+    assert other["loginWithWechat"]["member"]["id"] != login["member"]["id"]
+
+    # Phone and content security go through WeChat's APIs in the sandbox too.
+    phone = await _ok(
+        server,
+        'mutation { bindPhone(code: "13912345678") { member { phoneMasked } errors { code } } }',
+        {},
+        token,
+    )
+    assert phone["member"]["phoneMasked"] == "139****5678"
+    risky = await server.gql(
+        'mutation { updateProfile(input: {nickname: "违禁品"}) { errors { field code } } }', token=token
+    )
+    assert risky["updateProfile"]["errors"] == [{"field": "input.nickname", "code": "CONTENT_REJECTED"}]
+
+    # 2-4. Browse, fill the cart, check out.
+    listing = (await server.gql(day["SandboxBrowse"], token=token))["products"]["edges"]
+    sku = next(s for edge in listing for s in edge["node"]["skus"] if s["stock"] > 0)
+    await _ok(server, day["SandboxAddToCart"], {"skuId": sku["id"]}, token)
+    placed = await _ok(server, day["SandboxCheckout"], {}, token)
+    order_id = placed["order"]["id"]
+    assert placed["order"]["status"] == "PENDING_PAYMENT" and placed["order"]["payable"] == sku["price"]
+    assert placed["payParams"]["package"].startswith("prepay_id=")
+
+    async with connect(
+        server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5
+    ) as ws:
+        # 5. Watch the order live.
+        watch = OrderWatch(ws)
+        await watch.start(day["SandboxWatchOrder"], order_id, token)
+        # 6. Pay: the sandbox's notification makes it PAID, and the subscription says so.
+        paid = await _ok(server, day["SandboxPay"], {"orderId": order_id}, token)
+        assert paid["order"] == {"status": "PAID", "paidAmount": sku["price"]}
+        assert await watch.next_status() == "PAID"
+
+        # 7. Customer service refunds it; the sandbox's refund notification completes it on its own.
+        staff = await run_cli(
+            ["create-staff", "alice"], child_env({"DATA_DIR": str(sandbox_dir)}), cwd=sandbox_dir
+        )
+        assert staff.returncode == 0, staff.describe()
+        refund = await _ok(server, day["SandboxRefund"], {"orderId": order_id}, staff.last_line)
+        assert refund["refund"]["status"] in ("PENDING", "SUCCEEDED")
+        assert refund["refund"]["amount"] == sku["price"]
+        assert await watch.next_status() == "CANCELLED"
+
+    money = await server.gql(day["SandboxMoney"], {"orderId": order_id}, staff.last_line)
+    assert money["order"] == {
+        "status": "CANCELLED",
+        "paidAmount": sku["price"],
+        "refundedAmount": sku["price"],
+    }
+    assert money["orderRefunds"] == [{"status": "SUCCEEDED", "amount": sku["price"]}]
+    (payment,) = money["orderPayments"]
+    assert payment["sandbox"] is True and payment["status"] == "SUCCEEDED"
+    assert payment["transactionId"].startswith("SANDBOX")
+    # Paying again is refused by the production rules, not by the sandbox.
+    (again_paid,) = (await server.gql(day["SandboxPay"], {"orderId": order_id}, token)).values()
+    assert [e["code"] for e in again_paid["errors"]] == ["ORDER_ALREADY_PAID"]
