@@ -316,3 +316,31 @@ def test_a_type_has_one_node_resolver() -> None:
 
     with pytest.raises(RuntimeError, match="already has a node resolver"):
         node_type("Order")(another)
+
+
+async def test_each_operation_on_a_socket_reads_afresh(app: object) -> None:
+    # A WebSocket keeps one context for its life; loaders kept with it would answer later queries with the
+    # rows an earlier one loaded.
+    import json
+
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    from tests.test_members import serving
+
+    shop, _ = await Shop.get_or_create(code=DEFAULT_SHOP_CODE, defaults={"name": "链猫优选"})
+    tag = await Tag.create(shop=shop, name=f"旧名-{secrets.token_hex(3)}")
+    query = {"query": "query($id: ID!) { node(id: $id) { ... on Tag { name } } }"}
+    query["variables"] = {"id": encode_id("Tag", tag.id)}  # type: ignore[assignment]
+
+    async with serving(app) as url, connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        names = []
+        for operation in ("1", "2"):
+            await ws.send(json.dumps({"id": operation, "type": "subscribe", "payload": query}))
+            message = json.loads(await ws.recv())
+            names.append(message["payload"]["data"]["node"]["name"])
+            assert json.loads(await ws.recv())["type"] == "complete"
+            await Tag.filter(id=tag.id).update(name=f"新名-{tag.id}")
+    assert names == [tag.name, f"新名-{tag.id}"]
