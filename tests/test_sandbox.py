@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ async def test_without_the_sandbox_there_are_no_sandbox_routes_or_payments(
     from schema.node import encode_id
     from services.members.tokens import issue_tokens
 
-    member = await Member.create(openid="o_no_sandbox", invite_code="NOSBX1")
+    member = await Member.create(openid=f"o_{secrets.token_hex(8)}", invite_code=secrets.token_hex(5).upper())
     token = (await issue_tokens(member)).access_token
     body = await gql(
         client,
