@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -108,6 +109,7 @@ class Settings(BaseSettings):
                 ("WECHAT_SECRET", self.wechat_secret),
                 ("WECHAT_MCH_ID", self.wechat_mch_id),
                 ("WECHAT_PAY_API_KEY", self.wechat_pay_api_key),
+                ("WECHAT_MESSAGE_TOKEN", self.wechat_message_token),
             )
             if value
         ]
@@ -130,6 +132,8 @@ class Settings(BaseSettings):
             self.wechat_pay_api_key = secrets.token_hex(16)
             self.wechat_api_base_url = f"{base}{wechat_sandbox.API_PATH}/"
             self.wechat_pay_api_base_url = f"{base}{wechat_sandbox.PAY_PATH}/"
+            self.wechat_message_token = secrets.token_urlsafe(16)
+            self.wechat_message_aes_key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         return self
 
     @property

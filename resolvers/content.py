@@ -14,11 +14,14 @@ from typing import Any, TypeVar
 import strawberry
 from strawberry.types import Info
 
+from models import Article as ArticleModel
 from models import FavoriteKind as FavoriteKindModel
 from models import Member as MemberModel
 from models import Moderation as ModerationModel
+from models import Review as ReviewModel
 from models import Upload as UploadModel
 from resolvers.access import staff_mutation
+from resolvers.node import node_type
 from resolvers.payloads import payload_mutation
 from schema.connection import build_edges, cursor_offset
 from schema.content import (
@@ -44,7 +47,7 @@ from schema.content import (
 )
 from schema.context import Context
 from schema.node import decode_any, decode_id, encode_id
-from services.access.permissions import Permission, require_permission
+from services.access.permissions import Permission, holds, require_permission
 from services.catalog.listing import check_page_size
 from services.content import articles, favorites, history, media_checks, reviews
 from services.errors import DomainError, ErrorCode
@@ -92,6 +95,47 @@ async def _author(info: ContentInfo) -> articles.Author:
         return articles.Author(member_id=viewer.member.id, openid=str(openid or ""))
     assert viewer.staff is not None  # staff_mutation let only staff through
     return articles.Author(staff_id=viewer.staff.id)
+
+
+# --- node(id:) ---------------------------------------------------------------------------------------------------
+
+
+def _writer(context: Context, member_id: int | None) -> bool:
+    return context.viewer.member is not None and context.viewer.member.id == member_id
+
+
+@node_type("Review")
+async def review_node(context: Context, pk: int) -> Review | None:
+    """Readers see a shown review; its writer and content staff see every one, in full."""
+    row = await context.rows(ReviewModel).load(pk)
+    if row is None:
+        return None
+    if _writer(context, row.member_id) or holds(context.viewer, Permission.CONTENT_WRITE):
+        return Review.from_model(row, full=True)
+    return Review.from_model(row) if row.visible else None
+
+
+@node_type("Article")
+async def article_node(context: Context, pk: int) -> Article | None:
+    """As `article(id:)`: anyone when it is visible, its writer and staff always."""
+    row = await context.rows(ArticleModel).load(pk)
+    if row is None or not (row.visible or context.viewer.is_staff or _writer(context, row.author_member_id)):
+        return None
+    return Article.from_model(row)
+
+
+# Images carry "Upload" IDs (the upload endpoint hands them out, and inputs take them as such).
+@node_type("Upload")
+async def image_node(context: Context, pk: int) -> Image | None:
+    """Its uploader and content staff; anyone once it passed the check (it is shown publicly then)."""
+    row = await context.rows(UploadModel).load(pk)
+    if row is None:
+        return None
+    own = _writer(context, row.member_id) or (
+        context.viewer.staff is not None and context.viewer.staff.id == row.staff_id
+    )
+    shown = row.moderation == ModerationModel.PASSED
+    return Image.from_model(row) if own or shown or holds(context.viewer, Permission.CONTENT_WRITE) else None
 
 
 # --- Reviews ----------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from websockets.typing import Subprotocol
 
 from infra.settings import Settings
 from tests.conftest import BACKEND
+from tests.content_support import png_image
 from tests.graphql_client import gql
 from tests.server_process import ServerProcess, child_env, run_cli, running_server
 
@@ -142,6 +143,17 @@ async def _ok(server: ServerProcess, query: str, variables: dict[str, Any], toke
     return payload
 
 
+async def _image_status(server: ServerProcess, image_id: str, token: str) -> str:
+    """The image's moderation status once it is no longer PENDING (or PENDING after EVENT_TIMEOUT)."""
+    query = "query($id: ID!) { node(id: $id) { ... on Image { status } } }"
+    async with asyncio.timeout(EVENT_TIMEOUT):
+        while True:
+            status = str((await server.gql(query, {"id": image_id}, token))["node"]["status"])
+            if status != "PENDING":
+                return status
+            await asyncio.sleep(0.2)
+
+
 class OrderWatch:
     """The README's subscription, as GraphiQL sends it: graphql-transport-ws, the editor's headers as the
     `connection_init` payload."""
@@ -200,6 +212,15 @@ async def test_a_newcomer_walks_the_readme_day_in_the_sandbox(
         'mutation { updateProfile(input: {nickname: "违禁品"}) { errors { field code } } }', token=token
     )
     assert risky["updateProfile"]["errors"] == [{"field": "input.nickname", "code": "CONTENT_REJECTED"}]
+
+    # An image's check answers later, as WeChat's encrypted event push to our message endpoint.
+    sent = await server.http.post(
+        server.url.replace("/graphql", "/uploads"),
+        files={"file": ("a.png", png_image(), "image/png")},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert sent.status_code == 201 and sent.json()["status"] == "PENDING", sent.text
+    assert await _image_status(server, sent.json()["id"], token) == "PASSED"
 
     # 2-4. Browse, fill the cart, check out.
     listing = (await server.gql(day["SandboxBrowse"], token=token))["products"]["edges"]

@@ -8,7 +8,9 @@ errcodes; WeChat Pay v2 XML with MD5 signatures; refund notifications encrypted 
 
 - login: any `wx.login()` code logs in, and the same code is always the same shopper;
 - phone: any `getPhoneNumber` code binds a phone (an 11-digit code binds that number);
-- content security: text passes unless it contains one of RISKY_WORDS;
+- content security: text passes unless it contains one of RISKY_WORDS (risky) or REVIEW_WORDS (held for
+  review); images likewise by their URL, the verdict pushed a moment later as WeChat's signed and encrypted
+  `wxa_media_check` event to our message endpoint;
 - WeChat Pay: prepay answers a prepay_id; `sandboxPay(orderId)` plays the shopper paying in WeChat (the sandbox
   posts a signed payment notification to our notify URL); a refund is accepted and its notification follows
   on its own a moment later. Every payment made with it is marked (`Payment.sandbox`, transaction ids
@@ -27,5 +29,8 @@ MCH_ID = "1900000000"
 API_PATH = "/sandbox/wechat"
 PAY_PATH = "/sandbox/wechat-pay"
 TRANSACTION_PREFIX = "SANDBOX"
-# Texts containing any of these fail the sandbox's content check (as WeChat's errcode 87014).
+# Content security: text (or an image URL) containing any of these is risky, or held for review.
 RISKY_WORDS = ("违禁", "sandbox-risky")
+REVIEW_WORDS = ("待审", "sandbox-review")
+# Where our server takes WeChat's message push (main.py serves it); media check verdicts go there.
+MESSAGE_PUSH_PATH = "/wechat/message"
