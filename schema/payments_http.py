@@ -1,8 +1,16 @@
-"""WeChat Pay's notification endpoints: thin HTTP handlers around services.payments.notifications."""
+"""WeChat Pay's notification endpoints: thin HTTP handlers around services.payments.notifications.
+
+Whatever arrives, WeChat gets its XML answer with HTTP 200 (FAIL: send it again later), never a 500: a body
+over MAX_BODY is read no further, and an unexpected failure while handling one is logged and answered FAIL, so
+WeChat's retry heals it.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from services.payments.notifications import (
@@ -10,33 +18,45 @@ from services.payments.notifications import (
     answer,
     handle_payment_notification,
     handle_refund_notification,
+    refuse_unreadable,
 )
 
+log = logging.getLogger("lianmall.payment_notices")
 
-async def _body(request: Request) -> bytes | None:
+
+async def _body(request: Request) -> bytes:
+    """The body, or its first MAX_BODY + 1 bytes when it is longer."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
+        chunks.append(chunk)
         size += len(chunk)
         if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+            break
+    return b"".join(chunks)[: MAX_BODY + 1]
 
 
 def _xml(text: str) -> Response:
     return Response(text, media_type="text/xml; charset=utf-8")
 
 
+async def _receive(request: Request, kind: str, handle: Callable[[bytes], Awaitable[str]]) -> Response:
+    try:
+        body = await _body(request)
+    except ClientDisconnect:
+        return _xml(answer(False, "incomplete"))
+    try:
+        if len(body) > MAX_BODY:
+            return _xml(await refuse_unreadable(kind, body, f"body over {MAX_BODY} bytes"))
+        return _xml(await handle(body))
+    except Exception:
+        log.exception("%s notification failed unexpectedly; answered FAIL so WeChat sends it again", kind)
+        return _xml(answer(False, "try again"))
+
+
 async def payment_notify(request: Request) -> Response:
-    body = await _body(request)
-    if body is None:
-        return _xml(answer(False, "too large"))
-    return _xml(await handle_payment_notification(body))
+    return await _receive(request, "payment", handle_payment_notification)
 
 
 async def refund_notify(request: Request) -> Response:
-    body = await _body(request)
-    if body is None:
-        return _xml(answer(False, "too large"))
-    return _xml(await handle_refund_notification(body))
+    return await _receive(request, "refund", handle_refund_notification)

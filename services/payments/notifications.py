@@ -38,11 +38,13 @@ from models import (
 from services.catalog.events import StockChange, products_changed
 from services.errors import DomainError
 from services.members import viewer
+from services.payments.notice_xml import UnreadableNotice, read_notice
 from services.payments.refunds import refund_payment
 from services.payments.wechat_pay import pay_client
 
 log = logging.getLogger("lianmall.payment_notices")
 
+# WeChat's notifications are 1-3 KB; a body past this is read no further and answered FAIL.
 MAX_BODY = 64 * 1024
 
 
@@ -83,6 +85,16 @@ def answer(ok: bool, message: str = "OK") -> str:
     )
 
 
+async def refuse_unreadable(kind: str, body: bytes, reason: str) -> str:
+    """Record a body that is no notification at all (`unreadable`, or `too_large` past MAX_BODY) and answer FAIL.
+
+    For a body over MAX_BODY, `body` is the part that was read: its digest identifies it well enough.
+    """
+    outcome = "too_large" if len(body) > MAX_BODY else "unreadable"
+    await _notice(kind, body, outcome, detail=reason)
+    return answer(False, "too large" if outcome == "too_large" else "unreadable")
+
+
 async def _notice(kind: str, body: bytes, outcome: str, out_trade_no: str = "", detail: str = "") -> None:
     level = (
         logging.INFO if outcome in ("accepted", "duplicate", "refund_failed", "not_paid") else logging.WARNING
@@ -104,6 +116,10 @@ async def handle_payment_notification(body: bytes) -> str:
     """WeChat Pay's payment notification (XML) → WeChat's XML answer (SUCCESS: do not send it again)."""
     kind = "payment"
     settings = get_settings()
+    try:
+        read_notice(body)  # only a flat <xml> reaches wechatpy (see notice_xml)
+    except UnreadableNotice as exc:
+        return await refuse_unreadable(kind, body, str(exc))
     try:
         data = pay_client().parse_payment_result(body)
     except DomainError:
@@ -178,6 +194,10 @@ async def _record_payment(payment_id: int, transaction_id: str) -> str:
 async def handle_refund_notification(body: bytes) -> str:
     """WeChat Pay's refund notification (XML with encrypted `req_info`) → WeChat's XML answer."""
     kind = "refund"
+    try:
+        read_notice(body)
+    except UnreadableNotice as exc:
+        return await refuse_unreadable(kind, body, str(exc))
     try:
         data: dict[str, Any] = pay_client().parse_refund_notify_result(body)
     except DomainError:
