@@ -17,6 +17,7 @@ from tortoise.queryset import QuerySet
 from models import AuditLog
 from services.access.api_keys import KEY_PREFIX
 from services.access.staff import TOKEN_PREFIX, StaffIdentity
+from services.errors import DomainError, ErrorCode
 
 log = logging.getLogger("lianmall.audit")
 
@@ -97,5 +98,11 @@ async def count_entries(action: str | None = None) -> int:
     return await _entries(action).count()
 
 
+ACTION_MAX = 64  # AuditLog.action's column
+
+
 def _entries(action: str | None) -> QuerySet[AuditLog]:
+    if action and len(action) > ACTION_MAX:
+        # No action is named that long; refused before the ORM would fail on the filter value.
+        raise DomainError(ErrorCode.BAD_USER_INPUT, f"An action has at most {ACTION_MAX} characters", "action")
     return AuditLog.filter(action=action) if action else AuditLog.all()

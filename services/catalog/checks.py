@@ -36,6 +36,11 @@ class Problems:
     def add(self, field: str, message: str, code: ErrorCode = ErrorCode.BAD_USER_INPUT) -> None:
         self.errors.append(DomainError(code, message, field))
 
+    def fine(self, field: str) -> bool:
+        """No problem was found with `field` yet: only then may its value go into a database query (an
+        over-long value fails the ORM's own check there, as an internal error)."""
+        return all(error.field != field for error in self.errors)
+
     def raise_any(self) -> None:
         if self.errors:
             raise ValidationErrors(self.errors)

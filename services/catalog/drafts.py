@@ -15,6 +15,8 @@ from models import (
 # Column sizes of the models: checked here so PostgreSQL never has to reject (or SQLite silently keep) them.
 TITLE_MAX = 120
 SUBTITLE_MAX = 200
+# A TEXT column, so no size the database enforces: a rich description (HTML) fits well within this.
+DESCRIPTION_MAX = 20_000
 SPEC_TEXT_MAX = 32
 MEDIA_URL_MAX = 500
 IMAGE_URL_MAX = 255

@@ -25,6 +25,7 @@ from models import (
 from services.catalog.checks import Problems, check_count, check_media, check_sku, check_specs, checked_text
 from services.catalog.derived import refresh_totals, reindex
 from services.catalog.drafts import (
+    DESCRIPTION_MAX,
     MAX_SKUS_PER_PRODUCT,
     SUBTITLE_MAX,
     TITLE_MAX,
@@ -74,6 +75,9 @@ async def create_product(draft: ProductDraft) -> Product:
     subtitle = checked_text(
         problems, "input.subtitle", draft.subtitle, "The subtitle", SUBTITLE_MAX, required=False
     )
+    description = checked_text(
+        problems, "input.description", draft.description, "The description", DESCRIPTION_MAX, required=False
+    )
     check_count(problems, "input.stockWarning", draft.stock_warning, "The stock warning")
     media = check_media(problems, "input.media", draft.media)
     if len(draft.skus) > MAX_SKUS_PER_PRODUCT:
@@ -93,7 +97,7 @@ async def create_product(draft: ProductDraft) -> Product:
             brand_id=draft.brand_id,
             title=title,
             subtitle=subtitle,
-            description=draft.description,
+            description=description,
             stock_warning=draft.stock_warning,
             status=ProductStatus.DRAFT,
         )
@@ -123,7 +127,6 @@ async def update_product(product_id: int, changes: ProductChanges) -> Product:
 
     Raises ValidationErrors (BAD_USER_INPUT, NOT_FOUND) or DomainError NOT_FOUND on `id`.
     """
-    product = await get_product(product_id, "id")
     problems = Problems()
     fields: dict[str, object] = {}
     if not isinstance(changes.title, Unchanged):
@@ -133,13 +136,17 @@ async def update_product(product_id: int, changes: ProductChanges) -> Product:
             problems, "input.subtitle", changes.subtitle, "The subtitle", SUBTITLE_MAX, required=False
         )
     if not isinstance(changes.description, Unchanged):
-        fields["description"] = changes.description
+        fields["description"] = checked_text(
+            problems, "input.description", changes.description, "The description", DESCRIPTION_MAX, False
+        )
     if not isinstance(changes.stock_warning, Unchanged):
         check_count(problems, "input.stockWarning", changes.stock_warning, "The stock warning")
         fields["stock_warning"] = changes.stock_warning
     media = (
         None if isinstance(changes.media, Unchanged) else check_media(problems, "input.media", changes.media)
     )
+    problems.raise_any()  # the input first: a malformed request is refused before any lookup
+    product = await get_product(product_id, "id")
     if not isinstance(changes.category_id, Unchanged):
         await find_leaf_category(problems, product.shop_id, changes.category_id, "input.categoryId")
         fields["category_id"] = changes.category_id

@@ -118,6 +118,12 @@ async def update_sku(sku_id: int, changes: SkuChanges) -> Sku:
 
     Tier prices must stay below the (new) price. Raises ValidationErrors (BAD_USER_INPUT) or NOT_FOUND.
     """
+    given = {k: v for k, v in vars(changes).items() if not isinstance(v, Unchanged)}
+    # Each given value on its own first (lengths, ranges), before any lookup; how they fit the SKU's other
+    # values (tiers below the price) is checked against the locked row below.
+    alone = Problems()
+    check_sku(alone, "input", replace(SkuDraft(price=given.get("price", 0)), **given), check_tiers=False)
+    alone.raise_any()
     found = await Sku.get_or_none(id=sku_id)
     if found is None:
         raise not_found("SKU", "id")
@@ -136,7 +142,6 @@ async def update_sku(sku_id: int, changes: SkuChanges) -> Sku:
             barcode=sku.barcode,
             weight_grams=sku.weight_grams,
         )
-        given = {k: v for k, v in vars(changes).items() if not isinstance(v, Unchanged)}
         problems = Problems()
         merged = check_sku(problems, "input", replace(current, **given), check_tiers="tier_prices" in given)
         if "tier_prices" not in given and any(t.price >= merged.price for t in merged.tier_prices):

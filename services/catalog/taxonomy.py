@@ -88,7 +88,7 @@ async def create_category(draft: CategoryDraft) -> Category:
                 f"Categories have at most {MAX_CATEGORY_LEVEL} levels; "
                 f"'{parent.name}' is level {parent.level}",
             )
-    if name and await _category_name_taken(shop_id, draft.parent_id, name):
+    if name and problems.fine("input.name") and await _category_name_taken(shop_id, draft.parent_id, name):
         problems.add("input.name", f"A sibling category is already called '{name}'", ErrorCode.CONFLICT)
     problems.raise_any()
 
@@ -112,14 +112,17 @@ async def update_category(category_id: int, changes: CategoryChanges) -> Categor
     A move keeps the category's level (the new parent has the level of the old one), so the tree stays
     three levels deep and products stay in leaf categories. Raises ValidationErrors or NOT_FOUND on `id`.
     """
-    category = await _category(category_id)
     problems = Problems()
-    name = category.name
+    name: str | Unchanged = changes.name
     if not isinstance(changes.name, Unchanged):
         name = checked_text(problems, "input.name", changes.name, "The name", CATEGORY_NAME_MAX)
-    icon_url = category.icon_url
+    icon_url: str | Unchanged = changes.icon_url
     if not isinstance(changes.icon_url, Unchanged):
         icon_url = check_image_url(problems, "input.iconUrl", changes.icon_url)
+    problems.raise_any()  # the input first: a malformed request is refused before any lookup
+    category = await _category(category_id)
+    name = category.name if isinstance(name, Unchanged) else name
+    icon_url = category.icon_url if isinstance(icon_url, Unchanged) else icon_url
     parent_id = category.parent_id
     new_parent: Category | None = None
     if not isinstance(changes.parent_id, Unchanged) and changes.parent_id != category.parent_id:
@@ -200,7 +203,7 @@ async def create_brand(name: str, logo_url: str = "") -> Brand:
     name = checked_text(problems, "input.name", name, "The name", BRAND_NAME_MAX)
     logo_url = check_image_url(problems, "input.logoUrl", logo_url)
     shop_id = await default_shop_id()
-    if name and await Brand.exists(shop_id=shop_id, name=name):
+    if name and problems.fine("input.name") and await Brand.exists(shop_id=shop_id, name=name):
         problems.add("input.name", f"A brand is already called '{name}'", ErrorCode.CONFLICT)
     problems.raise_any()
     async with write_transaction():
@@ -213,15 +216,16 @@ async def update_brand(
     brand_id: int, name: str | Unchanged = UNCHANGED, logo_url: str | Unchanged = UNCHANGED
 ) -> Brand:
     """Rename a brand or change its logo; its products' search text follows a rename."""
-    brand = await _brand_by_id(brand_id)
     problems = Problems()
-    new_name = (
-        brand.name
-        if isinstance(name, Unchanged)
-        else checked_text(problems, "input.name", name, "The name", BRAND_NAME_MAX)
-    )
+    if not isinstance(name, Unchanged):
+        name = checked_text(problems, "input.name", name, "The name", BRAND_NAME_MAX)
     if not isinstance(logo_url, Unchanged):
-        brand.logo_url = check_image_url(problems, "input.logoUrl", logo_url)
+        logo_url = check_image_url(problems, "input.logoUrl", logo_url)
+    problems.raise_any()  # the input first: a malformed request is refused before any lookup
+    brand = await _brand_by_id(brand_id)
+    new_name = brand.name if isinstance(name, Unchanged) else name
+    if not isinstance(logo_url, Unchanged):
+        brand.logo_url = logo_url
     renamed = new_name != brand.name
     if renamed and await Brand.filter(shop_id=brand.shop_id, name=new_name).exclude(id=brand.id).exists():
         problems.add("input.name", f"A brand is already called '{new_name}'", ErrorCode.CONFLICT)
@@ -258,7 +262,7 @@ async def create_tag(name: str) -> Tag:
     problems = Problems()
     name = checked_text(problems, "input.name", name, "The name", TAG_NAME_MAX)
     shop_id = await default_shop_id()
-    if name and await Tag.exists(shop_id=shop_id, name=name):
+    if name and problems.fine("input.name") and await Tag.exists(shop_id=shop_id, name=name):
         problems.add("input.name", f"A tag is already called '{name}'", ErrorCode.CONFLICT)
     problems.raise_any()
     async with write_transaction():
@@ -269,11 +273,12 @@ async def create_tag(name: str) -> Tag:
 
 async def update_tag(tag_id: int, name: str | Unchanged = UNCHANGED) -> Tag:
     """Rename a tag; its products' search text follows."""
-    tag = await _tag_by_id(tag_id)
     if isinstance(name, Unchanged):
-        return tag
+        return await _tag_by_id(tag_id)
     problems = Problems()
     new_name = checked_text(problems, "input.name", name, "The name", TAG_NAME_MAX)
+    problems.raise_any()  # the input first: a malformed request is refused before any lookup
+    tag = await _tag_by_id(tag_id)
     if (
         new_name != tag.name
         and await Tag.filter(shop_id=tag.shop_id, name=new_name).exclude(id=tag.id).exists()

@@ -244,6 +244,19 @@ async def create_level(draft: LevelDraft) -> MemberLevel:
 
 async def update_level(level_id: int, changes: LevelChanges) -> MemberLevel:
     """Change a level's fields given in `changes`; members' prices follow at once (caches are dropped)."""
+    # The given values on their own first, before any lookup; the merged level is checked again below.
+    alone = _normalized(
+        LevelDraft(
+            name=_pick(changes.name, "-"),
+            min_growth=_pick(changes.min_growth, 0),
+            discount_percent=_pick(changes.discount_percent, 100),
+            free_shipping=_pick(changes.free_shipping, False),
+            birthday_points=_pick(changes.birthday_points, 0),
+            priority_minutes=_pick(changes.priority_minutes, 0),
+        )
+    )
+    if problems := _problems(alone):
+        raise ValidationErrors(problems)
     try:
         async with in_transaction():
             level = await MemberLevel.get_or_none(id=level_id)

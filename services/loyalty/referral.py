@@ -10,6 +10,7 @@ from models import Member
 from services.errors import DomainError, ErrorCode
 
 CHAIN_DEPTH = 3
+INVITE_CODE_MAX = 16  # Member.invite_code's column; codes drawn today are 8 characters
 # Key of the PostgreSQL advisory lock that serialises bindings: two members binding each other at the same
 # moment would each see no cycle and together make one.
 _BIND_LOCK_KEY = 0x4C4D_0001
@@ -56,6 +57,8 @@ async def bind_inviter(member_id: int, invite_code: str) -> Member:
     code = normalize_invite_code(invite_code)
     if not code:
         raise DomainError(ErrorCode.BAD_USER_INPUT, "Enter an invite code", "code")
+    if len(code) > INVITE_CODE_MAX:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, f"An invite code has at most {INVITE_CODE_MAX} characters", "code")
 
     async def attempt() -> Member:
         async with in_transaction() as connection:

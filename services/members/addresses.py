@@ -29,6 +29,7 @@ MAX_ADDRESSES = 20
 # Column sizes of the model, checked here so PostgreSQL never has to reject (or SQLite silently keep) them.
 NAME_MAX = 32
 PHONE_MAX = 20
+PHONE_INPUT_MAX = 32  # as typed: spaced, or with +86, before it is stored bare
 REGION_MAX = 32
 DETAIL_MAX = 200
 # How a member's addresses are listed: the default first, then the newest.
@@ -127,6 +128,26 @@ def _check(name: str, phone: str, province: str, city: str, district: str, detai
     return checked
 
 
+def _check_given(changes: AddressChanges) -> None:
+    """Over-long fields of an update, refused before any lookup; everything else is checked on the merged
+    address, all problems at once."""
+    limits = (
+        ("input.name", changes.name, "The recipient's name", NAME_MAX),
+        ("input.phone", changes.phone, "The phone number", PHONE_INPUT_MAX),
+        ("input.province", changes.province, "The province", REGION_MAX),
+        ("input.city", changes.city, "The city", REGION_MAX),
+        ("input.district", changes.district, "The district", REGION_MAX),
+        ("input.detail", changes.detail, "The street address", DETAIL_MAX),
+    )
+    problems = [
+        DomainError(ErrorCode.BAD_USER_INPUT, f"{label} may be at most {max_length} characters", field)
+        for field, value, label, max_length in limits
+        if value is not None and len(value.strip()) > max_length
+    ]
+    if problems:
+        raise ValidationErrors(problems)
+
+
 @asynccontextmanager
 async def _member_writes(member_id: int) -> AsyncIterator[None]:
     """One transaction holding the member's row lock, so one member's address writes run one at a time."""
@@ -188,6 +209,7 @@ async def update_address(member_id: int, address_id: int, changes: AddressChange
     `is_default=True` makes it the default; `False` on the default is refused, since a member always has one
     default: they choose another address instead. Raises NOT_FOUND for an address that is not theirs.
     """
+    _check_given(changes)
     async with _member_writes(member_id):
         address = await _owned(member_id, address_id)
         checked = _check(

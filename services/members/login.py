@@ -36,6 +36,7 @@ LOGIN_IP_WINDOW_SECONDS = 60
 LOGIN_CODE_LIMIT = 3
 LOGIN_CODE_WINDOW_SECONDS = 300
 CODE_MAX = 128
+REFRESH_TOKEN_MAX = 128  # ours are 46 characters (rt_ + 43)
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,14 @@ async def login_with_wechat(code: str, *, ip: str = "", user_agent: str = "") ->
 
 
 async def refresh_session(refresh_token: str) -> tuple[Member, TokenPair]:
-    """Trade a refresh token for a new pair (the old one stops working); raises UNAUTHENTICATED."""
-    pair = await refresh_tokens(refresh_token.strip())
+    """Trade a refresh token for a new pair (the old one stops working); raises UNAUTHENTICATED (BAD_USER_INPUT
+    for something far longer than any refresh token)."""
+    refresh_token = refresh_token.strip()
+    if len(refresh_token) > REFRESH_TOKEN_MAX:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, f"A refresh token has at most {REFRESH_TOKEN_MAX} characters", "token"
+        )
+    pair = await refresh_tokens(refresh_token)
     claims = decode_access_token(pair.access_token)
     member = await Member.get_or_none(id=claims.member_id)
     if member is None:

@@ -289,9 +289,11 @@ async def approve(after_sale_id: int, staff_id: int | None) -> AfterSale:
 
 
 async def reject(after_sale_id: int, staff_id: int | None, reason: str) -> AfterSale:
-    reason = reason.strip()[:REASON_MAX]
+    reason = reason.strip()
     if not reason:
         raise DomainError(ErrorCode.BAD_USER_INPUT, "Say why, for the member", "reason")
+    if len(reason) > REASON_MAX:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, f"At most {REASON_MAX} characters", "reason")
     after_sale, _ = await _move(
         after_sale_id, A.REJECTED, actor=ActorKind.STAFF, actor_id=staff_id, note=reason, staff_note=reason
     )
