@@ -6,6 +6,7 @@ import base64
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, NonNegativeInt, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from infra import wechat_sandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Bounds that keep every money total within a 32-bit Int (see services/orders/pricing.py MAX_ORDER_TOTAL).
+MAX_PURCHASE_LIMIT = 100
+MAX_SHIPPING_FEE = 10_000_000
+ShippingFee = Annotated[int, Field(ge=0, le=MAX_SHIPPING_FEE)]
 
 
 class Settings(BaseSettings):
@@ -63,15 +69,19 @@ class Settings(BaseSettings):
     )
 
     # Checkout money rules (fen). Region fees match a province by its leading characters (新疆 → 新疆维吾尔自治区).
+    # Fees are bounded (¥100,000) so an order's payable, its items total plus shipping, fits a 32-bit Int.
     shipping_free_over: NonNegativeInt = Field(default=9900, alias="SHIPPING_FREE_OVER")
-    shipping_base_fee: NonNegativeInt = Field(default=1000, alias="SHIPPING_BASE_FEE")
-    shipping_region_fees: dict[str, NonNegativeInt] = Field(
+    shipping_base_fee: ShippingFee = Field(default=1000, alias="SHIPPING_BASE_FEE")
+    shipping_region_fees: dict[str, ShippingFee] = Field(
         default_factory=lambda: {"新疆": 2500, "西藏": 2500}, alias="SHIPPING_REGION_FEES"
     )
     points_per_yuan: int = Field(default=100, ge=1, alias="POINTS_PER_YUAN")
     points_max_percent: int = Field(default=50, ge=0, le=100, alias="POINTS_MAX_PERCENT")
     order_pay_timeout_minutes: int = Field(default=30, ge=1, alias="ORDER_PAY_TIMEOUT_MINUTES")
-    purchase_limit_per_sku: int = Field(default=99, ge=1, alias="PURCHASE_LIMIT_PER_SKU")
+    # At most 100: with the catalog's highest unit price a line then stays within one order's total limit.
+    purchase_limit_per_sku: int = Field(
+        default=99, ge=1, le=MAX_PURCHASE_LIMIT, alias="PURCHASE_LIMIT_PER_SKU"
+    )
     order_auto_receive_days: int = Field(default=10, ge=1, alias="ORDER_AUTO_RECEIVE_DAYS")
     sweep_interval_seconds: float = Field(default=15.0, gt=0, alias="SWEEP_INTERVAL_SECONDS")
     wechat_ship_template_id: str = Field(default="", alias="WECHAT_SHIP_TEMPLATE_ID")

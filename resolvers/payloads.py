@@ -37,7 +37,9 @@ def payload_mutation(resolver: Resolver) -> Resolver:
         except ValidationError as exc:
             log.error("%s: the ORM refused a value no check caught: %s", resolver.__name__, str(exc)[:200])
             return payload_type(
-                errors=user_errors(DomainError(ErrorCode.BAD_USER_INPUT, "A value is too long or out of range"))
+                errors=user_errors(
+                    DomainError(ErrorCode.BAD_USER_INPUT, "A value is too long or out of range")
+                )
             )
 
     return typing.cast(Resolver, mapped)

@@ -104,5 +104,7 @@ ACTION_MAX = 64  # AuditLog.action's column
 def _entries(action: str | None) -> QuerySet[AuditLog]:
     if action and len(action) > ACTION_MAX:
         # No action is named that long; refused before the ORM would fail on the filter value.
-        raise DomainError(ErrorCode.BAD_USER_INPUT, f"An action has at most {ACTION_MAX} characters", "action")
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, f"An action has at most {ACTION_MAX} characters", "action"
+        )
     return AuditLog.filter(action=action) if action else AuditLog.all()

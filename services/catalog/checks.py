@@ -10,6 +10,7 @@ from services.catalog.drafts import (
     BARCODE_MAX,
     DEFAULT_SPEC,
     IMAGE_URL_MAX,
+    MAX_PRICE,
     MAX_SPEC_DIMENSIONS,
     MAX_STOCK,
     MAX_TIER_PRICES,
@@ -87,11 +88,11 @@ def check_image_url(problems: Problems, field: str, url: str) -> str:
 
 def check_sku(problems: Problems, prefix: str, sku: SkuDraft, check_tiers: bool = True) -> SkuDraft:
     """Problems with a SKU's own numbers, each under `prefix`; the SKU with its barcode trimmed."""
-    check_count(problems, f"{prefix}.price", sku.price, "The price")
+    check_count(problems, f"{prefix}.price", sku.price, "The price", MAX_PRICE)
     if sku.original_price is not None:
-        check_count(problems, f"{prefix}.originalPrice", sku.original_price, "The original price")
+        check_count(problems, f"{prefix}.originalPrice", sku.original_price, "The original price", MAX_PRICE)
     if sku.member_price is not None:
-        check_count(problems, f"{prefix}.memberPrice", sku.member_price, "The member price")
+        check_count(problems, f"{prefix}.memberPrice", sku.member_price, "The member price", MAX_PRICE)
     check_count(problems, f"{prefix}.stock", sku.stock, "Stock", MAX_STOCK)
     check_count(problems, f"{prefix}.weightGrams", sku.weight_grams, "The weight")
     barcode = checked_text(
@@ -115,6 +116,8 @@ def _check_tiers(problems: Problems, field: str, tiers: Sequence[TierPrice], pri
         previous = max(previous, tier.min_quantity)
         if tier.price < 0:
             problems.add(f"{field}[{i}].price", "A tier price must not be negative")
+        elif tier.price > MAX_PRICE:
+            problems.add(f"{field}[{i}].price", f"A tier price may be at most {MAX_PRICE}")
         elif tier.price >= price:
             problems.add(f"{field}[{i}].price", f"A tier price must be below the SKU's price ({price})")
 

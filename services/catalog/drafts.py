@@ -25,6 +25,10 @@ CATEGORY_NAME_MAX = 32
 BRAND_NAME_MAX = 64
 TAG_NAME_MAX = 32
 
+# The highest price (list, original, member, tier) of one unit: ¥200,000. With at most 100 of a SKU per line
+# (PURCHASE_LIMIT_PER_SKU's bound) a line stays within one order's MAX_ORDER_TOTAL (services.orders.pricing),
+# so every line and order total fits GraphQL's (and PostgreSQL's) 32-bit Int.
+MAX_PRICE = 20_000_000
 # A spec picker with more rows than this is unusable; spec_key (one id per dimension) fits easily.
 MAX_SPEC_DIMENSIONS = 5
 MAX_SKUS_PER_PRODUCT = 200

@@ -28,6 +28,8 @@ log = logging.getLogger("lianmall.points")
 T = TypeVar("T")
 
 MAX_DELTA = 10_000_000
+# A balance stays a 32-bit Int (GraphQL's and PostgreSQL's): earning past this is refused.
+MAX_BALANCE = 2_000_000_000
 KEY_MAX = 96
 NOTE_MAX = 200
 
@@ -67,10 +69,15 @@ async def apply_points_change(
     existing = await PointsEntry.get_or_none(member_id=member_id, idempotency_key=idempotency_key)
     if existing is not None:
         return _replayed(existing, delta, reason)
-    changed = await Member.filter(id=member_id, points__gte=-delta).update(points=F("points") + delta)
+    guard = {"points__gte": -delta} if delta < 0 else {"points__lte": MAX_BALANCE - delta}
+    changed = await Member.filter(id=member_id, **guard).update(points=F("points") + delta)
     if not changed:
         if not await Member.exists(id=member_id):
             raise DomainError(ErrorCode.NOT_FOUND, "No such member", "memberId")
+        if delta > 0:
+            raise DomainError(
+                ErrorCode.LIMIT_EXCEEDED, f"A balance holds at most {MAX_BALANCE} points", "delta"
+            )
         raise DomainError(ErrorCode.INSUFFICIENT_POINTS, f"Not enough points to spend {-delta}", "delta")
     # The row stays locked by our update until commit, so this reads exactly the balance we left.
     balance = await Member.filter(id=member_id).first().values_list("points", flat=True)

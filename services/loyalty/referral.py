@@ -58,7 +58,9 @@ async def bind_inviter(member_id: int, invite_code: str) -> Member:
     if not code:
         raise DomainError(ErrorCode.BAD_USER_INPUT, "Enter an invite code", "code")
     if len(code) > INVITE_CODE_MAX:
-        raise DomainError(ErrorCode.BAD_USER_INPUT, f"An invite code has at most {INVITE_CODE_MAX} characters", "code")
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, f"An invite code has at most {INVITE_CODE_MAX} characters", "code"
+        )
 
     async def attempt() -> Member:
         async with in_transaction() as connection:

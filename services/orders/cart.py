@@ -6,8 +6,8 @@ them; only available selected lines count in the summary. Prices come from servi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from tortoise.exceptions import IntegrityError
@@ -28,6 +28,8 @@ class LineProblem(StrEnum):
     OFF_SHELF = "OFF_SHELF"
     OUT_OF_STOCK = "OUT_OF_STOCK"
     INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    ORDER_LIMIT = "ORDER_LIMIT"
+    """Selected with the lines above it, it would take the order past MAX_ORDER_TOTAL: buy it separately."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ async def cart_view(
         .select_related("sku__product__shop")
         .order_by("-created_at", "-id")
     )
-    lines = tuple(
+    lines = _within_order_limit(
         CartLine(
             item=item,
             sku=item.sku,
@@ -183,6 +185,22 @@ async def cart_view(
         free_shipping=free_shipping,
     )
     return CartView(lines, groups, summary)
+
+
+def _within_order_limit(lines: Iterable[CartLine]) -> tuple[CartLine, ...]:
+    """The lines (newest first, as shown), with each selected one that would take the selection past one
+    order's limit flagged ORDER_LIMIT, counting from the oldest: what was added last is what does not fit.
+    So the summary always prices something one order can hold."""
+    newest_first = list(lines)
+    total = 0
+    for i in reversed(range(len(newest_first))):
+        line = newest_first[i]
+        if line.item.selected and line.available:
+            if total + line.line_total > pricing.MAX_ORDER_TOTAL:
+                newest_first[i] = replace(line, problem=LineProblem.ORDER_LIMIT)
+            else:
+                total += line.line_total
+    return tuple(newest_first)
 
 
 def shipping_rules(settings: Settings | None = None) -> pricing.ShippingRules:

@@ -238,6 +238,12 @@ async def _price(
         free_shipping=free_shipping,
         points_to_use=request.points_to_use,
     )
+    if quote.items_total > pricing.MAX_ORDER_TOTAL:
+        raise DomainError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"One order may hold at most {pricing.MAX_ORDER_TOTAL} fen of goods; split it",
+            "input.fromCart" if request.from_cart else "input.items",
+        )
     return Preview(tuple(lines), quote, address, shop_id)
 
 

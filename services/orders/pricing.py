@@ -9,13 +9,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from infra.settings import MAX_PURCHASE_LIMIT, MAX_SHIPPING_FEE
 from models import Sku
+from services.catalog.drafts import MAX_PRICE
 from services.catalog.prices import PriceContext, unit_price
 
 # --- Orders: lines, shipping, points and adjustments ----------------------------------------------------------
 #
 # A quote is built from priced lines only, so every total can be recomputed from what an order stores:
 #   items_total = sum(line_total), payable = items_total - discount + shipping_fee - points_discount.
+#
+# Every total fits a 32-bit signed Int (GraphQL's Int, PostgreSQL's integer), by these bounds:
+#   unit price      <= MAX_PRICE (¥200,000; catalog checks)      quantity per line <= MAX_PURCHASE_LIMIT (100)
+#   line total      <= MAX_PRICE * 100 = MAX_ORDER_TOTAL
+#   items total     <= MAX_ORDER_TOTAL (checkout refuses more; the cart flags lines past it as ORDER_LIMIT)
+#   discount        <= items total;  points discount <= items total * POINTS_MAX_PERCENT
+#   shipping fee    <= MAX_SHIPPING_FEE (settings)
+#   payable         <= MAX_ORDER_TOTAL + MAX_SHIPPING_FEE = 2,010,000,000 < 2,147,483,647
+#   refunds         <= paid amount = payable;  points used <= the points asked for (an Int) and the balance
+MAX_ORDER_TOTAL = MAX_PRICE * MAX_PURCHASE_LIMIT
+INT32_MAX = 2**31 - 1
+assert MAX_ORDER_TOTAL + MAX_SHIPPING_FEE <= INT32_MAX
 
 
 @dataclass(frozen=True)
