@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from infra.body_limit import BodySizeLimit
 from infra.cors import BrowserOriginsCORS
@@ -91,18 +92,21 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
 
 
 def edge_middleware(settings: Settings) -> list[Middleware]:
-    """CORS, only when browser origins are configured: none means no CORS headers and nothing on the hot path."""
+    """The client address behind trusted proxies only, however the app is served (see infra/client_ip.py); CORS,
+    only when browser origins are configured: none means no CORS headers and nothing on the hot path."""
+    proxies = Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     if not settings.browser_origins:
-        return []
+        return [proxies]
     # Bearer tokens, not cookies: no credentials mode, and any request header may be sent.
     return [
+        proxies,
         Middleware(
             BrowserOriginsCORS,
             allow_origins=settings.browser_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
             max_age=600,
-        )
+        ),
     ]
 
 
@@ -195,16 +199,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "WeChat sandbox on: any login code logs in, pay with the sandboxPay mutation "
             "(README: A shopper's day in GraphiQL). Set WeChat credentials to use the real WeChat."
         )
-    uvicorn.run(
-        "main:app",
-        host=args.host,
-        port=args.port,
-        workers=workers,
-        log_level="warning" if not settings.debug else "info",
-        access_log=settings.access_log,
-        proxy_headers=True,
-    )
+    uvicorn.run("main:app", host=args.host, port=args.port, workers=workers, **uvicorn_options(settings))
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, object]:
+    """How `serve` runs uvicorn. Its proxy handling trusts the same FORWARDED_ALLOW_IPS as the app's own."""
+    return {
+        "log_level": "warning" if not settings.debug else "info",
+        "access_log": settings.access_log,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
 
 
 def cmd_export_schema(args: argparse.Namespace) -> int:

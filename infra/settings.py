@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, NonNegativeInt, PrivateAttr, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra import wechat_sandbox
@@ -103,6 +103,28 @@ class Settings(BaseSettings):
     review_append_days: int = Field(default=90, ge=1, alias="REVIEW_APPEND_DAYS")
     review_points: NonNegativeInt = Field(default=10, alias="REVIEW_POINTS")
     articles_by_members: bool = Field(default=False, alias="ARTICLES_BY_MEMBERS")
+
+    # Whose X-Forwarded-For is believed (uvicorn's syntax: addresses, CIDR networks, "*"); anyone else's is
+    # ignored, so a client cannot pick the address limits count it by.
+    forwarded_allow_ips: str = Field(default="127.0.0.1,::1", alias="FORWARDED_ALLOW_IPS")
+    # Rate limits: attempts per window (seconds), counted in Redis across processes. Login counts per WeChat
+    # code and per device (X-Device-Id) first; the per-IP limit is generous because carrier NATs put many
+    # shoppers behind one address; per openid after WeChat answered.
+    login_code_limit: PositiveInt = Field(default=3, alias="LOGIN_CODE_LIMIT")
+    login_code_window_seconds: PositiveInt = Field(default=300, alias="LOGIN_CODE_WINDOW_SECONDS")
+    login_device_limit: PositiveInt = Field(default=10, alias="LOGIN_DEVICE_LIMIT")
+    login_device_window_seconds: PositiveInt = Field(default=60, alias="LOGIN_DEVICE_WINDOW_SECONDS")
+    login_ip_limit: PositiveInt = Field(default=300, alias="LOGIN_IP_LIMIT")
+    login_ip_window_seconds: PositiveInt = Field(default=60, alias="LOGIN_IP_WINDOW_SECONDS")
+    login_openid_limit: PositiveInt = Field(default=30, alias="LOGIN_OPENID_LIMIT")
+    login_openid_window_seconds: PositiveInt = Field(default=3600, alias="LOGIN_OPENID_WINDOW_SECONDS")
+    phone_bind_limit: PositiveInt = Field(default=5, alias="PHONE_BIND_LIMIT")
+    phone_bind_window_seconds: PositiveInt = Field(default=600, alias="PHONE_BIND_WINDOW_SECONDS")
+    # Hot search words: each member (or, anonymous, each IP) counts once per term per day, for at most this
+    # many terms a day; a term needs this many distinct searchers to be shown; each day keeps its top terms.
+    hot_search_terms_per_searcher: PositiveInt = Field(default=30, alias="HOT_SEARCH_TERMS_PER_SEARCHER")
+    hot_search_min_searchers: PositiveInt = Field(default=3, alias="HOT_SEARCH_MIN_SEARCHERS")
+    hot_search_day_capacity: PositiveInt = Field(default=1000, alias="HOT_SEARCH_DAY_CAPACITY")
 
     @model_validator(mode="after")
     def _default_debug(self) -> Settings:

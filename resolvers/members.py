@@ -12,6 +12,7 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.unset import UnsetType
 
+from infra.client_ip import client_ip
 from models import Member as MemberModel
 from resolvers.node import node_type
 from resolvers.payloads import payload_mutation
@@ -46,14 +47,13 @@ def _member(info: MemberInfo) -> MemberIdentity:
     raise DomainError(ErrorCode.FORBIDDEN, "Only members can do this")
 
 
-def _client(info: MemberInfo) -> tuple[str, str]:
-    """The caller's IP and user agent (an HTTP request and a WebSocket alike)."""
+def _client(info: MemberInfo) -> tuple[str, str, str | None]:
+    """The caller's IP, user agent and device id (an HTTP request and a WebSocket alike)."""
     request = info.context.request
     if request is None:
-        return "", ""
-    client = getattr(request, "client", None)
-    ip = client.host if client is not None and client.host else ""
-    return ip, request.headers.get("user-agent", "")
+        return "", "", None
+    headers = request.headers
+    return client_ip(request), headers.get("user-agent", ""), login.device_id(headers.get("x-device-id"))
 
 
 # --- Queries -----------------------------------------------------------------------------------------------
@@ -90,8 +90,8 @@ async def member_node(context: Context, pk: int) -> Member | None:
 
 @payload_mutation
 async def login_with_wechat(info: MemberInfo, code: str) -> LoginPayload:
-    ip, user_agent = _client(info)
-    result = await login.login_with_wechat(code, ip=ip, user_agent=user_agent)
+    ip, user_agent, device = _client(info)
+    result = await login.login_with_wechat(code, ip=ip, user_agent=user_agent, device=device)
     tokens = result.tokens
     return LoginPayload(
         access_token=tokens.access_token,

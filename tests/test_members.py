@@ -32,7 +32,7 @@ from websockets.typing import Subprotocol
 from infra import wechat as wechat_service
 from infra.clock import now
 from infra.redis import get_redis
-from infra.settings import Settings
+from infra.settings import Settings, get_settings
 from models import Address, AuditLog, Member, StaffRole
 from schema.node import decode_id, encode_id
 from schema.root import CACHEABLE_ROOT_FIELDS
@@ -40,7 +40,6 @@ from services.access import permissions
 from services.access.permissions import Permission
 from services.access.staff import create_staff
 from services.loyalty import levels
-from services.members import login as member_login
 from services.members import phone
 from services.members import profile as members
 from tests.graphql_client import gql
@@ -308,29 +307,33 @@ async def test_an_unreachable_or_slow_wechat_is_unavailable_not_a_crash(
 
 
 async def test_login_attempts_are_limited_per_ip(
-    wechat: WeChatStandIn, shoppers: Callable[..., httpx.AsyncClient]
+    wechat: WeChatStandIn,
+    shoppers: Callable[..., httpx.AsyncClient],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(settings, "login_ip_limit", 5)
     crowded = shoppers()
-    for _ in range(member_login.LOGIN_IP_LIMIT):
+    for _ in range(settings.login_ip_limit):
         assert codes(await login(crowded, "bad-" + secrets.token_hex(4))) == ["WECHAT_CODE_INVALID"]
     good = wechat.new_login()
     limited = await login(crowded, good.code)
     assert codes(limited) == ["RATE_LIMITED"]
     # Refused before asking WeChat: the code is still good, from another network.
-    assert len(wechat.calls(JSCODE2SESSION)) == member_login.LOGIN_IP_LIMIT
+    assert len(wechat.calls(JSCODE2SESSION)) == settings.login_ip_limit
     assert (await login(shoppers(), good.code))["errors"] == []
 
 
 async def test_one_code_is_tried_at_most_three_times(
-    wechat: WeChatStandIn, shoppers: Callable[..., httpx.AsyncClient]
+    wechat: WeChatStandIn, shoppers: Callable[..., httpx.AsyncClient], settings: Settings
 ) -> None:
     code = wechat.new_login().code
     assert (await login(shoppers(), code))["errors"] == []
-    for _ in range(member_login.LOGIN_CODE_LIMIT - 1):
+    for _ in range(settings.login_code_limit - 1):
         assert codes(await login(shoppers(), code)) == ["WECHAT_CODE_INVALID"]  # 40163 code been used
     limited = await login(shoppers(), code)
     assert codes(limited) == ["RATE_LIMITED"] and limited["errors"][0]["field"] == "code"
-    assert len(wechat.calls(JSCODE2SESSION)) == member_login.LOGIN_CODE_LIMIT
+    assert len(wechat.calls(JSCODE2SESSION)) == settings.login_code_limit
 
 
 async def test_the_rate_limiter_counts_atomically_in_a_fixed_window(redis: object) -> None:
@@ -421,7 +424,7 @@ async def test_bind_phone_errors(wechat: WeChatStandIn, shopper: httpx.AsyncClie
     member = await Member.get(openid=login_code.openid)
     assert member.phone_encrypted == "" and member.phone_masked == "" and member.phone_hash is None
     # getuserphonenumber is billed per call: a member gets a few attempts per window.
-    for _ in range(members.PHONE_BIND_LIMIT - 3):
+    for _ in range(get_settings().phone_bind_limit - 3):
         await field_of(shopper, BIND_PHONE, {"code": "no-such-code"}, token)
     limited = await field_of(shopper, BIND_PHONE, {"code": wechat.new_phone_code()}, token)
     assert codes(limited) == ["RATE_LIMITED"]

@@ -8,12 +8,15 @@ opens a session (`services.members.tokens`).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
 
 from infra import wechat
+from infra.client_ip import network_key
 from infra.clock import now
+from infra.settings import get_settings
 from models import Member
 from services import rate_limit
 from services.errors import DomainError, ErrorCode
@@ -29,12 +32,7 @@ from services.members.tokens import (
 
 log = logging.getLogger("lianmall.members")
 
-# Login attempts: per client IP, and per WeChat code (a code is single-use at WeChat; a few retries of one
-# code after a network hiccup are normal, a stream of them is someone replaying it).
-LOGIN_IP_LIMIT = 10
-LOGIN_IP_WINDOW_SECONDS = 60
-LOGIN_CODE_LIMIT = 3
-LOGIN_CODE_WINDOW_SECONDS = 300
+DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 CODE_MAX = 128
 REFRESH_TOKEN_MAX = 128  # ours are 46 characters (rt_ + 43)
 
@@ -53,14 +51,53 @@ def checked_code(code: str, field: str = "code") -> str:
     return code
 
 
-async def _limit_login(code: str, ip: str) -> None:
-    if not await rate_limit.hit(f"login:ip:{ip or 'unknown'}", LOGIN_IP_LIMIT, LOGIN_IP_WINDOW_SECONDS):
-        raise DomainError(ErrorCode.RATE_LIMITED, "Too many login attempts from this network; wait a minute")
-    key = f"login:code:{rate_limit.opaque(code)}"
-    if not await rate_limit.hit(key, LOGIN_CODE_LIMIT, LOGIN_CODE_WINDOW_SECONDS):
-        raise DomainError(
-            ErrorCode.RATE_LIMITED, "This code was tried too often; call wx.login for a new one", "code"
+def device_id(header: str | None) -> str | None:
+    """The mini-program's own id for its installation (`X-Device-Id`, a random string it keeps in storage), or
+    None when missing or malformed. A soft key: a client can change it, so the per-IP limit stays behind it."""
+    value = (header or "").strip()
+    return value if DEVICE_ID.fullmatch(value) else None
+
+
+async def _limit(key: str, limit: int, window: int, message: str, field: str | None = None) -> None:
+    if not await rate_limit.hit(key, limit, window):
+        raise DomainError(ErrorCode.RATE_LIMITED, message, field)
+
+
+async def _limit_login(code: str, ip: str, device: str | None) -> None:
+    """Before asking WeChat: per code (one-time at WeChat: retries of one code are few), per device, then per
+    network, whose limit is generous because a carrier NAT puts many shoppers behind one address."""
+    s = get_settings()
+    await _limit(
+        f"login:code:{rate_limit.opaque(code)}",
+        s.login_code_limit,
+        s.login_code_window_seconds,
+        "This code was tried too often; call wx.login for a new one",
+        "code",
+    )
+    if device is not None:
+        await _limit(
+            f"login:device:{rate_limit.opaque(device)}",
+            s.login_device_limit,
+            s.login_device_window_seconds,
+            "Too many login attempts from this device; wait a minute",
         )
+    await _limit(
+        f"login:ip:{network_key(ip)}",
+        s.login_ip_limit,
+        s.login_ip_window_seconds,
+        "Too many login attempts from this network; wait a minute",
+    )
+
+
+async def _limit_member_logins(openid: str) -> None:
+    """After WeChat named the shopper: sessions one account may open (each login makes one)."""
+    s = get_settings()
+    await _limit(
+        f"login:openid:{rate_limit.opaque(openid)}",
+        s.login_openid_limit,
+        s.login_openid_window_seconds,
+        "Too many logins of this account; try again later",
+    )
 
 
 async def _find_or_create(session: wechat.WeChatSession) -> tuple[Member, bool]:
@@ -93,15 +130,19 @@ async def _find_or_create(session: wechat.WeChatSession) -> tuple[Member, bool]:
     return member, False
 
 
-async def login_with_wechat(code: str, *, ip: str = "", user_agent: str = "") -> LoginResult:
+async def login_with_wechat(
+    code: str, *, ip: str = "", user_agent: str = "", device: str | None = None
+) -> LoginResult:
     """Log a shopper in with a `wx.login()` code: find or create the member and open a session.
 
-    Raises DomainError BAD_USER_INPUT, RATE_LIMITED (per IP and per code), WECHAT_CODE_INVALID,
+    `device` is the client's installation id (`device_id`), when it sent one. Raises DomainError
+    BAD_USER_INPUT, RATE_LIMITED (per code, device, network, account), WECHAT_CODE_INVALID,
     WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE.
     """
     code = checked_code(code)
-    await _limit_login(code, ip)
+    await _limit_login(code, ip, device)
     session = await wechat.code_to_session(code)
+    await _limit_member_logins(session.openid)
     member, created = await _find_or_create(session)
     tokens = await issue_tokens(member, user_agent=user_agent, ip=ip)
     if created:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from infra import wechat
 from infra.clock import now
+from infra.settings import get_settings
 from models import Member
 from services import rate_limit
 from services.errors import DomainError, ErrorCode, ValidationErrors
@@ -22,10 +23,6 @@ from services.members import phone as phones
 from services.members.login import checked_code
 
 log = logging.getLogger("lianmall.members")
-
-# getuserphonenumber is billed per call: a member gets a few phone bindings per window.
-PHONE_BIND_LIMIT = 5
-PHONE_BIND_WINDOW_SECONDS = 600
 
 NICKNAME_MAX = 64
 AVATAR_URL_MAX = 500
@@ -166,7 +163,11 @@ async def update_profile(member_id: int, changes: ProfileChanges) -> Member:
 
 
 async def _limit_phone_binding(member_id: int) -> None:
-    if not await rate_limit.hit(f"phone:{member_id}", PHONE_BIND_LIMIT, PHONE_BIND_WINDOW_SECONDS):
+    # getuserphonenumber is billed per call: a member gets a few phone bindings per window.
+    settings = get_settings()
+    if not await rate_limit.hit(
+        f"phone:{member_id}", settings.phone_bind_limit, settings.phone_bind_window_seconds
+    ):
         raise DomainError(ErrorCode.RATE_LIMITED, "Too many phone bindings; try again in a few minutes")
 
 
