@@ -3,7 +3,7 @@
 from models.access import ApiKey, AuditLog
 from models.address import Address
 from models.cart import CartItem
-from models.catalog import MAX_CATEGORY_LEVEL, Brand, Category, Tag
+from models.catalog import MAX_CATEGORY_LEVEL, Brand, Category, SearchTermBlock, Tag
 from models.content import (
     Article,
     ArticleLike,
@@ -91,6 +91,7 @@ __all__ = [
     "RefundStatus",
     "Review",
     "ReviewPhoto",
+    "SearchTermBlock",
     "Shop",
     "SignIn",
     "Sku",

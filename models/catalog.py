@@ -44,3 +44,16 @@ class Tag(Model):
     class Meta:
         table = "tags"
         unique_together = (("shop", "name"),)
+
+
+# A term staff took off the hot search words (spam, a competitor's name): never shown, never counted again.
+class SearchTermBlock(Model):
+    id = fields.IntField(primary_key=True)
+    term = fields.CharField(max_length=32, unique=True)
+    staff = fields.ForeignKeyField(
+        "models.Staff", related_name="search_term_blocks", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "search_term_blocks"

@@ -26,9 +26,9 @@ from schema.catalog import (
     Tag,
 )
 from schema.connection import build_edges, cursor_offset
-from schema.context import Context
+from schema.context import Context, searcher_key
 from schema.node import decode_id, encode_id
-from services.catalog import search
+from services.catalog import hot_words
 from services.catalog.events import stock_channel
 from services.catalog.listing import ProductFilter as ListingFilter
 from services.catalog.listing import ProductSort as ListingSort
@@ -110,7 +110,7 @@ async def products(
     context.depends_on("listing")
     page = await list_products(listing_filter, ListingSort(sort.value) if sort else None, offset, limit)
     if listing_filter.keyword:
-        await search.record_search(listing_filter.keyword)
+        await hot_words.record_search(listing_filter.keyword, searcher_key(context.viewer, context.request))
         context.search_terms.append(listing_filter.keyword)
     for model in page.products:
         context.loaders.product.prime(model.id, model)
@@ -161,7 +161,7 @@ async def tags(info: ProductInfo) -> list[Tag]:
 
 async def hot_search_words(info: ProductInfo, limit: int = 10) -> list[str]:
     info.context.cache_blocked = True
-    return await search.hot_search_words(max(1, min(limit, 50)))
+    return await hot_words.hot_search_words(max(1, min(limit, 50)))
 
 
 @strawberry.type

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiodataloader import DataLoader
 from tortoise.models import Model
 
+from infra.client_ip import client_ip, network_key
 from infra.settings import Settings, get_settings
 from loaders.catalog import CatalogLoaders
 from loaders.members import MemberLoaders
@@ -79,6 +80,17 @@ class Context:
         """A copy with new loaders, for each subscription event: a WebSocket keeps one context for its whole
         life, and loaders kept that long would serve stale rows."""
         return Context(viewer=self.viewer, settings=self.settings, request=self.request)
+
+
+def searcher_key(viewer: Viewer, connection: Any) -> str | None:
+    """Whom a search counts for in the hot words: a member by id, a guest by network address. Staff and
+    partners (admin screens, integrations) are not shoppers and do not count."""
+    if viewer.member is not None:
+        return f"m:{viewer.member.id}"
+    if viewer.is_anonymous:
+        ip = client_ip(connection)
+        return f"ip:{network_key(ip)}" if ip else None
+    return None
 
 
 def make_context(viewer: Viewer = ANONYMOUS, **kwargs: Any) -> Context:

@@ -18,6 +18,7 @@ from resolvers.catalog import CatalogQuery, CatalogSubscription
 from resolvers.catalog_admin import CatalogMutation
 from resolvers.checkout import CheckoutMutation, CheckoutQuery
 from resolvers.content import ContentMutation, ContentQuery
+from resolvers.hot_words import HotWordsMutation, HotWordsQuery
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.node import NodeQuery
@@ -39,6 +40,7 @@ QUERIES: tuple[type, ...] = (
     OrderQuery,
     PaymentQuery,
     ContentQuery,
+    HotWordsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -51,6 +53,7 @@ MUTATIONS: tuple[type, ...] = (
     OrderMutation,
     PaymentMutation,
     ContentMutation,
+    HotWordsMutation,
 )
 
 Query = merge_types("Query", QUERIES)

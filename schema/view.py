@@ -27,13 +27,13 @@ from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import current_runtime
 from infra.settings import Settings
 from schema import graphql_http, http_streams
-from schema.context import Context, make_context
+from schema.context import Context, make_context, searcher_key
 from schema.extensions import coded_error
 from schema.graphiql import graphiql_page
 from schema.graphql_http import CachedAnswer, RequestRejected, error_response, rejection_response
 from schema.root import CACHEABLE_ROOT_FIELDS
 from schema.websocket import TextFrameWebSocketAdapter
-from services.catalog import search
+from services.catalog import hot_words
 from services.errors import DomainError, ErrorCode
 from services.members.viewer import bearer_token, resolve_viewer, viewer_for_token
 
@@ -177,9 +177,10 @@ class GraphQLView(GraphQL[Context, None]):
             key = cache_key(scope, body)
             hit = cache.get_local(key) or await cache.get(key)
             if hit is not None:
-                # A cached search is still a search: hot words count what shoppers asked.
+                # A cached search is still a search: hot words count what shoppers asked (once per searcher).
+                searcher = searcher_key(viewer, request)
                 for term in hit.search_terms:
-                    await search.record_search(term)
+                    await hot_words.record_search(term, searcher)
                 return CachedAnswer(hit.body, media_type)
             marks = await cache.begin()
         ctx = make_context(viewer, request=request, settings=self.settings, cache_key=key, cache_marks=marks)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from infra.query_counter import count_queries
+from infra.settings import Settings
 from models import Category, Product, ProductStatus, Sku
 from schema.context import make_context
 from schema.node import encode_id
@@ -179,7 +181,10 @@ async def test_tag_and_brand_filters(seeded: None, client: httpx.AsyncClient) ->
     assert all(e["node"]["brand"]["name"] == brand["name"] for e in body["data"]["products"]["edges"])
 
 
-async def test_keyword_search_through_the_api(seeded: None, client: httpx.AsyncClient) -> None:
+async def test_keyword_search_through_the_api(
+    seeded: None, client: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "hot_search_min_searchers", 1)  # this test is the only searcher
     for keyword in ("连衣裙", "lianyiqun", "lyq", "连衣群"):
         body = await gql(client, LISTING, {"first": 5, "filter": {"keyword": keyword}})
         titles = [e["node"]["title"] for e in body["data"]["products"]["edges"]]

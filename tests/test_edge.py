@@ -7,7 +7,7 @@ import pytest
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from schema.node import encode_id
-from services.catalog import search
+from services.catalog import hot_words
 from tests.graphql_client import gql
 
 
@@ -81,7 +81,7 @@ async def test_unexpected_failures_are_masked(
     async def broken(limit: int = 10) -> list[str]:
         raise RuntimeError("password=hunter2 at db-primary:5432")
 
-    monkeypatch.setattr(search, "hot_search_words", broken)
+    monkeypatch.setattr(hot_words, "hot_search_words", broken)
     response = await client.post("/graphql", json={"query": "{ hotSearchWords }"})
     assert response.status_code == 200
     error = response.json()["errors"][0]

@@ -11,7 +11,7 @@ from infra.runtime import Runtime
 from models import Product, ProductStatus, Sku, StaffRole
 from schema.node import encode_id
 from services.access.staff import create_staff
-from services.catalog import search
+from services.catalog import hot_words
 from services.catalog.events import products_changed
 from tests.graphql_client import gql
 from tests.test_catalog_read import PRODUCT_PAGE
@@ -124,20 +124,29 @@ async def test_reconnect_drops_local_copies(runtime: Runtime) -> None:
 
 
 async def test_a_cached_search_still_counts_as_a_search(
-    seeded: None, client: httpx.AsyncClient, runtime: Runtime
+    seeded: None, app: object, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
+    """Once per searcher: five shoppers at five addresses count five times, the same one again not at all."""
     query = '{ products(first: 2, filter: {keyword: "面霜"}) { edges { node { id } } } }'
     await gql(client, query)
-    key = search._hot_key(search._shop_today())
+    key = hot_words._hot_key(hot_words._shop_today())
 
     async def count() -> float:
         return await runtime.redis.zscore(key, "面霜") or 0.0
 
+    async def search_from(ip: str) -> None:
+        transport = httpx.ASGITransport(app=app, client=(ip, 40000))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as shopper:
+            await gql(shopper, query)
+
     before = await count()
     hits = runtime.cache.stats.l1_hits + runtime.cache.stats.l2_hits
-    for _ in range(5):
-        await gql(client, query)
+    for i in range(5):
+        await search_from(f"192.0.2.{i + 1}")
     assert runtime.cache.stats.l1_hits + runtime.cache.stats.l2_hits == hits + 5, "served from the cache"
+    assert await count() == before + 5
+    for _ in range(3):
+        await search_from("192.0.2.1")
     assert await count() == before + 5
 
 

@@ -1,26 +1,22 @@
-"""Keyword search: pinyin, synonyms, one-typo correction, relevance order and hot search words."""
+"""Keyword search: pinyin, synonyms, one-typo correction and relevance order (hot words: test_hot_words)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from time import monotonic
 
 import pytest
 from redis.asyncio import Redis
 
-from infra.clock import SHOP_TZ, set_clock
 from infra.query_counter import count_queries
 from models import Brand, Category, Product, ProductStatus, Shop
 from services.catalog import search
 from services.catalog.search import (
     KeywordMatch,
-    hot_search_words,
     invalidate_vocabulary,
     keyword_match,
-    record_search,
     search_document,
     with_relevance,
 )
@@ -277,51 +273,3 @@ async def _found(keyword: str, catalog: Catalog) -> tuple[str, list[int]]:
     (term,) = match.terms
     found = await Product.filter(match.condition, shop_id=catalog.shop.id).values_list("id", flat=True)
     return term, list(found)
-
-
-@pytest.fixture
-def shop_clock() -> Iterator[list[datetime]]:
-    """A clock the test moves by assigning `clock[0]`; reset afterwards."""
-    # A date no other test writes hot words for, since the Redis database is shared by the session.
-    clock = [datetime(2031, 3, 20, 12, 0, tzinfo=SHOP_TZ)]
-    set_clock(lambda: clock[0])
-    yield clock
-    set_clock(None)
-
-
-async def test_hot_search_words_rank_by_count_over_seven_days(
-    redis: Redis, shop_clock: list[datetime]
-) -> None:
-    today = shop_clock[0]
-
-    async def searches(days_ago: int, *keywords: str) -> None:
-        shop_clock[0] = today - timedelta(days=days_ago)
-        for keyword in keywords:
-            await record_search(keyword)
-
-    await searches(7, *["旧款大衣"] * 5)  # one day before the window
-    await searches(6, "连衣裙", "连衣裙", "连衣裙", "手机壳")
-    await searches(3, "Ｔ恤", "手机壳")
-    await searches(0, "连衣裙", "运动鞋", " T 恤 ", "t恤", "", "   ", "x" * 33)
-    shop_clock[0] = today
-
-    assert await hot_search_words(4) == ["连衣裙", "t恤", "手机壳", "运动鞋"]
-    assert await hot_search_words(2) == ["连衣裙", "t恤"]
-    # Blank and over-long keywords were not recorded; last week's 旧款大衣 is outside the window.
-    assert await hot_search_words(50) == ["连衣裙", "t恤", "手机壳", "运动鞋"]
-
-    # A day later the 6-day-old searches fall out of the window: 连衣裙 drops from 4 to 1.
-    shop_clock[0] = today + timedelta(days=1)
-    words = await hot_search_words(4)
-    assert words[0] == "t恤"
-    assert set(words[1:]) == {"连衣裙", "手机壳", "运动鞋"}
-
-
-async def test_hot_words_use_the_shop_date_and_expire(redis: Redis, shop_clock: list[datetime]) -> None:
-    # 23:30 in UTC is already the next morning in Shanghai.
-    shop_clock[0] = datetime.fromisoformat("2031-04-01T23:30:00+00:00")
-    await record_search("保温杯")
-    assert await redis.zscore("search:hot:20310402", "保温杯") == 1
-    assert not await redis.exists("search:hot:20310401")
-    ttl = await redis.ttl("search:hot:20310402")
-    assert 7 * 86400 < ttl <= 8 * 86400

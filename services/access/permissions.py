@@ -39,7 +39,7 @@ class Permission(StrEnum):
     MARKETING_WRITE = "MARKETING_WRITE"
     """Set up coupons, campaigns, flash sales, group buys, bargains, presales, member levels and sign-in rewards."""
     CONTENT_WRITE = "CONTENT_WRITE"
-    """Write articles, moderate reviews, run live rooms."""
+    """Write articles, moderate reviews and hot search words, run live rooms."""
     DASHBOARD_READ = "DASHBOARD_READ"
     """See sales dashboards and reports."""
     MEMBER_READ = "MEMBER_READ"

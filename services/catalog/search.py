@@ -3,7 +3,7 @@
 A keyword becomes a set of terms (the keyword and its synonyms), each matched as a substring of
 `Product.search_text`, which holds every part of a product as written, in full pinyin and in initials.
 Only when no product on sale matches is the keyword corrected, one typo at most, against the words of
-the catalog. Real searches also feed the hot-word list kept in Redis.
+the catalog. Real searches also feed the hot words (`services.catalog.hot_words`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import re
 import unicodedata
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from functools import lru_cache
 from time import monotonic
 from typing import Any
@@ -27,8 +25,6 @@ from rapidfuzz.distance import DamerauLevenshtein
 from tortoise.expressions import Case, Q, RawSQL, When
 from tortoise.queryset import QuerySet
 
-from infra.clock import SHOP_TZ, now
-from infra.redis import get_redis
 from models import Product, ProductStatus
 from services.catalog.synonyms import SYNONYM_GROUPS, build_synonym_table
 
@@ -396,48 +392,3 @@ async def _get_vocabulary() -> _Vocabulary:
         if generation == _vocabulary_generation:
             _vocabulary = vocabulary
         return vocabulary
-
-
-# --- Hot search words ------------------------------------------------------------------------------------
-
-HOT_KEY_PREFIX = "search:hot:"
-HOT_WINDOW_DAYS = 7
-# One day longer than the window, so the oldest day is still there on the window's last day.
-HOT_KEY_TTL = timedelta(days=HOT_WINDOW_DAYS + 1)
-MAX_HOT_KEYWORD_LENGTH = 32
-
-
-def _hot_key(day: date) -> str:
-    return f"{HOT_KEY_PREFIX}{day:%Y%m%d}"
-
-
-def _shop_today() -> date:
-    return now().astimezone(SHOP_TZ).date()
-
-
-async def record_search(keyword: str) -> None:
-    """Count one search for `keyword` (normalized) towards today's hot words, in the shop's time zone."""
-    word = normalize_text(keyword)
-    if not word or len(word) > MAX_HOT_KEYWORD_LENGTH:
-        return
-    key = _hot_key(_shop_today())
-    async with get_redis().pipeline(transaction=False) as pipe:
-        pipe.zincrby(key, 1, word)
-        pipe.expire(key, HOT_KEY_TTL)
-        await pipe.execute()
-
-
-async def hot_search_words(limit: int = 10) -> list[str]:
-    """The most searched keywords of the last seven days (today included), most searched first."""
-    if limit <= 0:
-        return []
-    today = _shop_today()
-    keys = [_hot_key(today - timedelta(days=back)) for back in range(HOT_WINDOW_DAYS)]
-    # A key of its own per call, so concurrent readers cannot see each other's half-built union.
-    union_key = f"{HOT_KEY_PREFIX}union:{uuid.uuid4().hex}"
-    async with get_redis().pipeline(transaction=True) as pipe:
-        pipe.zunionstore(union_key, keys, aggregate="SUM")
-        pipe.zrange(union_key, 0, limit - 1, desc=True)
-        pipe.delete(union_key)
-        _, words, _ = await pipe.execute()
-    return [w.decode() if isinstance(w, bytes) else str(w) for w in words]
