@@ -32,6 +32,7 @@ from models import Member, StaffRole
 from schema.node import encode_id
 from schema.root import schema
 from services.access.staff import create_staff
+from services.catalog import lookups
 from services.members.tokens import issue_tokens
 from tests.graphql_client import gql
 
@@ -186,6 +187,14 @@ def _errors(data: Any) -> Iterator[dict[str, Any]]:
 
 def _unindexed(field: str | None) -> str:
     return re.sub(r"\[\d+\]", "", field or "")
+
+
+@pytest.fixture(autouse=True)
+def own_shop() -> Iterator[None]:
+    # Staff write into the default shop, which the demo seed owns and its tests inspect: write into ours.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lookups, "SHOP_CODE", f"lengths-{secrets.token_hex(4)}")
+        yield
 
 
 @pytest.fixture(scope="module")
