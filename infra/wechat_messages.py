@@ -54,14 +54,13 @@ def verify_signature(settings: Settings, params: dict[str, str]) -> None:
 
 
 def _parse(text: str | bytes) -> dict[str, Any]:
-    raw = text.decode() if isinstance(text, bytes) else text
-    stripped = raw.lstrip()
     try:
+        stripped = (text.decode() if isinstance(text, bytes) else text).lstrip()
         if stripped.startswith("{"):
             data = json.loads(stripped)
         else:
             data = xmltodict.parse(stripped, disable_entities=True).get("xml")
-    except Exception as exc:  # xmltodict raises expat errors of several kinds
+    except Exception as exc:  # not UTF-8; xmltodict raises expat errors of several kinds
         raise InvalidMessage(f"unreadable body: {type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise InvalidMessage("the body holds no message")

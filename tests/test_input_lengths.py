@@ -36,8 +36,8 @@ from services.catalog import lookups
 from services.members.tokens import issue_tokens
 from tests.graphql_client import gql
 
-# Longer than any string the API accepts (the longest limit is a product description's 20,000 characters).
-OVERLONG = "长" + "x" * 29_999
+# Longer than any string the API accepts (the longest limit is an article body's 50,000 characters).
+OVERLONG = "长" + "x" * 59_999
 MISSING_PK = 2_000_000_000
 # Plausible values by field name, so that only the over-long field is wrong.
 PLAUSIBLE: dict[str, Any] = {

@@ -258,6 +258,7 @@ async def editable_article(author: Author, article_id: int) -> Article:
 
 async def update_article(author: Author, article_id: int, data: ArticleInput) -> Article:
     """Replace the article's text, cover, products and tags (checked again for a member)."""
+    _validate(data)  # the input first: a malformed request is refused before any lookup
     return await _write(author, data, await editable_article(author, article_id))
 
 
@@ -342,6 +343,8 @@ async def list_articles(
 ) -> tuple[list[Article], bool]:
     """One page of articles, newest published first (staff: every article, newest first)."""
     query = Article.all() if staff else Article.filter(visible=True)
+    if article_filter.tag and len(article_filter.tag) > TAG_MAX:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, f"A tag is at most {TAG_MAX} characters", "filter.tag")
     if article_filter.tag:
         query = query.filter(id__in=Subquery(ArticleTag.filter(name=article_filter.tag).values("article_id")))
     if article_filter.product_id is not None:
