@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     login_openid_window_seconds: PositiveInt = Field(default=3600, alias="LOGIN_OPENID_WINDOW_SECONDS")
     phone_bind_limit: PositiveInt = Field(default=5, alias="PHONE_BIND_LIMIT")
     phone_bind_window_seconds: PositiveInt = Field(default=600, alias="PHONE_BIND_WINDOW_SECONDS")
+    upload_limit: PositiveInt = Field(default=60, alias="UPLOAD_LIMIT")
+    upload_window_seconds: PositiveInt = Field(default=600, alias="UPLOAD_WINDOW_SECONDS")
     # Hot search words: each member (or, anonymous, each IP) counts once per term per day, for at most this
     # many terms a day; a term needs this many distinct searchers to be shown; each day keeps its top terms.
     hot_search_terms_per_searcher: PositiveInt = Field(default=30, alias="HOT_SEARCH_TERMS_PER_SEARCHER")

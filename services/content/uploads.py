@@ -28,8 +28,6 @@ from services.orders.sweeper import register_sweep_job
 
 log = logging.getLogger("lianmall.content")
 
-UPLOAD_LIMIT = 60
-UPLOAD_WINDOW_SECONDS = 600
 # WeChat answers within about 30 minutes; without an answer by then, the image is sent again.
 REASK_AFTER = timedelta(hours=1)
 MAX_BACKOFF = timedelta(hours=1)
@@ -58,7 +56,7 @@ async def create_upload(uploader: Uploader, data: bytes, scene: Scene = Scene.CO
     if len(data) > settings.upload_max_bytes:
         raise file_too_large(settings.upload_max_bytes)
     if uploader.member_id is not None and not await rate_limit.hit(
-        f"upload:{uploader.member_id}", UPLOAD_LIMIT, UPLOAD_WINDOW_SECONDS
+        f"upload:{uploader.member_id}", settings.upload_limit, settings.upload_window_seconds
     ):
         raise DomainError(ErrorCode.RATE_LIMITED, "Too many uploads; try again in a few minutes")
     image: ProcessedImage = await IMAGE_LANE.run(
