@@ -36,8 +36,11 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)[: MAX_BODY + 1]
 
 
-def _xml(text: str) -> Response:
-    return Response(text, media_type="text/xml; charset=utf-8")
+def _xml(text: str, *, unread_body: bool = False) -> Response:
+    response = Response(text, media_type="text/xml; charset=utf-8")
+    if unread_body:
+        response.headers["connection"] = "close"  # the rest of the body must not be read as a next request
+    return response
 
 
 async def _receive(request: Request, kind: str, handle: Callable[[bytes], Awaitable[str]]) -> Response:
@@ -47,7 +50,7 @@ async def _receive(request: Request, kind: str, handle: Callable[[bytes], Awaita
         return _xml(answer(False, "incomplete"))
     try:
         if len(body) > MAX_BODY:
-            return _xml(await refuse_unreadable(kind, body, f"body over {MAX_BODY} bytes"))
+            return _xml(await refuse_unreadable(kind, body, f"body over {MAX_BODY} bytes"), unread_body=True)
         return _xml(await handle(body))
     except Exception:
         log.exception("%s notification failed unexpectedly; answered FAIL so WeChat sends it again", kind)

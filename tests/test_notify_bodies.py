@@ -112,6 +112,9 @@ async def test_bodies_over_the_limit_are_read_no_further(
     recorded = await PaymentNotice.filter(kind=kind, outcome="too_large").order_by("-id").first()
     assert recorded is not None and recorded.body_sha256 == hashlib.sha256(over[: MAX_BODY + 1]).hexdigest()
     assert _fail_answer(await client.post(endpoint, content=chunks())) == "too large"  # type: ignore[arg-type]
+    # Past the server's general body limit (MAX_BODY_BYTES) too: still WeChat's XML, never a JSON 413.
+    huge = await client.post(endpoint, content=b"<xml>" + b"z" * 2_000_000 + b"</xml>")
+    assert _fail_answer(huge) == "too large" and huge.headers["connection"] == "close"
     # Under the limit, a well-shaped body goes on to the signature check.
     assert _fail_answer(await client.post(endpoint, content=just_right)) in (
         "invalid signature",
