@@ -34,6 +34,8 @@ class Context:
     search_terms: list[str] = field(default_factory=list)
     cache_key: str | None = None
     cache_marks: tuple[int, bytes] | None = None
+    # Set by schema/cache_policy.py once the executed root fields are known.
+    cacheable: bool = False
     # Loaders a domain asks for by class (`loader`) or by model (`rows`), made on first use.
     _loaders: dict[object, Any] = field(default_factory=dict, repr=False)
 

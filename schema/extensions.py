@@ -19,6 +19,7 @@ from strawberry.extensions import (
 from strawberry.types.execution import ExecutionContext
 
 from infra.settings import Settings
+from schema.cache_policy import ResponseCachePolicy
 from schema.introspection import IntrospectionGate
 from services.errors import DomainError, ErrorCode
 
@@ -126,4 +127,5 @@ def edge_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | 
         lambda: AddValidationRules(rules),
         IntrospectionGate,
         lambda: ValidationCache(maxsize=1024),
+        ResponseCachePolicy,
     ]

@@ -63,13 +63,6 @@ Mutation = merge_types("Mutation", MUTATIONS)
 Subscription = merge_types("Subscription", (CatalogSubscription, OrderSubscription))
 
 
-# Root fields whose answers may be served from the response cache: catalog reads that depend only on the
-# price scope and the arguments, and that declare their cache tags while resolving.
-CACHEABLE_ROOT_FIELDS = frozenset(
-    {"product", "products", "categories", "category", "brands", "tags", "__typename"}
-)
-
-
 def build_schema() -> strawberry.Schema:
     return LianmallSchema(
         query=Query,

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import OperationDefinitionNode, OperationType, parse
-from graphql.error import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -31,44 +28,12 @@ from schema.context import Context, make_context, searcher_key
 from schema.extensions import coded_error
 from schema.graphiql import graphiql_page
 from schema.graphql_http import CachedAnswer, RequestRejected, error_response, rejection_response
-from schema.root import CACHEABLE_ROOT_FIELDS
 from schema.websocket import TextFrameWebSocketAdapter
 from services.catalog import hot_words
 from services.errors import DomainError, ErrorCode
 from services.members.viewer import bearer_token, resolve_viewer, viewer_for_token
 
 _CONTEXT_KEY = "lianmall_context"
-
-
-@lru_cache(maxsize=2048)
-def _root_fields(query: str, operation_name: str | None) -> frozenset[str] | None:
-    """Root field names of the operation to run, or None unless it is a plain query."""
-    try:
-        document = parse(query)
-    except GraphQLError:
-        return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
-    if len(chosen) != 1 or chosen[0].operation is not OperationType.QUERY:
-        return None
-    names: set[str] = set()
-    for selection in chosen[0].selection_set.selections:
-        name = getattr(selection, "name", None)
-        if name is None:  # fragments at the root: keep it simple, do not cache
-            return None
-        names.add(name.value)
-    return frozenset(names)
-
-
-def is_cacheable_request(body: bytes) -> bool:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
-    if not isinstance(data, dict) or not isinstance(data.get("query"), str):
-        return False
-    roots = _root_fields(data["query"], data.get("operationName"))
-    return roots is not None and roots <= CACHEABLE_ROOT_FIELDS
 
 
 @dataclass
@@ -271,7 +236,7 @@ class GraphQLView(GraphQL[Context, None]):
             and not result.errors
             and not ctx.cache_blocked
             and ctx.cache_tags
-            and is_cacheable_request(await request.body())
+            and ctx.cacheable
         ):
             entry = CachedResponse(
                 body=orjson.dumps(data), tags=frozenset(ctx.cache_tags), search_terms=tuple(ctx.search_terms)

@@ -34,8 +34,8 @@ from infra.clock import now
 from infra.redis import get_redis
 from infra.settings import Settings, get_settings
 from models import Address, AuditLog, Member, StaffRole
+from schema.cache_policy import CACHEABLE_ROOT_FIELDS
 from schema.node import decode_id, encode_id
-from schema.root import CACHEABLE_ROOT_FIELDS
 from services.access import permissions
 from services.access.permissions import Permission
 from services.access.staff import create_staff
