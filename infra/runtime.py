@@ -10,6 +10,7 @@ from typing import IO
 from redis.asyncio import Redis
 
 from infra.bus import EventBus
+from infra.leaky_bucket import LeakyBuckets
 from infra.redis import create_listener_redis, create_redis, namespace, set_redis
 from infra.response_cache import ResponseCache
 from infra.settings import Settings
@@ -22,6 +23,7 @@ class Runtime:
     bus: EventBus
     cache: ResponseCache
     listener: Redis
+    buckets: LeakyBuckets
 
 
 _current: Runtime | None = None
@@ -41,7 +43,9 @@ async def start_runtime(settings: Settings, redis: Redis | None = None) -> Runti
     bus = EventBus(redis, prefix=namespace(redis), listener=listener)
     cache = ResponseCache(redis, bus)
     await bus.start()
-    _current = Runtime(settings=settings, redis=redis, bus=bus, cache=cache, listener=listener)
+    _current = Runtime(
+        settings=settings, redis=redis, bus=bus, cache=cache, listener=listener, buckets=LeakyBuckets(redis)
+    )
     return _current
 
 

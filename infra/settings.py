@@ -56,9 +56,21 @@ class Settings(BaseSettings):
     # Per-request log lines cost real throughput on the hot path; off unless asked for.
     access_log: bool = Field(default=False, alias="ACCESS_LOG")
     response_cache: bool = Field(default=True, alias="RESPONSE_CACHE")
-    max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
-    max_aliases: int = Field(default=15, alias="MAX_ALIASES")
-    max_page_size: int = Field(default=100, alias="MAX_PAGE_SIZE")
+    max_query_depth: int = Field(default=10, ge=1, alias="MAX_QUERY_DEPTH")
+    max_aliases: int = Field(default=15, ge=0, alias="MAX_ALIASES")
+    max_page_size: int = Field(default=100, ge=1, alias="MAX_PAGE_SIZE")
+    # Checked before graphql-core validates a document: some of its rules are quadratic in the document, so
+    # the document itself must be small (schema/query_shape.py has the measurements behind these defaults).
+    max_query_tokens: int = Field(default=2000, ge=100, alias="MAX_QUERY_TOKENS")
+    max_query_definitions: int = Field(default=50, ge=1, alias="MAX_QUERY_DEFINITIONS")
+    max_query_selections: int = Field(default=1000, ge=10, alias="MAX_QUERY_SELECTIONS")
+    max_field_overlaps: int = Field(default=500, ge=0, alias="MAX_FIELD_OVERLAPS")
+    # Static cost of one operation (schema/query_cost.py), and the leaky buckets it is charged to.
+    max_query_cost: int = Field(default=5000, ge=1, alias="MAX_QUERY_COST")
+    cost_bucket_size: NonNegativeInt = Field(default=10_000, alias="COST_BUCKET_SIZE")
+    cost_restore_rate: float = Field(default=500.0, gt=0, alias="COST_RESTORE_RATE")
+    cost_bucket_size_per_ip: NonNegativeInt = Field(default=100_000, alias="COST_BUCKET_SIZE_PER_IP")
+    cost_restore_rate_per_ip: float = Field(default=10_000.0, gt=0, alias="COST_RESTORE_RATE_PER_IP")
     # The largest request body (bytes) and the deepest JSON nesting (objects and lists) a request body or a
     # WebSocket message may have. The README's largest requests are a few KB and 6 levels deep.
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="MAX_BODY_BYTES")
@@ -174,6 +186,19 @@ class Settings(BaseSettings):
     def wechat_sandbox_refusal(self) -> str | None:
         """Why WECHAT_SANDBOX=true was refused (the server must not start), or None."""
         return self._sandbox_refused
+
+    @model_validator(mode="after")
+    def _buckets_hold_a_whole_query(self) -> Settings:
+        # A query the cost cap allows but no bucket can ever hold would be refused forever as RATE_LIMITED.
+        for name, size in (
+            ("COST_BUCKET_SIZE", self.cost_bucket_size),
+            ("COST_BUCKET_SIZE_PER_IP", self.cost_bucket_size_per_ip),
+        ):
+            if 0 < size < self.max_query_cost:
+                raise ValueError(
+                    f"{name} ({size}) must be 0 (off) or at least MAX_QUERY_COST ({self.max_query_cost})"
+                )
+        return self
 
     @property
     def browser_origins(self) -> list[str]:

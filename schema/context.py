@@ -36,6 +36,8 @@ class Context:
     cache_marks: tuple[int, bytes] | None = None
     # Set by schema/cache_policy.py once the executed root fields are known.
     cacheable: bool = False
+    # Set by schema/query_guard.py when the caller's cost bucket refused: the HTTP answer is a 429.
+    retry_after: float | None = None
     # Loaders a domain asks for by class (`loader`) or by model (`rows`), made on first use.
     _loaders: dict[object, Any] = field(default_factory=dict, repr=False)
 

@@ -1,4 +1,4 @@
-"""Edge behaviour of the schema: parse/validation caches, depth and alias limits, error codes and masking."""
+"""Edge behaviour of the schema: query limits and the caches behind them, error codes and masking."""
 
 from __future__ import annotations
 
@@ -8,19 +8,12 @@ from typing import Any
 import strawberry
 from graphql.error import GraphQLError, GraphQLSyntaxError
 from starlette.websockets import WebSocket
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 
-from infra.settings import Settings
 from schema.cache_policy import ResponseCachePolicy
 from schema.introspection import IntrospectionGate
+from schema.query_guard import QueryGuard
 from services.errors import DomainError, ErrorCode
 
 INTERNAL_MESSAGE = "Internal server error"
@@ -31,12 +24,13 @@ def error_code(error: GraphQLError) -> ErrorCode | None:
     original = error.original_error
     if isinstance(original, DomainError):
         return original.code
+    given = (error.extensions or {}).get("code")
+    if given in ErrorCode.__members__:
+        return ErrorCode(given)
     if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
         return ErrorCode.GRAPHQL_PARSE_FAILED
     if original is None or isinstance(original, GraphQLError):
         message = error.message
-        if "exceeds maximum operation depth" in message or "aliases found" in message:
-            return ErrorCode.QUERY_TOO_COMPLEX
         if message.startswith(("Variable ", "Argument ", "Int cannot", "String cannot", "ID cannot")):
             return ErrorCode.BAD_USER_INPUT
         return ErrorCode.GRAPHQL_VALIDATION_FAILED
@@ -113,19 +107,8 @@ class LianmallSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-def edge_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
-    # The limiters build fresh rule classes in __init__, and ValidationCache keys on the rule objects (#4635):
-    # build the rules once and add them through AddValidationRules so the cache keeps hitting.
-    rules: list[Any] = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-    ]
-    return [
-        ErrorCodes,
-        FreshSocketLoaders,
-        lambda: ParserCache(maxsize=1024),
-        lambda: AddValidationRules(rules),
-        IntrospectionGate,
-        lambda: ValidationCache(maxsize=1024),
-        ResponseCachePolicy,
-    ]
+def edge_extensions() -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+    # QueryGuard parses and validates (memoised on the query text) in place of strawberry's ParserCache,
+    # ValidationCache, QueryDepthLimiter and MaxAliasesLimiter: their limiters expand fragments without
+    # memoising (exponential) and defeat ValidationCache (#4635). IntrospectionGate adds its rule before.
+    return [ErrorCodes, FreshSocketLoaders, IntrospectionGate, QueryGuard, ResponseCachePolicy]

@@ -33,7 +33,7 @@ class IntrospectionNeedsAccess(NoSchemaIntrospectionCustomRule):
             self.report_error(GraphQLError(MESSAGE, node, extensions={"code": ErrorCode.FORBIDDEN.value}))
 
 
-# Built once: ValidationCache keys on the rule tuple, and the same rule class each time keeps it hitting (#4635).
+# Built once: the validation memo (schema/query_guard.py) keys on the rule tuple; the same class keeps it hitting.
 NO_INTROSPECTION = (IntrospectionNeedsAccess,)
 
 

@@ -10,7 +10,6 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from infra.settings import get_settings
 from resolvers.access import AccessMutation, AccessQuery
 from resolvers.addresses import AddressMutation, AddressQuery
 from resolvers.cart import CartMutation, CartQuery
@@ -69,7 +68,7 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         types=[Media, Sku],
-        extensions=edge_extensions(get_settings()),
+        extensions=edge_extensions(),
         config=StrawberryConfig(auto_camel_case=True),
         scalar_overrides=SCALAR_OVERRIDES,
     )

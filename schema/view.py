@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import current_runtime
 from infra.settings import Settings
 from schema import graphql_http, http_streams
+from schema.cache_policy import body_to_store
 from schema.context import Context, make_context, searcher_key
 from schema.extensions import coded_error
 from schema.graphiql import graphiql_page
@@ -158,6 +160,9 @@ class GraphQLView(GraphQL[Context, None]):
             return error_response(ErrorCode.BAD_REQUEST, exc.reason, exc.status_code, media_type)
         if media_type == graphql_http.GRAPHQL_RESPONSE_JSON and response.media_type == graphql_http.JSON:
             response.headers["content-type"] = media_type
+        if ctx.retry_after is not None:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(max(1, math.ceil(ctx.retry_after)))
         return response
 
     async def parse_http_body(
@@ -239,7 +244,9 @@ class GraphQLView(GraphQL[Context, None]):
             and ctx.cacheable
         ):
             entry = CachedResponse(
-                body=orjson.dumps(data), tags=frozenset(ctx.cache_tags), search_terms=tuple(ctx.search_terms)
+                body=body_to_store(dict(data)),
+                tags=frozenset(ctx.cache_tags),
+                search_terms=tuple(ctx.search_terms),
             )
             await current_runtime().cache.store(ctx.cache_key, entry, ctx.cache_marks)
         return data

@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from strawberry.extensions.validation_cache import _get_validate_cache
 
 from infra.settings import Settings
 from models import ApiKey, AuditLog, Member, Staff, StaffRole
 from resolvers.access import AccessMutation
 from schema.context import make_context
 from schema.node import encode_id
+from schema.query_guard import validate_query
 from schema.root import CatalogMutation, schema
 from services.access import api_keys, audit
 from services.access.permissions import ROLE_PERMISSIONS, Permission, require_scope
@@ -489,8 +489,8 @@ async def test_debug_opens_introspection_to_everyone(
 async def test_the_introspection_rule_keeps_the_validation_cache_hitting(
     client: httpx.AsyncClient, admin: str
 ) -> None:
-    # Per caller the rule tuple is equal from request to request, so ValidationCache keeps hitting (#4635).
-    cache = _get_validate_cache(1024)
+    # Per caller the rule tuple is equal from request to request, so the validation memo keeps hitting (#4635).
+    cache = validate_query
     staff_viewer = Viewer(staff=await authenticate_staff(admin))
     query = "{ brands { id } }"
     for viewer in (ANONYMOUS, staff_viewer):

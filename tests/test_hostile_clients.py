@@ -1,10 +1,18 @@
-"""A hostile client against the response cache: tricks that try to get one member's private answer out of the
-cache that all members of a level (and guests) share. The cache must never serve it to anyone else.
+"""A hostile client against the GraphQL edge: fragment bombs and chains, alias floods, documents built to make
+validation quadratic, queries that cost too much, callers over their budget, and tricks that try to get one
+member's private answer out of the shared response cache.
+
+Each attack is refused with a coded error and one log line (never a traceback or a RecursionError), before
+the work it asks for is done; the cache never serves one caller's private answer to another. How fast the
+refusals are is measured by `bench/hostile_queries.py`; here a generous timeout only guards against a
+regression that would hang the suite (the 2^40 bomb used to run for hours).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -13,20 +21,320 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import parse
 
 from infra.runtime import Runtime
 from infra.settings import Settings
-from models import Address, Member
+from models import Address, Member, StaffRole
+from schema import query_guard
+from schema.context import make_context
 from schema.node import encode_id
+from schema.query_guard import validate_query
+from schema.query_shape import ShapeLimits, measure
+from schema.root import schema
+from services.access.staff import create_staff
 from services.members import invite_codes
 from services.members.tokens import issue_tokens
 from tests.server_process import ServerProcess, child_env, running_server
 
-HANG_GUARD = 10.0  # seconds
+HANG_GUARD = 10.0  # seconds; the refusals take milliseconds (bench/hostile_queries.py)
+LIMITS_LOG = "lianmall.limits"
+
+
+def doubling_fragments(levels: int, leaf: str = "__typename") -> str:
+    """`query{...F0}`, each fragment spreading the next twice: 2^levels leaves when expanded naively."""
+    chain = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels))
+    return f"query {{ ...F0 }} {chain} fragment F{levels} on Query {{ {leaf} }}"
+
+
+def fragment_chain(length: int) -> str:
+    chain = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(length))
+    return f"query {{ ...F0 }} {chain} fragment F{length} on Query {{ __typename }}"
+
+
+def spread_in_one_place(count: int) -> str:
+    spreads = " ".join(f"...F{i}" for i in range(count))
+    return f"{{ {spreads} }} " + " ".join(f"fragment F{i} on Query {{ __typename }}" for i in range(count))
+
+
+def alias_flood(count: int) -> str:
+    return "{ " + " ".join(f"a{i}: __typename" for i in range(count)) + " }"
+
+
+async def post(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None, **kw: Any
+) -> Any:
+    async with asyncio.timeout(HANG_GUARD):
+        return await client.post("/graphql", json={"query": query, "variables": variables or {}}, **kw)
+
+
+def refusal(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert body.get("data") is None and len(body.get("errors", [])) == 1, body
+    error: dict[str, Any] = body["errors"][0]
+    return error
+
+
+def limit_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == LIMITS_LOG]
+
+
+def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    for record in caplog.records:
+        assert record.exc_info is None and record.levelno < logging.ERROR, record.getMessage()
+        assert "RecursionError" not in record.getMessage()
+
+
+# --- documents that cost more to check than to send ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "document", "reason"),
+    [
+        ("2^40 doubling fragments", doubling_fragments(40), "spread 41 deep"),
+        ("300-fragment chain", fragment_chain(300), "tokens"),
+        ("5,000 aliases", alias_flood(5_000), "tokens"),
+        ("200 copies of one field", "{" + " products(first: 1) { totalCount }" * 200 + " }", "same fields"),
+        ("45 fragments spread in one selection", spread_in_one_place(45), "same fields"),
+        ("60 fragments", spread_in_one_place(60), "61 definitions"),
+        (
+            "fragments spread in one place",
+            "{ ...A ...A ...A ...A } fragment A on Query { "
+            + " ".join(["products(first: 1) { totalCount }"] * 12)
+            + " }",
+            "same fields",
+        ),
+    ],
+)
+async def test_hostile_documents_are_refused_before_validation(
+    client: httpx.AsyncClient,
+    database: None,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    document: str,
+    reason: str,
+) -> None:
+    validations = validate_query.cache_info()
+    with caplog.at_level(logging.INFO):
+        response = await post(client, document)
+    error = refusal(response)
+    assert response.status_code == 200
+    assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX"}, (name, error)
+    assert reason in error["message"], (name, error["message"])
+    # graphql-core's validation (quadratic in places) never saw the document.
+    after = validate_query.cache_info()
+    assert (after.hits, after.misses) == (validations.hits, validations.misses), name
+    assert len(limit_lines(caplog)) == 1, [r.getMessage() for r in caplog.records]
+    assert_no_traceback(caplog)
+
+
+async def test_a_1_5_mb_alias_flood_stops_at_the_token_limit(database: None, settings: Settings) -> None:
+    # In process: the body-size limit of the HTTP edge (if any) must not be what saves us.
+    document = alias_flood(100_000)
+    assert len(document) > 1_500_000
+    async with asyncio.timeout(HANG_GUARD):
+        result = await schema.execute(document, context_value=make_context())
+    assert result.errors and len(result.errors) == 1
+    assert result.errors[0].extensions == {"code": "QUERY_TOO_COMPLEX"}
+    assert "characters" in result.errors[0].message
+
+
+async def test_a_chain_of_fragments_is_measured_without_recursion() -> None:
+    # With every limit out of the way the walk still finishes: 20,000 fragments deep is far past Python's
+    # recursion limit, so only an iterative walk gets here.
+    permissive = ShapeLimits(
+        max_depth=10**6, max_aliases=10**6, max_definitions=10**6, max_selections=10**6, max_overlaps=10**6
+    )
+    shape = measure(parse(fragment_chain(20_000), max_lexical_tokens=10**6), permissive)
+    assert shape.refusal is None and shape.nesting == 20_001 and shape.depth == 1
+    # The operation expanded (its spread and the 20,001 fragments' one selection each), plus every fragment's
+    # own body once more.
+    assert shape.selections == (1 + 20_001) + 20_001
+    # The doubling bomb, memoised per fragment, is a number, not a walk: 2^40 leaves are never visited.
+    bomb = measure(parse(doubling_fragments(40)), permissive)
+    assert bomb.refusal == f"The document expands to more than {10**6} selections"
+    cyclic = measure(parse("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }"), permissive)
+    assert cyclic.cyclic and "within itself" in (cyclic.refusal or "")
+
+
+async def test_a_fragment_cycle_is_a_validation_error_not_a_recursion(
+    client: httpx.AsyncClient, database: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = await post(client, "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
+    assert refusal(response)["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
+    assert_no_traceback(caplog)
+
+
+async def test_more_aliases_than_allowed_through_a_fragment_count_where_spread(
+    client: httpx.AsyncClient, database: None, settings: Settings
+) -> None:
+    eight = " ".join(f"a{i}: __typename" for i in range(8))
+    once = await post(client, f"{{ ...A }} fragment A on Query {{ {eight} }}")
+    assert "errors" not in once.json(), once.json()
+    twice = await post(
+        client, f"{{ ...A b: __typename ... on Query {{ ...A }} }} fragment A on Query {{ {eight} }}"
+    )
+    assert refusal(twice)["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert f"the limit is {settings.max_aliases}" in refusal(twice)["message"]
+
+
+# --- cost -----------------------------------------------------------------------------------------------------
+
+EXPENSIVE = (
+    "{ "
+    + " ".join(
+        f"p{i}: products(first: 100) {{ edges {{ node {{ id title skus {{ id price specValues {{ name value }} }} "
+        "media { url } tags { name } } } }"
+        for i in range(15)
+    )
+    + " }"
+)
+PAGE = "query Page($n: Int) { products(first: $n) { edges { node { id brand { name } } } } }"
+
+
+def page_cost(n: int) -> int:
+    # products 1, and per item: the edge, its node and the node's brand.
+    return 1 + 3 * n
+
+
+async def test_an_expensive_query_is_refused_by_its_cost(
+    client: httpx.AsyncClient, seeded: None, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        error = refusal(await post(client, EXPENSIVE))
+    assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX"}
+    assert f"the limit is {settings.max_query_cost}" in error["message"]
+    assert len(limit_lines(caplog)) == 1
+    # The same shape for a page of 5 runs, and says what it cost.
+    small = (
+        await post(client, EXPENSIVE.replace("first: 100", "first: 5", 1).split(" p1:")[0] + " }")
+    ).json()
+    assert "errors" not in small, small
+    assert 0 < small["extensions"]["cost"]["requestedQueryCost"] <= settings.max_query_cost
+
+
+async def test_page_size_variables_set_the_cost(client: httpx.AsyncClient, seeded: None) -> None:
+    for n in (1, 7, 40):
+        body = (await post(client, PAGE, {"n": n})).json()
+        assert "errors" not in body, body
+        assert body["extensions"]["cost"]["requestedQueryCost"] == page_cost(n)
+    # An argument's default applies when the variable is not given (products: first = 20).
+    body = (await post(client, PAGE, {})).json()
+    assert body["extensions"]["cost"]["requestedQueryCost"] == page_cost(20)
+
+
+# --- the caller's bucket --------------------------------------------------------------------------------------
 
 
 async def new_member() -> Member:
     return await Member.create(openid=f"o_{secrets.token_hex(8)}", invite_code=invite_codes.new_invite_code())
+
+
+async def member_token() -> str:
+    return (await issue_tokens(await new_member())).access_token
+
+
+@pytest.fixture
+def small_buckets(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Buckets that hold two pages of 100 and refill one point a second: the third page must wait."""
+    monkeypatch.setattr(settings, "cost_bucket_size", 2 * page_cost(100))
+    monkeypatch.setattr(settings, "cost_restore_rate", 1.0)
+    monkeypatch.setattr(settings, "cost_bucket_size_per_ip", 2 * page_cost(100))
+    monkeypatch.setattr(settings, "cost_restore_rate_per_ip", 1.0)
+    return settings
+
+
+def unique_page() -> str:
+    # New request bytes each time: a cache hit is free, a miss is what the bucket pays for.
+    return PAGE.replace("query Page", f"query Page{uuid.uuid4().hex[:12]}")
+
+
+async def test_a_member_over_budget_waits_and_others_do_not(
+    client: httpx.AsyncClient, seeded: None, small_buckets: Settings
+) -> None:
+    token, other = await member_token(), await member_token()
+    auth = {"Authorization": f"Bearer {token}"}
+    first_query = unique_page()
+    left = []
+    for query in (first_query, unique_page()):
+        body = (await post(client, query, {"n": 100}, headers=auth)).json()
+        assert "errors" not in body, body
+        status = body["extensions"]["cost"]["throttleStatus"]
+        assert status["maximumAvailable"] == small_buckets.cost_bucket_size and status["restoreRate"] == 1.0
+        left.append(status["currentlyAvailable"])
+    assert left == [page_cost(100), 0]
+
+    response = await post(client, unique_page(), {"n": 100}, headers=auth)
+    assert response.status_code == 429
+    error = refusal(response)
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    # Empty, refilling one point a second: a page of 100 is possible again in page_cost(100) seconds.
+    assert page_cost(100) - 5 <= error["extensions"]["retryAfter"] <= page_cost(100) + 1
+    assert int(response.headers["Retry-After"]) == math.ceil(error["extensions"]["retryAfter"])
+
+    # A smaller page fits what refilled meanwhile? No: the bucket is empty; but someone else's is full.
+    body = (
+        await post(client, unique_page(), {"n": 100}, headers={"Authorization": f"Bearer {other}"})
+    ).json()
+    assert "errors" not in body, body
+    # An answer from the response cache is free, so the throttled member still gets the page they had.
+    again = await post(client, first_query, {"n": 100}, headers=auth)
+    assert again.status_code == 200 and "throttleStatus" not in again.json()["extensions"]["cost"]
+
+
+async def test_anonymous_callers_are_throttled_per_address_and_staff_not_at_all(
+    app: object, seeded: None, small_buckets: Settings
+) -> None:
+    address = f"198.51.100.{secrets.randbelow(250) + 1}"
+    transport = httpx.ASGITransport(app=app, client=(address, 4321))  # type: ignore[arg-type]
+    neighbour = httpx.ASGITransport(app=app, client=("203.0.113.9", 4321))  # type: ignore[arg-type]
+    _, staff = await create_staff(f"hostile-{uuid.uuid4().hex[:6]}", StaffRole.OPERATOR)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as guest,
+        httpx.AsyncClient(transport=neighbour, base_url="http://testserver") as other_guest,
+    ):
+        for _ in range(2):
+            assert (await post(guest, unique_page(), {"n": 100})).status_code == 200
+        assert (await post(guest, unique_page(), {"n": 100})).status_code == 429
+        assert (await post(other_guest, unique_page(), {"n": 100})).status_code == 200
+        for _ in range(3):
+            response = await post(
+                guest, unique_page(), {"n": 100}, headers={"Authorization": f"Bearer {staff}"}
+            )
+            assert response.status_code == 200
+            assert response.json()["extensions"]["cost"] == {"requestedQueryCost": page_cost(100)}
+
+
+async def test_the_bucket_fails_open_when_redis_does_not_answer(
+    client: httpx.AsyncClient,
+    seeded: None,
+    runtime: Runtime,
+    small_buckets: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = 0
+
+    async def unreachable(*_args: Any, **_kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(10)  # no answer: the guard's own timeout must end the wait
+
+    monkeypatch.setattr(runtime.buckets, "spend", unreachable)
+    monkeypatch.setattr(query_guard._breaker, "paused_until", 0.0)
+    token = await member_token()
+    with caplog.at_level(logging.INFO):
+        for _ in range(4):  # twice the bucket: nothing is refused while Redis is away
+            response = await post(
+                client, unique_page(), {"n": 100}, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["extensions"]["cost"] == {"requestedQueryCost": page_cost(100)}
+    # One timeout, then the bucket is skipped for a while instead of costing every request a timeout.
+    assert calls == 1
+    warnings = [r.getMessage() for r in limit_lines(caplog)]
+    assert len(warnings) == 1 and "unthrottled" in warnings[0]
 
 
 # --- the response cache keys what it serves -------------------------------------------------------------------
@@ -209,6 +517,9 @@ async def two_servers(
             "DATA_DIR": str(tmp_path_factory.mktemp("hostile")),
             "SECRET_KEY": settings.resolved_secret_key,
             "DB_POOL_MAX": "3",
+            # Exactly MAX_QUERY_COST, refilling a point a second: the shared-bucket test counts on it.
+            "COST_BUCKET_SIZE": str(settings.max_query_cost),
+            "COST_RESTORE_RATE": "1",
         }
     )
     async with running_server(env) as one, running_server(env) as two:
@@ -234,3 +545,27 @@ async def test_the_shared_cache_never_crosses_members_across_processes(
                 token,
             )
         check_trick(trick, a, c, answers)
+
+
+@pytest.mark.realservices
+async def test_one_bucket_per_member_across_processes(
+    two_servers: tuple[ServerProcess, ServerProcess], settings: Settings
+) -> None:
+    # Requests of one member spread over two processes at once spend one bucket, atomically: exactly as
+    # many pages as the bucket holds go through, whichever process serves them.
+    one, two = two_servers
+    token = await member_token()
+    fits = settings.max_query_cost // page_cost(100)
+    attempts = fits + 6
+
+    async def page(i: int) -> int:
+        server = (one, two)[i % 2]
+        response = await server.http.post(
+            server.url,
+            json={"query": unique_page(), "variables": {"n": 100}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        return response.status_code
+
+    statuses = await asyncio.gather(*(page(i) for i in range(attempts)))
+    assert sorted(statuses) == [200] * fits + [429] * (attempts - fits), statuses
