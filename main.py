@@ -25,6 +25,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from infra.body_limit import BodySizeLimit
 from infra.cors import BrowserOriginsCORS
 from infra.db import close_db, init_db, migrate_db
+from infra.log_redaction import install_log_redaction
 from infra.runtime import EmbeddedModeLocked, lock_embedded_mode, start_runtime, stop_runtime
 from infra.settings import Settings, get_settings
 
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     from services.content.storage import LOCAL_ROUTE
 
     settings = settings or get_settings()
+    # Here, not in main(): uvicorn imports the app in each worker process.
+    install_log_redaction()
     view = GraphQLView(schema, settings)
 
     @asynccontextmanager
@@ -243,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = get_settings()
+    install_log_redaction()
     logging.basicConfig(level=logging.INFO if settings.debug else logging.WARNING)
     try:
         match args.command:

@@ -81,7 +81,8 @@ def limit_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
     for record in caplog.records:
-        assert record.exc_info is None and record.levelno < logging.ERROR, record.getMessage()
+        assert record.exc_info is None and record.exc_text is None, record.getMessage()
+        assert record.levelno < logging.ERROR, record.getMessage()
         assert "RecursionError" not in record.getMessage()
 
 
