@@ -141,16 +141,16 @@ async def test_a_1_5_mb_alias_flood_stops_at_the_token_limit(database: None, set
 
 
 async def test_a_chain_of_fragments_is_measured_without_recursion() -> None:
-    # With every limit out of the way the walk still finishes: 20,000 fragments deep is far past Python's
+    # With every limit out of the way the walk still finishes: 2,500 fragments deep is far past Python's
     # recursion limit, so only an iterative walk gets here.
     permissive = ShapeLimits(
         max_depth=10**6, max_aliases=10**6, max_definitions=10**6, max_selections=10**6, max_overlaps=10**6
     )
-    shape = measure(parse(fragment_chain(20_000), max_lexical_tokens=10**6), permissive)
-    assert shape.refusal is None and shape.nesting == 20_001 and shape.depth == 1
-    # The operation expanded (its spread and the 20,001 fragments' one selection each), plus every fragment's
+    shape = measure(parse(fragment_chain(2_500), max_lexical_tokens=10**6), permissive)
+    assert shape.refusal is None and shape.nesting == 2_501 and shape.depth == 1
+    # The operation expanded (its spread and the 2,501 fragments' one selection each), plus every fragment's
     # own body once more.
-    assert shape.selections == (1 + 20_001) + 20_001
+    assert shape.selections == (1 + 2_501) + 2_501
     # The doubling bomb, memoised per fragment, is a number, not a walk: 2^40 leaves are never visited.
     bomb = measure(parse(doubling_fragments(40)), permissive)
     assert bomb.refusal == f"The document expands to more than {10**6} selections"
