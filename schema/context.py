@@ -18,6 +18,7 @@ from services.members.viewer import ANONYMOUS, Viewer
 
 if TYPE_CHECKING:
     from loaders.content import ContentLoaders
+    from schema.cache_policy import ExecutedOperation
 
 L = TypeVar("L", bound=DataLoader[Any, Any])
 
@@ -34,8 +35,8 @@ class Context:
     search_terms: list[str] = field(default_factory=list)
     cache_key: str | None = None
     cache_marks: tuple[int, bytes] | None = None
-    # Set by schema/cache_policy.py once the executed root fields are known.
-    cacheable: bool = False
+    # What a cache candidate ran (schema/cache_policy.py decides from it whether its answer may be stored).
+    operation: ExecutedOperation | None = None
     # Set by schema/query_guard.py when the caller's cost bucket refused: the HTTP answer is a 429.
     retry_after: float | None = None
     # Loaders a domain asks for by class (`loader`) or by model (`rows`), made on first use.

@@ -25,7 +25,7 @@ from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import current_runtime
 from infra.settings import Settings
 from schema import graphql_http, http_streams
-from schema.cache_policy import body_to_store
+from schema.cache_policy import body_to_store, may_store
 from schema.context import Context, make_context, searcher_key
 from schema.extensions import coded_error
 from schema.graphiql import graphiql_page
@@ -234,15 +234,8 @@ class GraphQLView(GraphQL[Context, None]):
         data = await super().process_result(request, result)
         ctx: Context | None = getattr(request.state, _CONTEXT_KEY, None)
         graphql_http.shape_request_error(request, result, data, ctx.response if ctx else None)
-        if (
-            ctx is not None
-            and ctx.cache_key
-            and ctx.cache_marks
-            and not result.errors
-            and not ctx.cache_blocked
-            and ctx.cache_tags
-            and ctx.cacheable
-        ):
+        if ctx is not None and may_store(ctx, failed=bool(result.errors)):
+            assert ctx.cache_key is not None and ctx.cache_marks is not None
             entry = CachedResponse(
                 body=body_to_store(dict(data)),
                 tags=frozenset(ctx.cache_tags),
