@@ -10,7 +10,7 @@ from typing import IO
 from redis.asyncio import Redis
 
 from infra.bus import EventBus
-from infra.leaky_bucket import LeakyBuckets
+from infra.leaky_bucket import Buckets, LeakyBuckets, LocalBuckets
 from infra.redis import create_listener_redis, create_redis, namespace, set_redis
 from infra.response_cache import ResponseCache
 from infra.settings import Settings
@@ -23,7 +23,7 @@ class Runtime:
     bus: EventBus
     cache: ResponseCache
     listener: Redis
-    buckets: LeakyBuckets
+    buckets: Buckets
 
 
 _current: Runtime | None = None
@@ -44,7 +44,12 @@ async def start_runtime(settings: Settings, redis: Redis | None = None) -> Runti
     cache = ResponseCache(redis, bus)
     await bus.start()
     _current = Runtime(
-        settings=settings, redis=redis, bus=bus, cache=cache, listener=listener, buckets=LeakyBuckets(redis)
+        settings=settings,
+        redis=redis,
+        bus=bus,
+        cache=cache,
+        listener=listener,
+        buckets=LocalBuckets() if settings.embedded_redis else LeakyBuckets(redis),
     )
     return _current
 
