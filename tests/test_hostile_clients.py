@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from schema.node import encode_id
 from schema.query_guard import validate_query
 from schema.query_shape import ShapeLimits, measure
 from schema.root import schema
+from services.access.api_keys import create_api_key
 from services.access.staff import create_staff
 from services.members import invite_codes
 from services.members.tokens import issue_tokens
@@ -215,6 +217,23 @@ async def test_an_expensive_query_is_refused_by_its_cost(
     assert 0 < small["extensions"]["cost"]["requestedQueryCost"] <= settings.max_query_cost
 
 
+def test_readme_queries_cost_a_tenth_of_the_limit_and_what_the_readme_says(settings: Settings) -> None:
+    from tests.test_readme import README, _blocks
+
+    costs = {}
+    for block in _blocks():
+        name = block.split("(")[0].split("{")[0].split()[-1]
+        costs[name] = query_guard.query_cost(
+            schema._schema, block, settings.max_query_tokens, None, {}, settings.max_page_size
+        )
+    assert costs and max(costs.values()) <= settings.max_query_cost // 10, costs
+    said = re.search(
+        r"product page above costs (\d+), the listing of 20 costs (\d+), `me` (\d+)", README.read_text()
+    )
+    assert said is not None
+    assert [int(n) for n in said.groups()] == [costs["ProductPage"], costs["Listing"], costs["Me"]]
+
+
 async def test_page_size_variables_set_the_cost(client: httpx.AsyncClient, seeded: None) -> None:
     for n in (1, 7, 40):
         body = (await post(client, PAGE, {"n": n})).json()
@@ -299,6 +318,12 @@ async def test_anonymous_callers_are_throttled_per_address_and_staff_not_at_all(
             assert (await post(guest, unique_page(), {"n": 100})).status_code == 200
         assert (await post(guest, unique_page(), {"n": 100})).status_code == 429
         assert (await post(other_guest, unique_page(), {"n": 100})).status_code == 200
+        # A partner key has its own bucket, of the members' size, wherever it calls from.
+        _, key = await create_api_key(f"erp-{uuid.uuid4().hex[:6]}", ["catalog:read"], None)
+        response = await post(guest, unique_page(), {"n": 100}, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+        status = response.json()["extensions"]["cost"]["throttleStatus"]
+        assert status["maximumAvailable"] == small_buckets.cost_bucket_size
         for _ in range(3):
             response = await post(
                 guest, unique_page(), {"n": 100}, headers={"Authorization": f"Bearer {staff}"}
