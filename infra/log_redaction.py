@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -67,6 +67,42 @@ def redact(text: str) -> str:
     return _NAMED.sub(_named, text)
 
 
+def _redact_arg(value: Any) -> Any:
+    """A log call's argument, redacted; numbers and objects without secrets stay as they are (`%d`, `%r`)."""
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, int | float):
+        return value
+    text = str(value)
+    cleaned = redact(text)
+    return value if cleaned == text else cleaned
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    if record.args:
+        # Arguments are redacted one by one and kept: some formatters read them (uvicorn's access log
+        # unpacks client, method, path, version, status).
+        if isinstance(record.args, Mapping):
+            record.args = {key: _redact_arg(value) for key, value in record.args.items()}
+        else:
+            record.args = tuple(_redact_arg(value) for value in record.args)
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed call: logging reports it when it formats, leave it to that
+        return
+    cleaned = redact(message)
+    # No arguments (strawberry logs the error object itself), or a secret only the format string and an
+    # argument make together (`"token=%s", value`): keep the redacted text instead.
+    if not record.args or cleaned != message:
+        record.msg, record.args = cleaned, None
+    if record.exc_info and not record.exc_text:
+        # Handlers print exc_text when it is set; without exc_info none can print the raw traceback.
+        record.exc_text = redact(_formatter.formatException(record.exc_info))
+        record.exc_info = None
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
 _formatter = logging.Formatter()
 _installed: Callable[..., logging.LogRecord] | None = None
 
@@ -80,17 +116,7 @@ def install_log_redaction() -> None:
 
     def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed call: logging reports it when it formats, leave it to that
-            return record
-        record.msg, record.args = redact(message), None
-        if record.exc_info and not record.exc_text:
-            # Handlers print exc_text when it is set; without exc_info none can print the raw traceback.
-            record.exc_text = redact(_formatter.formatException(record.exc_info))
-            record.exc_info = None
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+        _redact_record(record)
         return record
 
     _installed = redacted_record

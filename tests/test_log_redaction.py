@@ -116,3 +116,25 @@ async def test_a_failing_operation_is_logged_without_the_secrets_it_carried(
     for secret in (refresh, refresh.removeprefix(REFRESH_PREFIX), code, "pg-hunter2"):
         assert secret not in caplog.text and secret not in logged
     assert REDACTED in logged
+
+
+def test_records_keep_the_arguments_formatters_read(caplog: pytest.LogCaptureFixture) -> None:
+    from uvicorn.logging import AccessFormatter
+
+    install_log_redaction()
+    token = f"{REFRESH_PREFIX}{secrets.token_urlsafe(16)}"
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info(
+            '%s - "%s %s HTTP/%s" %d', "10.0.0.1:5000", "GET", f"/graphql?refresh={token}", "1.1", 200
+        )
+    record = caplog.records[-1]
+    # uvicorn's access formatter unpacks the five arguments: they must still be there, without the token.
+    formatter = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False)
+    line = formatter.format(record)
+    assert "10.0.0.1:5000" in line and "GET /graphql?refresh=" in line and "200" in line
+    assert token not in line and REDACTED in line
+
+    # A secret that only the format string and an argument make together is caught too.
+    logging.getLogger("lianmall.test").warning("retrying with password=%s", "hunter2-x")
+    assert "hunter2-x" not in caplog.records[-1].getMessage()
