@@ -132,7 +132,7 @@ async def test_second_server_on_the_same_data_folder_is_refused(
 
 async def test_serve_with_workers_needs_redis(tmp_path: Path) -> None:
     result = await run_cli(
-        ["serve", "--port", "1", "--workers", "2"], embedded_env(tmp_path), cwd=tmp_path, time_limit=20.0
+        ["serve", "--port", "1", "--workers", "2"], embedded_env(tmp_path), cwd=tmp_path, time_limit=60.0
     )
 
     assert result.returncode == 2, result.describe()

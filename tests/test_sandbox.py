@@ -81,7 +81,7 @@ async def test_forcing_the_sandbox_next_to_a_database_stops_serve_before_anythin
             "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
         }
     )
-    result = await run_cli(["serve", "--port", "1"], env, cwd=tmp_path, time_limit=30)
+    result = await run_cli(["serve", "--port", "1"], env, cwd=tmp_path, time_limit=60)
     assert result.returncode == 2, result.describe()
     assert "WECHAT_SANDBOX=true cannot be used with DATABASE_URL" in result.stderr, result.describe()
     assert not (tmp_path / "lianmall.sqlite3").exists(), "nothing may run before the refusal"
