@@ -16,8 +16,6 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -25,15 +23,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from infra.body_limit import BodySizeLimit
 from infra.cors import BrowserOriginsCORS
 from infra.db import close_db, init_db, migrate_db
+from infra.health import healthz
 from infra.log_redaction import install_log_redaction
 from infra.runtime import EmbeddedModeLocked, lock_embedded_mode, start_runtime, stop_runtime
 from infra.settings import Settings, get_settings
 
 log = logging.getLogger("lianmall")
-
-
-async def healthz(_: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
 
 
 def create_app(settings: Settings | None = None, *, manage_resources: bool = True) -> Starlette:
@@ -42,6 +37,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     from infra.wechat_sandbox.routes import sandbox_routes
     from schema import content_http, payments_http
     from schema.root import schema
+    from schema.unavailable import DATABASE_DOWN_HANDLERS
     from schema.view import GraphQLView
     from services.content.storage import LOCAL_ROUTE
 
@@ -90,7 +86,13 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         routes.append(
             Mount(LOCAL_ROUTE, app=StaticFiles(directory=settings.resolved_upload_dir, check_dir=False))
         )
-    return Starlette(debug=False, routes=routes, middleware=edge_middleware(settings), lifespan=lifespan)
+    return Starlette(
+        debug=False,
+        routes=routes,
+        middleware=edge_middleware(settings),
+        lifespan=lifespan,
+        exception_handlers=DATABASE_DOWN_HANDLERS,
+    )
 
 
 def edge_middleware(settings: Settings) -> list[Middleware]:

@@ -36,6 +36,8 @@ class EventBus:
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self.reconnects = 0
+        # Whether the listener holds its subscription now (what /healthz reports as the event bus).
+        self.connected = False
 
     async def publish(self, channel: str, payload: dict[str, Any]) -> None:
         await self._redis.publish(self._prefix + channel, orjson.dumps(payload))
@@ -68,10 +70,15 @@ class EventBus:
             if not self._queues[channel]:
                 del self._queues[channel]
 
-    async def start(self) -> None:
+    async def start(self, wait: float = 5.0) -> None:
+        """Start listening; wait up to `wait` seconds for the subscription. A process that starts while Redis is
+        away serves anyway (degraded, see the README) and subscribes as soon as Redis answers."""
         self._task = asyncio.create_task(self._supervise(), name="event-bus-listener")
-        async with asyncio.timeout(5.0):
-            await self._subscribed.wait()
+        try:
+            async with asyncio.timeout(wait):
+                await self._subscribed.wait()
+        except TimeoutError:
+            log.warning("event bus not subscribed after %.1fs; serving without it until Redis answers", wait)
 
     async def stop(self) -> None:
         if self._task:
@@ -87,6 +94,7 @@ class EventBus:
             pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(self._prefix + "*")
+                self.connected = True
                 if not first:
                     self.reconnects += 1
                     await self._run_reconnect_hooks()
@@ -100,7 +108,10 @@ class EventBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the listener must outlive any Redis failure
-                log.warning("event bus listener lost its subscription (%s); retrying in %.2fs", exc, delay)
+                # Said once per outage; the retries every couple of seconds only at debug level.
+                level = logging.WARNING if self.connected or first else logging.DEBUG
+                self.connected = False
+                log.log(level, "event bus listener lost its subscription (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
@@ -109,9 +120,12 @@ class EventBus:
 
     async def _run_reconnect_hooks(self) -> None:
         for hook in self._reconnect_hooks:
-            result = hook()
-            if asyncio.iscoroutine(result):
-                await result
+            try:
+                result = hook()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("a bus reconnect hook failed")
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") not in {"pmessage", "message"}:

@@ -5,10 +5,38 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import asyncpg
 from tortoise import Tortoise
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api.migrate import migrate
 
 from infra.settings import Settings, get_settings
+
+# Seconds to wait for a new PostgreSQL connection (asyncpg's own default is 60): an unreachable database must
+# answer requests with SERVICE_UNAVAILABLE soon, not hold them for a minute. An explicit `timeout` in the URL wins.
+CONNECT_TIMEOUT_SECONDS = 5
+
+# What a database that cannot be reached raises (asyncpg's connection errors, sockets, timeouts, Tortoise's
+# wrapper). The edge answers them with SERVICE_UNAVAILABLE (503), never with a plain-text 500.
+DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    DBConnectionError,
+)
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) says the database cannot be reached."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, DATABASE_DOWN_ERRORS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _with_pool_size(url: str, maxsize: int) -> str:
@@ -16,7 +44,10 @@ def _with_pool_size(url: str, maxsize: int) -> str:
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "asyncpg", "postgresql", "psycopg"} or "maxsize" in parts.query:
         return url
-    extra = urlencode({"minsize": 1, "maxsize": maxsize})
+    options: dict[str, int] = {"minsize": 1, "maxsize": maxsize}
+    if "timeout" not in parts.query:
+        options["timeout"] = CONNECT_TIMEOUT_SECONDS
+    extra = urlencode(options)
     query = f"{parts.query}&{extra}" if parts.query else extra
     return parts._replace(query=query).geturl()
 

@@ -1,28 +1,153 @@
-"""The Redis client: the real server when REDIS_URL is set, an in-process stand-in otherwise."""
+"""The Redis client: the real server when REDIS_URL is set, an in-process stand-in otherwise.
+
+Redis holds caches, counters and the event bus, never the record: PostgreSQL is. So every Redis call is bounded
+and may fail, and its caller degrades (see the README, "When Redis or PostgreSQL is down"):
+- each socket operation waits at most REDIS_TIMEOUT_SECONDS (connect, read, write);
+- a command is retried once, without delay, on a broken connection (a pooled socket left over from before a
+  Redis restart) but never on a timeout, so one command never waits much longer than the timeout;
+- the client's `RedisHealth` trips when a connect fails or a command times out: for `PROBE_INTERVAL` seconds
+  after that every new connection fails at once instead of waiting, then a single connect probes again. Without it,
+  redis-py's default nested retries (a retried command whose every attempt retries its connect, each with
+  backoff) kept the first request after an outage waiting 15-30 s.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
 import fakeredis
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infra.settings import Settings
 
+log = logging.getLogger("lianmall.redis")
+
 _client: Redis | None = None
 
-RETRY_ON = [RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError]
+# How long the breaker stays open after a failure before one connect probes Redis again.
+PROBE_INTERVAL = 1.0
+# What a caller that degrades catches: redis-py's errors (the breaker raises its ConnectionError too).
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisHealth:
+    """A circuit breaker over one client's connections, and what /healthz reports about Redis."""
+
+    def __init__(self, probe_interval: float = PROBE_INTERVAL) -> None:
+        self.probe_interval = probe_interval
+        self.down_since: float | None = None
+        self.last_error = ""
+        self._retry_at = 0.0
+        self._probing = False
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def before_connect(self) -> None:
+        if self.down_since is None:
+            return
+        if self._probing or time.monotonic() < self._retry_at:
+            raise RedisConnectionError(f"Redis is unreachable ({self.last_error}); not waiting for it")
+        self._probing = True  # this connect is the probe; the others keep failing fast meanwhile
+
+    def failed(self, exc: BaseException) -> None:
+        self._probing = False
+        self._retry_at = time.monotonic() + self.probe_interval
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning("Redis is unreachable (%s): degrading until it answers again", self.last_error)
+
+    def succeeded(self) -> None:
+        self._probing = False
+        if self.down_since is None:
+            return
+        log.warning("Redis answers again after %.1fs", time.monotonic() - self.down_since)
+        self.down_since = None
+
+    def cancelled(self) -> None:
+        self._probing = False
+
+
+class _Guarded:
+    """Connection mixin: consult and feed the pool's RedisHealth on connect and on timeouts of open sockets."""
+
+    def __init__(self, *args: Any, redis_health: RedisHealth, **kwargs: Any) -> None:
+        self.redis_health = redis_health
+        super().__init__(*args, **kwargs)
+
+    async def _connect(self) -> None:
+        self.redis_health.before_connect()
+        try:
+            await super()._connect()  # type: ignore[misc]
+        except asyncio.CancelledError:
+            self.redis_health.cancelled()
+            raise
+        except BaseException as exc:
+            self.redis_health.failed(exc)
+            raise
+        self.redis_health.succeeded()
+
+    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+        except RedisTimeoutError as exc:
+            self.redis_health.failed(exc)
+            raise
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except RedisTimeoutError as exc:
+            # A broken socket (ConnectionError) is retried on a new one, whose connect decides; a timeout means
+            # Redis (or the way to it) hangs, and waiting for it again would only double the wait.
+            self.redis_health.failed(exc)
+            raise
+
+
+class GuardedConnection(_Guarded, Connection):
+    pass
+
+
+class GuardedSSLConnection(_Guarded, SSLConnection):
+    pass
+
+
+class GuardedUnixConnection(_Guarded, UnixDomainSocketConnection):
+    pass
+
+
+def _connection_class(url: str) -> type[Connection] | type[UnixDomainSocketConnection]:
+    scheme = urlsplit(url).scheme
+    if scheme == "rediss":
+        return GuardedSSLConnection
+    if scheme == "unix":
+        return GuardedUnixConnection
+    return GuardedConnection
 
 
 def create_redis(settings: Settings) -> Redis:
     if settings.redis_url:
-        # from_url has no retry by default: after a Redis restart the first command would fail.
+        timeout = settings.redis_timeout_seconds
         return Redis.from_url(
             settings.redis_url,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6),
-            retry_on_error=RETRY_ON,
+            connection_class=_connection_class(settings.redis_url),
+            redis_health=RedisHealth(),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # Once, at once, and only for a broken socket (see the module docstring).
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             health_check_interval=15,
         )
     return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
@@ -31,13 +156,27 @@ def create_redis(settings: Settings) -> Redis:
 def create_listener_redis(settings: Settings, shared: Redis) -> Redis:
     """The pub/sub listener's own client, with no retry.
 
-    With `retry` set, redis-py silently reconnects and resubscribes inside `get_message`: the bus would never
-    learn that it missed messages (and must drop caches built on them). Without it, a lost connection raises
-    and the bus's supervising loop resubscribes and runs its reconnect hooks.
+    With a retry (redis-py's default is 10), redis-py silently reconnects and resubscribes inside
+    `get_message`: the bus would never learn that it missed messages (and must drop caches built on them).
+    Without it, a lost connection raises and the bus's supervising loop resubscribes and runs its reconnect
+    hooks. Reads wait for messages as long as the bus asks; connecting waits at most REDIS_TIMEOUT_SECONDS.
     """
     if settings.redis_url:
-        return Redis.from_url(settings.redis_url, health_check_interval=15, socket_keepalive=True)
+        return Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=15,
+            socket_keepalive=True,
+        )
     return shared
+
+
+def health_of(client: Redis) -> RedisHealth | None:
+    """The breaker of a client made by `create_redis` (None for the in-process stand-in)."""
+    pool = getattr(client, "connection_pool", None)
+    health = pool.connection_kwargs.get("redis_health") if pool is not None else None
+    return health if isinstance(health, RedisHealth) else None
 
 
 def namespace(client: Redis) -> str:

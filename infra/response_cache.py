@@ -8,11 +8,21 @@ response computed before a write from being stored after the write's invalidatio
 - L1: a local epoch bumped by every invalidation this process hears of.
 L1 entries also expire after `l1_ttl` seconds, and the bus clears L1 when it had to reconnect
 (it may have missed invalidations), which bounds staleness even if pub/sub misbehaves.
+
+Redis faults degrade to "no cache", never to an error or a stale answer of this process's own writes:
+- a read or a generation mark that Redis cannot give is a miss, and nothing is stored for that request;
+- an invalidation that cannot reach Redis drops this process's L1 copies and is kept as pending: until it
+  gets through (retried at most once a second, from requests and when the bus reconnects), this process
+  bypasses the cache altogether, and entries other processes hold in L2 are deleted as soon as it does;
+- when the bus had to reconnect (a Redis restart or network loss), every process also empties L2 and bumps
+  the generation: writes made while Redis was away may have left entries behind (a Redis that kept its data,
+  a writer that died before its retry got through).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,6 +32,9 @@ import orjson
 from redis.asyncio import Redis
 
 from infra.bus import EventBus
+from infra.redis import REDIS_ERRORS
+
+log = logging.getLogger("lianmall.cache")
 
 INVALIDATE_CHANNEL = "cache.invalidate"
 ALL = "*"
@@ -29,6 +42,9 @@ ALL = "*"
 _GENERATION_KEY = "rc:gen"
 _ENTRY_PREFIX = "rc:e:"
 _TAG_PREFIX = "rc:t:"
+
+# How often a pending invalidation is tried again while Redis does not take it.
+PENDING_RETRY_SECONDS = 1.0
 
 # KEYS: generation, entry, tag sets...; ARGV: expected generation, value, ttl.
 _STORE_LUA = """
@@ -75,6 +91,7 @@ class CacheStats:
     stores: int = 0
     stale_stores_skipped: int = 0
     invalidations: int = 0
+    redis_errors: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -101,15 +118,24 @@ class ResponseCache:
         self._l1_size = l1_size
         self._l1: OrderedDict[str, _L1Entry] = OrderedDict()
         self._epoch = 0
+        # Tags whose L2 entries could not be deleted (Redis away); the cache is bypassed until they are.
+        self.pending: set[str] = set()
+        self._pending_retry_at = 0.0
         self._store_script = redis.register_script(_STORE_LUA)
         self._invalidate_script = redis.register_script(_INVALIDATE_LUA)
         self.stats = CacheStats()
         bus.add_handler(INVALIDATE_CHANNEL, self._on_invalidate)
-        bus.on_reconnect(self.clear_local)
+        bus.on_reconnect(self._after_bus_reconnect)
 
     # -- reading -------------------------------------------------------------------------------------------
 
+    @property
+    def usable(self) -> bool:
+        return not self.pending
+
     def get_local(self, key: str) -> CachedResponse | None:
+        if self.pending:
+            return None
         entry = self._l1.get(key)
         if entry is None:
             return None
@@ -120,11 +146,17 @@ class ResponseCache:
         return entry.response
 
     async def get(self, key: str) -> CachedResponse | None:
+        if self.pending and not await self.retry_pending():
+            return None
         local = self.get_local(key)
         if local is not None:
             return local
         epoch = self._epoch
-        raw = await self._redis.get(_ENTRY_PREFIX + key)
+        try:
+            raw = await self._redis.get(_ENTRY_PREFIX + key)
+        except REDIS_ERRORS:
+            self.stats.redis_errors += 1
+            return None
         if raw is None:
             self.stats.misses += 1
             return None
@@ -136,15 +168,28 @@ class ResponseCache:
 
     # -- writing -------------------------------------------------------------------------------------------
 
-    async def begin(self) -> tuple[int, bytes]:
-        """Take the generation marks to pass to `store` once the response is computed."""
-        generation = await self._redis.get(_GENERATION_KEY)
-        return self._epoch, generation or b"0"
+    async def begin(self) -> tuple[int, bytes] | None:
+        """Take the generation marks to pass to `store` once the response is computed; None: do not store."""
+        if self.pending:
+            return None
+        epoch = self._epoch
+        try:
+            generation = await self._redis.get(_GENERATION_KEY)
+        except REDIS_ERRORS:
+            self.stats.redis_errors += 1
+            return None
+        return epoch, generation or b"0"
 
     async def store(self, key: str, response: CachedResponse, marks: tuple[int, bytes]) -> bool:
         epoch, generation = marks
+        if self.pending:
+            return False
         keys = [_GENERATION_KEY, _ENTRY_PREFIX + key, *(_TAG_PREFIX + t for t in sorted(response.tags))]
-        stored = await self._store_script(keys=keys, args=[generation, _encode(response), self._ttl])
+        try:
+            stored = await self._store_script(keys=keys, args=[generation, _encode(response), self._ttl])
+        except REDIS_ERRORS:
+            self.stats.redis_errors += 1
+            return False
         if not stored:
             self.stats.stale_stores_skipped += 1
             return False
@@ -154,23 +199,76 @@ class ResponseCache:
         return True
 
     async def invalidate(self, tags: set[str]) -> None:
-        """Drop every entry carrying one of `tags` (or all entries for "*") on every process."""
+        """Drop every entry carrying one of `tags` (or all entries for "*") on every process.
+
+        Never raises: it runs after a write committed. What Redis did not take stays pending (see above).
+        """
         if not tags:
             return
-        if ALL in tags:
-            await self._redis.incr(_GENERATION_KEY)
-            await self._delete_all()
-        else:
-            keys = [_GENERATION_KEY, *(_TAG_PREFIX + t for t in sorted(tags))]
-            await self._invalidate_script(keys=keys, args=[])
+        try:
+            await self._invalidate_l2(tags)
+        except REDIS_ERRORS as exc:
+            self._drop_local(tags)
+            self._defer(tags, exc)
+            return
         self._drop_local(tags)
-        await self._bus.publish(INVALIDATE_CHANNEL, {"tags": sorted(tags)})
+        await self._announce(tags)
+
+    async def retry_pending(self, *, force: bool = False) -> bool:
+        """Try the pending invalidation again (at most once per PENDING_RETRY_SECONDS unless `force`); True when
+        none is left."""
+        if not self.pending:
+            return True
+        if not force and time.monotonic() < self._pending_retry_at:
+            return False
+        tags = set(self.pending)
+        try:
+            await self._invalidate_l2(tags)
+        except REDIS_ERRORS as exc:
+            self._defer(tags, exc)
+            return False
+        self.pending -= tags
+        log.warning("pending cache invalidation of %s went through; the cache is in use again", sorted(tags))
+        self._drop_local(tags)
+        await self._announce(tags)
+        return not self.pending
 
     def clear_local(self) -> None:
         self._epoch += 1
         self._l1.clear()
 
     # -- internals -----------------------------------------------------------------------------------------
+
+    async def _invalidate_l2(self, tags: set[str]) -> None:
+        if ALL in tags:
+            await self._redis.incr(_GENERATION_KEY)
+            await self._delete_all()
+        else:
+            keys = [_GENERATION_KEY, *(_TAG_PREFIX + t for t in sorted(tags))]
+            await self._invalidate_script(keys=keys, args=[])
+
+    async def _announce(self, tags: set[str]) -> None:
+        try:
+            await self._bus.publish(INVALIDATE_CHANNEL, {"tags": sorted(tags)})
+        except REDIS_ERRORS as exc:
+            # L2 is clean; other processes' L1 copies expire within l1_ttl.
+            self.stats.redis_errors += 1
+            log.warning("cache invalidation of %s not announced: %s", sorted(tags), exc)
+
+    def _defer(self, tags: set[str], exc: BaseException) -> None:
+        self.stats.redis_errors += 1
+        if not self.pending:
+            log.warning(
+                "cache invalidation of %s could not reach Redis (%s): bypassing the cache", sorted(tags), exc
+            )
+        self.pending |= tags
+        self._pending_retry_at = time.monotonic() + PENDING_RETRY_SECONDS
+
+    async def _after_bus_reconnect(self) -> None:
+        self.clear_local()
+        # Writes made while Redis was away may have left L2 entries behind; and retry what is pending anyway.
+        await self.retry_pending(force=True)
+        await self.invalidate({ALL})
 
     async def _delete_all(self) -> None:
         batch: list[bytes] = []

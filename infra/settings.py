@@ -115,6 +115,17 @@ class Settings(BaseSettings):
     review_append_days: int = Field(default=90, ge=1, alias="REVIEW_APPEND_DAYS")
     review_points: NonNegativeInt = Field(default=10, alias="REVIEW_POINTS")
     articles_by_members: bool = Field(default=False, alias="ARTICLES_BY_MEMBERS")
+    # Faults (README: "When Redis or PostgreSQL is down"). Redis waits are bounded; a member session is
+    # re-checked in the database at most this often; WebSocket bounds are per server process; payments and
+    # refunds no notification settled are asked about at WeChat Pay after this many seconds.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=10, alias="REDIS_TIMEOUT_SECONDS")
+    session_check_seconds: int = Field(default=60, ge=1, le=3600, alias="SESSION_CHECK_SECONDS")
+    ws_max_connections_per_ip: int = Field(default=200, ge=1, alias="WS_MAX_CONNECTIONS_PER_IP")
+    ws_max_connections_per_member: int = Field(default=10, ge=1, alias="WS_MAX_CONNECTIONS_PER_MEMBER")
+    ws_max_subscriptions_per_connection: int = Field(
+        default=20, ge=1, alias="WS_MAX_SUBSCRIPTIONS_PER_CONNECTION"
+    )
+    pay_query_after_seconds: int = Field(default=120, ge=1, alias="PAY_QUERY_AFTER_SECONDS")
 
     # Whose X-Forwarded-For is believed (uvicorn's syntax: addresses, CIDR networks, "*"); anyone else's is
     # ignored, so a client cannot pick the address limits count it by.

@@ -16,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from wechatpy.crypto import WeChatWxaCrypto
 from wechatpy.exceptions import InvalidAppIdException, WeChatClientException
 
 from infra.blocking_io import ThreadLane
-from infra.redis import get_redis
+from infra.redis import REDIS_ERRORS, get_redis
 from infra.settings import Settings, get_settings
 from services.errors import DomainError, ErrorCode
 
@@ -275,26 +276,46 @@ async def _in_thread(call: Callable[[], Any], field: str | None = None) -> dict[
     return result
 
 
+# This process's copy of the token, used only while Redis does not answer: key -> (token, monotonic expiry).
+_local_tokens: dict[str, tuple[str, float]] = {}
+
+
 async def _remember(client: LianmallWeChatClient) -> None:
     """Share a token the client fetched with every process (also when the call itself then failed)."""
     if client.fetched is None:
         return
     token, expires_in = client.fetched
     ttl = max(expires_in - TOKEN_EARLY_SECONDS, 60)
-    await get_redis().set(_token_key(client.appid), token.encode(), ex=ttl)
+    key = _token_key(client.appid)
+    _local_tokens[key] = (token, time.monotonic() + ttl)
+    try:
+        await get_redis().set(key, token.encode(), ex=ttl)
+    except REDIS_ERRORS as exc:
+        log.warning("WeChat access token not shared through Redis: %s", exc)
+
+
+async def _cached_token(key: str) -> str | None:
+    try:
+        cached = await get_redis().get(key)
+    except REDIS_ERRORS:
+        # Redis away: this process's own copy (WeChat keeps a replaced token valid for 5 more minutes).
+        local = _local_tokens.get(key)
+        return local[0] if local and local[1] > time.monotonic() else None
+    if cached:
+        return cached.decode() if isinstance(cached, bytes) else str(cached)
+    return None
 
 
 async def _access_token(settings: Settings) -> str:
-    redis = get_redis()
     key = _token_key(settings.wechat_appid)
-    cached = await redis.get(key)
+    cached = await _cached_token(key)
     if cached:
-        return cached.decode() if isinstance(cached, bytes) else str(cached)
+        return cached
     # Each fetch replaces WeChat's previous token: callers of this process wait for one fetch.
     async with _token_lock():
-        cached = await redis.get(key)
+        cached = await _cached_token(key)
         if cached:
-            return cached.decode() if isinstance(cached, bytes) else str(cached)
+            return cached
         client = _client(settings)
         await _in_thread(client.fetch_access_token)
         await _remember(client)

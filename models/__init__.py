@@ -20,7 +20,7 @@ from models.content import (
     Upload,
 )
 from models.loyalty import MemberLevel, PointsEntry, PointsReason, SignIn
-from models.member import Member, MemberSession
+from models.member import Member, MemberSession, RetiredRefreshToken
 from models.order import ActorKind, DeliveryMethod, Order, OrderEvent, OrderLine, OrderStatus
 from models.payment import (
     AfterSale,
@@ -89,6 +89,7 @@ __all__ = [
     "ProductTag",
     "Refund",
     "RefundStatus",
+    "RetiredRefreshToken",
     "Review",
     "ReviewPhoto",
     "SearchTermBlock",

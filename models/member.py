@@ -47,3 +47,17 @@ class MemberSession(Model):
     class Meta:
         table = "member_sessions"
         indexes = (("member_id", "revoked_at"),)
+
+
+# A refresh token that was traded in (stored as a digest): presented again, it means two holders of one
+# session, so the whole session ends (reuse detection). Kept for as long as a refresh token lives.
+class RetiredRefreshToken(Model):
+    id = fields.IntField(primary_key=True)
+    session = fields.ForeignKeyField(
+        "models.MemberSession", related_name="retired_tokens", on_delete=fields.CASCADE
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    retired_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "retired_refresh_tokens"

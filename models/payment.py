@@ -45,9 +45,12 @@ class Payment(Model):
     paid_at = fields.DatetimeField(null=True)
     # Made while the built-in WeChat sandbox stood in for WeChat Pay: no money ever moved.
     sandbox = fields.BooleanField(default=False)
+    # When the sweeper last asked WeChat Pay about it (order query), while no notification settled it.
+    checked_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "payments"
+        indexes = (("status", "created_at"),)
 
 
 class AfterSale(Model):
@@ -86,10 +89,12 @@ class Refund(Model):
     lines = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
     succeeded_at = fields.DatetimeField(null=True)
+    # When the sweeper last asked WeChat Pay about it (refund query), while no notification settled it.
+    checked_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "refunds"
-        indexes = (("order_id", "status"),)
+        indexes = (("order_id", "status"), ("status", "created_at"))
 
 
 # Every payment or refund notification received, accepted or not: forged and mismatched ones are evidence.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,12 +12,16 @@ from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 
+from infra.db import database_unavailable
 from schema.cache_policy import ResponseCachePolicy
 from schema.introspection import IntrospectionGate
 from schema.query_guard import QueryGuard
 from services.errors import DomainError, ErrorCode
 
+log = logging.getLogger("lianmall.errors")
+
 INTERNAL_MESSAGE = "Internal server error"
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable; try again shortly"
 
 
 def error_code(error: GraphQLError) -> ErrorCode | None:
@@ -27,6 +32,8 @@ def error_code(error: GraphQLError) -> ErrorCode | None:
     given = (error.extensions or {}).get("code")
     if given in ErrorCode.__members__:
         return ErrorCode(given)
+    if database_unavailable(original):
+        return ErrorCode.SERVICE_UNAVAILABLE
     if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
         return ErrorCode.GRAPHQL_PARSE_FAILED
     if original is None or isinstance(original, GraphQLError):
@@ -52,6 +59,16 @@ def coded_error(error: GraphQLError) -> GraphQLError:
     extensions = dict(error.extensions or {})
     extensions["code"] = code.value
     original = error.original_error
+    if code is ErrorCode.SERVICE_UNAVAILABLE and not isinstance(original, DomainError):
+        # The driver's message names hosts and ports: log it in one line, tell the client what it can do.
+        log.warning("database unavailable: %s: %s", type(original).__name__, original)
+        return GraphQLError(
+            UNAVAILABLE_MESSAGE,
+            nodes=error.nodes,
+            positions=error.positions,
+            path=error.path,
+            extensions=extensions,
+        )
     if isinstance(original, DomainError) and original.field:
         extensions["field"] = original.field
     return GraphQLError(

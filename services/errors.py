@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "BAD_REQUEST"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+    # The database cannot be reached right now: nothing was done, try again shortly (HTTP 503 at the edge).
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
 class DomainError(Exception):

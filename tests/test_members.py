@@ -201,9 +201,6 @@ async def test_refresh_rotates_and_logout_revokes(wechat: WeChatStandIn, shopper
     me = (await gql(shopper, "{ me { id } }", token=second["accessToken"]))["data"]["me"]
     assert me["id"] == first["member"]["id"]
 
-    reused = await field_of(shopper, REFRESH, {"token": first["refreshToken"]}, None)
-    assert codes(reused) == ["UNAUTHENTICATED"] and reused["accessToken"] is None
-
     out = await field_of(shopper, LOGOUT, {}, second["accessToken"])
     assert out == {"ok": True, "errors": []}
     for token in (first["accessToken"], second["accessToken"]):
@@ -214,6 +211,32 @@ async def test_refresh_rotates_and_logout_revokes(wechat: WeChatStandIn, shopper
         assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     after = await field_of(shopper, REFRESH, {"token": second["refreshToken"]}, None)
     assert codes(after) == ["UNAUTHENTICATED"]
+
+
+async def test_a_reused_refresh_token_ends_the_whole_session(
+    wechat: WeChatStandIn, shopper: httpx.AsyncClient
+) -> None:
+    first, _ = await logged_in(shopper, wechat)
+    second = await field_of(shopper, REFRESH, {"token": first["refreshToken"]}, None)
+    assert second["errors"] == []
+    assert (await gql(shopper, "{ me { id } }", token=second["accessToken"]))["data"]["me"] is not None
+
+    # The first refresh token again: someone else holds this session too. Both lose it.
+    reused = await field_of(shopper, REFRESH, {"token": first["refreshToken"]}, None)
+    assert codes(reused) == ["UNAUTHENTICATED"] and reused["accessToken"] is None
+    assert "already used" in reused["errors"][0]["message"]
+    response = await shopper.post(
+        "/graphql",
+        json={"query": "{ me { id } }"},
+        headers={"Authorization": f"Bearer {second['accessToken']}"},
+    )
+    assert response.status_code == 401
+    assert codes(await field_of(shopper, REFRESH, {"token": second["refreshToken"]}, None)) == [
+        "UNAUTHENTICATED"
+    ]
+    # A new login is a new session and works.
+    again, _ = await logged_in(shopper, wechat)
+    assert (await gql(shopper, "{ me { id } }", token=again["accessToken"]))["data"]["me"] is not None
 
 
 async def test_logout_and_member_mutations_need_a_member(

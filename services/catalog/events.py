@@ -1,16 +1,23 @@
 """What a committed catalog write tells the rest of the system: caches to drop, stock to broadcast.
 
 Always called after the transaction commits, never inside it: a rolled-back write must announce nothing.
+Never raises either: the write happened, and a Redis that cannot hear of it must not turn the caller's answer
+into an error (the response cache keeps an invalidation Redis did not take pending; a stock event that could
+not be published is lost, as pub/sub loses events anyway, and the next change carries the level again).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from infra.redis import REDIS_ERRORS
 from infra.response_cache import ALL
 from infra.runtime import current_runtime
 from services.catalog import search
+
+log = logging.getLogger("lianmall.catalog.events")
 
 
 @dataclass(frozen=True)
@@ -38,10 +45,13 @@ async def products_changed(
     if text_changed:
         search.invalidate_vocabulary()
     for change in stock_changes:
-        await runtime.bus.publish(
-            stock_channel(change.product_id),
-            {"productId": change.product_id, "skuId": change.sku_id, "stock": change.stock},
-        )
+        try:
+            await runtime.bus.publish(
+                stock_channel(change.product_id),
+                {"productId": change.product_id, "skuId": change.sku_id, "stock": change.stock},
+            )
+        except REDIS_ERRORS as exc:
+            log.warning("stock event for product %s not published: %s", change.product_id, exc)
 
 
 async def taxonomy_changed() -> None:

@@ -7,6 +7,7 @@ it also drops every cached catalog answer, because prices under a level's scope 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -16,12 +17,15 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from infra.bus import EventBus
+from infra.redis import REDIS_ERRORS
 from infra.runtime import current_runtime
 from models import Member, MemberLevel
 from services.catalog.events import taxonomy_changed
 from services.catalog.prices import PriceContext
 from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.members import viewer
+
+log = logging.getLogger("lianmall.levels")
 
 LEVELS_CHANNEL = "levels.changed"
 NAME_MAX = 32
@@ -219,7 +223,11 @@ async def _announce() -> None:
         runtime = current_runtime()
     except RuntimeError:
         return
-    await runtime.bus.publish(LEVELS_CHANNEL, {})
+    try:
+        await runtime.bus.publish(LEVELS_CHANNEL, {})
+    except REDIS_ERRORS as exc:
+        # Every process reloads its level table within _CACHE_SECONDS anyway.
+        log.warning("level change not announced: %s", exc)
     await taxonomy_changed()
 
 

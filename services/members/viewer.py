@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from infra.redis import get_redis
-from models import Member
+from infra.redis import REDIS_ERRORS, get_redis
+from infra.settings import get_settings
+from models import Member, MemberSession
 from services.access.api_keys import KEY_PREFIX, PartnerIdentity, authenticate_api_key
 from services.access.staff import StaffIdentity, authenticate_staff
 from services.catalog.prices import PUBLIC, PriceContext
 from services.errors import DomainError, ErrorCode
-from services.members.tokens import decode_access_token, looks_like_access_token, revoked_key
+from services.members.tokens import (
+    SESSION_OK,
+    SESSION_REVOKED,
+    decode_access_token,
+    looks_like_access_token,
+    session_key,
+)
+
+log = logging.getLogger("lianmall.viewer")
 
 # What a member's growth means for prices (the level discount). Loyalty owns levels and plugs this in
 # (`set_member_pricing`), so members never import loyalty.
@@ -42,6 +52,8 @@ class MemberIdentity:
     id: int
     session_id: int
     growth: int
+    # The access token's expiry (Unix seconds): a WebSocket authenticated with it ends member subscriptions then.
+    expires_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,26 +127,73 @@ def _snapshot_key(member_id: int) -> str:
 
 
 async def forget_member_snapshot(member_id: int) -> None:
-    """Call after a member's growth (and so maybe level) changes, so the next request prices afresh."""
-    await get_redis().delete(_snapshot_key(member_id))
+    """Call after a member's growth (and so maybe level) changes, so the next request prices afresh.
+
+    Never raises (it runs inside money transactions): a snapshot Redis could not drop lives SNAPSHOT_TTL_SECONDS.
+    """
+    try:
+        await get_redis().delete(_snapshot_key(member_id))
+    except REDIS_ERRORS as exc:
+        log.warning(
+            "member %s snapshot not dropped (%s): prices follow within %ss",
+            member_id,
+            exc,
+            SNAPSHOT_TTL_SECONDS,
+        )
+
+
+_REFUSED = "The token is invalid, expired or revoked"
 
 
 async def _member_viewer(token: str) -> Viewer:
     claims = decode_access_token(token)
     redis = get_redis()
-    # One round trip answers both "was this session revoked?" and "what is this member's growth?".
-    revoked, snapshot = await redis.mget(revoked_key(claims.session_id), _snapshot_key(claims.member_id))
-    if revoked:
-        raise DomainError(ErrorCode.UNAUTHENTICATED, "The token is invalid, expired or revoked")
-    if snapshot is None:
-        growth = await Member.filter(id=claims.member_id).first().values_list("growth", flat=True)
-        if growth is None:
-            raise DomainError(ErrorCode.UNAUTHENTICATED, "The token is invalid, expired or revoked")
-        await redis.set(_snapshot_key(claims.member_id), str(growth), ex=SNAPSHOT_TTL_SECONDS)
+    # One round trip answers both "is this session known alive (or revoked)?" and "what is this member's growth?".
+    try:
+        state, snapshot = await redis.mget(session_key(claims.session_id), _snapshot_key(claims.member_id))
+        redis_answered = True
+    except REDIS_ERRORS:
+        state = snapshot = None
+        redis_answered = False
+    if state == SESSION_REVOKED:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, _REFUSED)
+    if state != SESSION_OK:
+        # Not known alive: the database decides (and gives the growth in the same query).
+        rows = await MemberSession.filter(
+            id=claims.session_id, member_id=claims.member_id, revoked_at__isnull=True
+        ).values_list("member__growth", flat=True)
+        if not rows or rows[0] is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, _REFUSED)
+        growth = int(rows[0])  # type: ignore[call-overload]
+        if redis_answered:
+            await _remember(claims.session_id, claims.member_id, growth)
+    elif snapshot is None:
+        found = await Member.filter(id=claims.member_id).first().values_list("growth", flat=True)
+        if found is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, _REFUSED)
+        growth = int(found)  # type: ignore[call-overload]
+        if redis_answered:
+            await _remember(None, claims.member_id, growth)
     else:
         growth = int(snapshot)
-    identity = MemberIdentity(id=claims.member_id, session_id=claims.session_id, growth=int(growth))
-    return Viewer(member=identity, price=await member_price_context(int(growth)))
+    identity = MemberIdentity(
+        id=claims.member_id, session_id=claims.session_id, growth=growth, expires_at=claims.expires_at
+    )
+    return Viewer(member=identity, price=await member_price_context(growth))
+
+
+async def _remember(session_id: int | None, member_id: int, growth: int) -> None:
+    try:
+        async with get_redis().pipeline(transaction=False) as pipe:
+            if session_id is not None:
+                # NX: never overwrite a revocation written since the database said "alive".
+                pipe.set(
+                    session_key(session_id), SESSION_OK, ex=get_settings().session_check_seconds, nx=True
+                )
+            pipe.set(_snapshot_key(member_id), str(growth), ex=SNAPSHOT_TTL_SECONDS)
+            await pipe.execute()
+    except REDIS_ERRORS:
+        pass  # the next request asks the database again
 
 
 async def _partner_viewer(key: str) -> Viewer:
