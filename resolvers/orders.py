@@ -282,12 +282,12 @@ async def order_status_changed(
     pk = _order_pk(order_id, "orderId")
     if await orders.order_detail(pk, member_id=member_id) is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such order", "orderId")
+    signed_in = viewer.member
+    assert signed_in is not None  # member_id_of refused everyone else
     async with current_runtime().bus.subscribe(order_channel(pk)) as events:
-        async for event in events:
-            # The socket authenticated once, at connect: a member who has since logged out (or whose session
-            # was revoked) must stop receiving their order's news.
-            if viewer.member is not None and await member_tokens.is_revoked(viewer.member.session_id):
-                raise DomainError(ErrorCode.UNAUTHENTICATED, "The session has ended; log in again")
+        # The socket authenticated once, at connect: when that token expires, or the member logs out (or the
+        # session is revoked), the order's news stops.
+        async for event in member_tokens.while_signed_in(signed_in.session_id, signed_in.expires_at, events):
             # Read afresh per event: the connection's context lives as long as the socket.
             current = await order_for_viewer(info.context.fresh().viewer, pk)
             yield OrderStatusChanged(

@@ -43,7 +43,7 @@ from schema.node import encode_id
 from services.access.staff import create_staff
 from services.errors import DomainError, ErrorCode
 from services.loyalty.points import change_points
-from services.members.tokens import issue_tokens, revoke_session
+from services.members.tokens import ACCESS_TTL, issue_tokens, revoke_session
 from services.orders import after_sales, fulfilment
 from services.orders import states as order_states
 from services.orders.sweeper import register_sweep_job, sweep_once, unregister_sweep_job
@@ -621,5 +621,35 @@ async def test_a_logged_out_member_stops_receiving_order_news(
         assert message["type"] == "next" and message["payload"]["data"] is None, message
         assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert "PAID" not in json.dumps(message)
+    finally:
+        await ws.close()
+
+
+async def test_an_order_subscription_ends_when_its_access_token_expires(
+    seeded: None, runtime: object, ws_url: str
+) -> None:
+    member, _ = await new_member()
+    order = await place(member)
+    # A token issued long enough ago that it has 1.5 s left.
+    issued = now() - ACCESS_TTL + timedelta(seconds=1.5)
+    set_clock(lambda: issued)
+    try:
+        token = (await issue_tokens(member)).access_token
+    finally:
+        set_clock(None)
+    ws = await _subscribe(ws_url, token, order.id)
+    try:
+        async with asyncio.timeout(5):
+            message = json.loads(await ws.recv())  # no event was published: the expiry alone ends it
+            done = json.loads(await ws.recv())
+        assert message["type"] == "next" and message["payload"]["data"] is None, message
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert "expired" in message["payload"]["errors"][0]["message"]
+        assert done == {"id": "1", "type": "complete"}
+        # The order's later news is not sent on this socket.
+        await order_states.transition(order.id, S.PAID, actor=ActorKind.WECHAT)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await ws.recv()
     finally:
         await ws.close()

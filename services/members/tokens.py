@@ -18,11 +18,14 @@ reuse detection, RFC 9700 section 4.14.2).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import jwt
 from tortoise.transactions import in_transaction
@@ -34,6 +37,8 @@ from models import Member, MemberSession, RetiredRefreshToken
 from services.errors import DomainError, ErrorCode
 
 log = logging.getLogger("lianmall.sessions")
+
+T = TypeVar("T")
 
 ACCESS_TTL = timedelta(hours=2)
 REFRESH_TTL = timedelta(days=30)
@@ -225,6 +230,32 @@ async def revoke_member_sessions(member_id: int) -> None:
     )
     for session_id in ids:
         await revoke_session(int(session_id))
+
+
+async def while_signed_in(session_id: int, expires_at: int, events: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`events`, for as long as the signed-in session that asked for them lasts.
+
+    A WebSocket authenticates once, at connect: its member subscriptions must end when the access token it
+    showed expires (at `expires_at`, Unix seconds, even with no event coming) or when the session is revoked
+    (checked before each event), with UNAUTHENTICATED. The client reconnects with a fresh token.
+    """
+    iterator = aiter(events)
+    while True:
+        remaining = expires_at - now().timestamp()
+        if remaining <= 0:
+            raise DomainError(
+                ErrorCode.UNAUTHENTICATED, "The access token has expired; reconnect with a fresh one"
+            )
+        try:
+            async with asyncio.timeout(remaining):
+                event = await anext(iterator)
+        except TimeoutError:
+            continue  # the loop's check says it expired
+        except StopAsyncIteration:
+            return
+        if await is_revoked(session_id):
+            raise DomainError(ErrorCode.UNAUTHENTICATED, "The session has ended; log in again")
+        yield event
 
 
 async def purge_retired_refresh_tokens(at: datetime) -> int:
