@@ -39,6 +39,11 @@ class EventBus:
         # Whether the listener holds its subscription now (what /healthz reports as the event bus).
         self.connected = False
 
+    @property
+    def subscriber_count(self) -> int:
+        """Local subscribers (one queue per open subscription) across every channel."""
+        return sum(len(queues) for queues in self._queues.values())
+
     async def publish(self, channel: str, payload: dict[str, Any]) -> None:
         await self._redis.publish(self._prefix + channel, orjson.dumps(payload))
 

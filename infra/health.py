@@ -55,7 +55,11 @@ async def _redis() -> dict[str, Any]:
 
 def _bus() -> dict[str, Any]:
     bus = current_runtime().bus
-    return {"status": "ok" if bus.connected else "disconnected", "reconnects": bus.reconnects}
+    return {
+        "status": "ok" if bus.connected else "disconnected",
+        "reconnects": bus.reconnects,
+        "subscribers": bus.subscriber_count,
+    }
 
 
 def _detail(exc: BaseException) -> str:

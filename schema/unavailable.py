@@ -15,7 +15,7 @@ from tortoise.exceptions import OperationalError
 
 from infra.db import DATABASE_DOWN_ERRORS, database_unavailable
 from schema.extensions import UNAVAILABLE_MESSAGE
-from schema.view import error_response
+from schema.graphql_http import error_response
 from services.errors import ErrorCode
 
 log = logging.getLogger("lianmall.errors")

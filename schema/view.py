@@ -21,15 +21,17 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from infra.db import database_unavailable
 from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import current_runtime
 from infra.settings import Settings
 from schema import graphql_http, http_streams
 from schema.cache_policy import body_to_store, may_store
 from schema.context import Context, make_context, searcher_key
-from schema.extensions import coded_error
+from schema.extensions import UNAVAILABLE_MESSAGE, coded_error
 from schema.graphiql import graphiql_page
 from schema.graphql_http import CachedAnswer, RequestRejected, error_response, rejection_response
+from schema.sockets import LegacyWSHandler, SocketLimits, TransportWSHandler, refuse_socket
 from schema.websocket import TextFrameWebSocketAdapter
 from services.catalog import hot_words
 from services.errors import DomainError, ErrorCode
@@ -43,6 +45,9 @@ class SocketContext(Context):
     """A WebSocket connection's context; strawberry puts the `connection_init` payload in `connection_params`."""
 
     connection_params: dict[str, object] | None = None
+    # Bookkeeping for schema.sockets: the member this socket counts against, the subscriptions it started.
+    socket_member: int | None = None
+    subscriptions_started: int = 0
 
 
 def socket_token(params: dict[str, object] | None, handshake_authorization: str | None) -> str | None:
@@ -64,6 +69,8 @@ def socket_token(params: dict[str, object] | None, handshake_authorization: str 
 class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter  # type: ignore[assignment]
     stream_transport_classes_by_protocol = http_streams.TRANSPORTS
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
@@ -75,9 +82,13 @@ class GraphQLView(GraphQL[Context, None]):
             keep_alive_interval=15,
             subscription_protocols=http_streams.PROTOCOLS,
             allowed_origins=settings.browser_origins,
+            max_subscriptions_per_connection=settings.ws_max_subscriptions_per_connection,
         )
         self.settings = settings
         self.max_body = settings.max_body_bytes
+        self.sockets = SocketLimits(
+            settings.ws_max_connections_per_ip, settings.ws_max_connections_per_member
+        )
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -114,11 +125,24 @@ class GraphQLView(GraphQL[Context, None]):
                 context.viewer = await viewer_for_token(token)
         except DomainError as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code.value}) from None
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            raise ConnectionRejectionError(
+                {"message": UNAVAILABLE_MESSAGE, "code": ErrorCode.SERVICE_UNAVAILABLE.value}
+            ) from None
+        member = context.viewer.member
+        if member is not None and isinstance(context, SocketContext):
+            if not self.sockets.admit_member(member.id):
+                limit = self.sockets.per_member
+                message = f"At most {limit} open connections per member; close another one first"
+                raise ConnectionRejectionError({"message": message, "code": ErrorCode.LIMIT_EXCEEDED.value})
+            context.socket_member = member.id
         return UNSET
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if isinstance(request, WebSocket):
-            return await super().run(request, context, root_value)
+            return await self._run_socket(request, root_value)
         headers = request.headers
         accept = headers.get("accept")
         # None: the client asked for a stream (SSE or multipart), which the cache never answers.
@@ -226,6 +250,19 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> Response:
         stream = http_streams.with_opening_delimiter(stream, headers)
         return await super().create_streaming_response(request, stream, sub_response, headers)
+
+    async def _run_socket(self, websocket: WebSocket, root_value: Any) -> Any:
+        """Count the socket against its client address (and, once authenticated, its member) while it is open."""
+        address = websocket.client.host if websocket.client else "unknown"
+        if not self.sockets.admit_address(address):
+            limit = self.sockets.per_address
+            await refuse_socket(websocket, f"At most {limit} open connections per client address")
+            return None
+        context = SocketContext(request=websocket, response=websocket)
+        try:
+            return await super().run(websocket, context, root_value)
+        finally:
+            self.sockets.release(address, context.socket_member, context.subscriptions_started)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:
