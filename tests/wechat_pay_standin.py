@@ -4,6 +4,10 @@ Requests and answers are XML signed with MD5 over the sorted `k=v` pairs and `ke
 computed by infra/wechat_sandbox/wire.py, independently of wechatpy). `POST /pay/unifiedorder` checks the signature, appid, mch_id and the
 required fields and answers a signed `prepay_id`; `POST /secapi/pay/refund` checks the same, that the trade is
 known and that refunds never exceed its amount (the same `out_refund_no` again is the same refund).
+`POST /pay/orderquery` answers a trade's `trade_state` (NOTPAY until the shopper pays: `mark_paid`, or a
+payment notification built here; CLOSED after `POST /pay/closeorder`, which answers ORDERPAID for a paid trade);
+`POST /pay/refundquery` answers a refund as `refund_count` / `*_0` fields with `refund_status_0` (PROCESSING
+until `finish_refund`, or a refund notification built here). Unknown ones: ORDERNOTEXIST / REFUNDNOTEXIST.
 
 Builders make the notifications WeChat Pay sends: `payment_notification` (signed XML, optionally forged or with a
 wrong amount / appid / mch_id) and `refund_notification` (`req_info` encrypted with AES-256-ECB under
@@ -35,6 +39,9 @@ from tests.threaded_server import ThreadedServer
 
 UNIFIEDORDER = "unifiedorder"
 REFUND = "refund"
+ORDERQUERY = "orderquery"
+CLOSEORDER = "closeorder"
+REFUNDQUERY = "refundquery"
 
 
 @dataclass
@@ -45,6 +52,9 @@ class Trade:
     notify_url: str
     prepay_id: str
     transaction_id: str = field(default_factory=lambda: "42000" + secrets.token_hex(12))
+    # NOTPAY, SUCCESS (paid), CLOSED (closeorder), as WeChat's order query says.
+    state: str = "NOTPAY"
+    time_end: str = ""
 
 
 @dataclass
@@ -54,6 +64,8 @@ class RefundRecord:
     refund_fee: int
     refund_id: str
     notify_url: str
+    # PROCESSING until it finishes: SUCCESS, REFUNDCLOSE or CHANGE, as WeChat's refund query says.
+    status: str = "PROCESSING"
 
 
 @dataclass
@@ -80,6 +92,9 @@ class WeChatPayStandIn(ThreadedServer):
             routes=[
                 Route("/pay/unifiedorder", self._unifiedorder, methods=["POST"]),
                 Route("/secapi/pay/refund", self._refund, methods=["POST"]),
+                Route("/pay/orderquery", self._orderquery, methods=["POST"]),
+                Route("/pay/closeorder", self._closeorder, methods=["POST"]),
+                Route("/pay/refundquery", self._refundquery, methods=["POST"]),
             ]
         )
 
@@ -105,6 +120,22 @@ class WeChatPayStandIn(ThreadedServer):
         with self._lock:
             return self._state.refunds[out_refund_no]
 
+    def mark_paid(self, out_trade_no: str) -> Trade:
+        """The shopper paid: the trade is SUCCESS at WeChat (whether or not a notification ever arrives)."""
+        with self._lock:
+            trade = self._state.trades[out_trade_no]
+            if trade.state == "NOTPAY":
+                trade.state = "SUCCESS"
+                trade.time_end = time.strftime("%Y%m%d%H%M%S")
+            return trade
+
+    def finish_refund(self, out_refund_no: str, status: str = "SUCCESS") -> RefundRecord:
+        """WeChat finished the refund (SUCCESS, REFUNDCLOSE or CHANGE), notification sent or not."""
+        with self._lock:
+            refund = self._state.refunds[out_refund_no]
+            refund.status = status
+            return refund
+
     def fail(self, endpoint: str, err_code: str, err_code_des: str = "", times: int = 1) -> None:
         """The next `times` calls of `endpoint` answer result_code FAIL with `err_code` (e.g. SYSTEMERROR)."""
         with self._lock:
@@ -123,8 +154,12 @@ class WeChatPayStandIn(ThreadedServer):
         transaction_id: str | None = None,
         result_code: str = "SUCCESS",
     ) -> bytes:
-        """The payment notification WeChat Pay posts for a paid trade, signed with `key` (ours by default)."""
-        trade = self.trade(out_trade_no)
+        """The payment notification WeChat Pay posts for a paid trade, signed with `key` (ours by default).
+
+        A genuine one (nothing overridden, result SUCCESS) marks the trade paid, as the payment behind it did.
+        """
+        genuine = (total_fee, appid, mch_id, key, transaction_id) == (None,) * 5 and result_code == "SUCCESS"
+        trade = self.mark_paid(out_trade_no) if genuine else self.trade(out_trade_no)
         fee = trade.total_fee if total_fee is None else total_fee
         params = {
             "appid": appid or self.appid,
@@ -155,8 +190,12 @@ class WeChatPayStandIn(ThreadedServer):
         appid: str | None = None,
         mch_id: str | None = None,
     ) -> bytes:
-        """The refund notification WeChat Pay posts, its details in `req_info` encrypted under md5(`key`)."""
-        refund = self.refund(out_refund_no)
+        """The refund notification WeChat Pay posts, its details in `req_info` encrypted under md5(`key`).
+
+        A genuine one (nothing overridden) finishes the refund with `refund_status`, as WeChat did.
+        """
+        genuine = (refund_fee, key, appid, mch_id) == (None,) * 4
+        refund = self.finish_refund(out_refund_no, refund_status) if genuine else self.refund(out_refund_no)
         trade = self.trade(refund.out_trade_no)
         fee = refund.refund_fee if refund_fee is None else refund_fee
         info = {
@@ -277,6 +316,77 @@ class WeChatPayStandIn(ThreadedServer):
                 "cash_fee": trade.total_fee,
             }
         )
+
+    async def _orderquery(self, request: Request) -> Response:
+        body, refused = await self._begin(ORDERQUERY, request)
+        if refused:
+            return refused
+        with self._lock:
+            trade = self._state.trades.get(body.get("out_trade_no") or "")
+            if trade is None:
+                return self._business_fail("ORDERNOTEXIST", "订单不存在")
+            answer: dict[str, Any] = {
+                "result_code": "SUCCESS",
+                "out_trade_no": trade.out_trade_no,
+                "trade_state": trade.state,
+                "trade_state_desc": _TRADE_STATE_DESC.get(trade.state, trade.state),
+            }
+            if trade.state == "SUCCESS":
+                answer.update(
+                    openid=trade.openid,
+                    is_subscribe="N",
+                    trade_type="JSAPI",
+                    bank_type="CMC",
+                    total_fee=trade.total_fee,
+                    cash_fee=trade.total_fee,
+                    fee_type="CNY",
+                    transaction_id=trade.transaction_id,
+                    time_end=trade.time_end,
+                )
+        return self._answer(answer)
+
+    async def _closeorder(self, request: Request) -> Response:
+        body, refused = await self._begin(CLOSEORDER, request)
+        if refused:
+            return refused
+        with self._lock:
+            trade = self._state.trades.get(body.get("out_trade_no") or "")
+            if trade is None:
+                return self._business_fail("ORDERNOTEXIST", "订单不存在")
+            if trade.state == "SUCCESS":
+                return self._business_fail("ORDERPAID", "订单已支付，不能发起关单")
+            trade.state = "CLOSED"
+        return self._answer({"result_code": "SUCCESS", "result_msg": "OK"})
+
+    async def _refundquery(self, request: Request) -> Response:
+        body, refused = await self._begin(REFUNDQUERY, request)
+        if refused:
+            return refused
+        with self._lock:
+            refund = self._state.refunds.get(body.get("out_refund_no") or "")
+            if refund is None:
+                return self._business_fail("REFUNDNOTEXIST", "退款订单查询失败")
+            trade = self._state.trades[refund.out_trade_no]
+            answer: dict[str, Any] = {
+                "result_code": "SUCCESS",
+                "transaction_id": trade.transaction_id,
+                "out_trade_no": trade.out_trade_no,
+                "total_fee": trade.total_fee,
+                "cash_fee": trade.total_fee,
+                "refund_count": 1,
+                "out_refund_no_0": refund.out_refund_no,
+                "refund_id_0": refund.refund_id,
+                "refund_channel_0": "ORIGINAL",
+                "refund_fee_0": refund.refund_fee,
+                "refund_status_0": refund.status,
+                "refund_recv_accout_0": "支付用户的零钱",
+            }
+            if refund.status == "SUCCESS":
+                answer["refund_success_time_0"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        return self._answer(answer)
+
+
+_TRADE_STATE_DESC = {"NOTPAY": "订单未支付", "SUCCESS": "支付成功", "CLOSED": "订单已关闭"}
 
 
 @pytest.fixture(scope="session")

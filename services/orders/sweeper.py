@@ -1,5 +1,7 @@
 """Time-driven order transitions: unpaid timeout, automatic receipt, completion after the after-sale window;
-and refunds WeChat Pay never accepted, asked again.
+refunds WeChat Pay never accepted, asked again; payments and refunds no notification settled, asked about at
+WeChat Pay (services.payments.reconcile), first of all, so a paid order is never cancelled for a lost
+notification.
 
 Nothing is kept in memory: each sweep finds due orders by their indexed deadline columns, so a restarted
 process (or any other one) picks up whatever was due. Every process sweeps; the guarded update in
@@ -17,12 +19,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tortoise.expressions import Q
+
 from infra.clock import now as clock_now
 from infra.settings import get_settings
-from models import ActorKind, AfterSale, AfterSaleStatus, Order, OrderStatus, Refund, RefundStatus
+from models import (
+    ActorKind,
+    AfterSale,
+    AfterSaleStatus,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
 from services.errors import DomainError
+from services.members.tokens import purge_retired_refresh_tokens
 from services.orders import states as order_states
-from services.payments import refunds
+from services.payments import reconcile, refunds
 
 log = logging.getLogger("lianmall.sweeper")
 
@@ -41,6 +56,9 @@ class SweepReport:
     received: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
     refunds_retried: list[int] = field(default_factory=list)
+    # Payments and refunds settled (or closed) by asking WeChat Pay.
+    payments_reconciled: list[int] = field(default_factory=list)
+    refunds_reconciled: list[int] = field(default_factory=list)
     skipped: int = 0
     # What each registered job did: its name → how many things it moved.
     jobs: dict[str, int] = field(default_factory=dict)
@@ -66,7 +84,15 @@ class RefundRetryRule:
     report: Callable[[SweepReport], list[int]]
 
 
-RULES: tuple[Rule | RefundRetryRule, ...] = (
+@dataclass(frozen=True)
+class AskWeChatRule:
+    """Payments still PENDING PAY_QUERY_AFTER_SECONDS after they were made (and since they were last asked
+    about), or whose order is due for the unpaid timeout, and refunds WeChat accepted that are still PENDING as
+    long: asked about at WeChat Pay and settled by its answer (services.payments.reconcile)."""
+
+
+RULES: tuple[Rule | RefundRetryRule | AskWeChatRule, ...] = (
+    AskWeChatRule(),
     Rule(
         OrderStatus.PENDING_PAYMENT,
         "pay_deadline",
@@ -104,6 +130,10 @@ def unregister_sweep_job(name: str) -> None:
     _jobs.pop(name, None)
 
 
+# Retired refresh tokens (reuse detection) are kept for as long as a refresh token lives.
+register_sweep_job("retired-refresh-tokens", purge_retired_refresh_tokens)
+
+
 async def _due(rule: Rule, at: datetime) -> list[int]:
     ids = await (
         Order.filter(status=rule.status, **{f"{rule.deadline}__lte": at})
@@ -127,6 +157,9 @@ async def sweep_once(at: datetime | None = None) -> SweepReport:
     at = at or clock_now()
     report = SweepReport()
     for rule in RULES:
+        if isinstance(rule, AskWeChatRule):
+            await _ask_wechat(at, report)
+            continue
         if isinstance(rule, RefundRetryRule):
             await _retry_refunds(rule, at, report)
             continue
@@ -173,6 +206,63 @@ async def _retry_refunds(rule: RefundRetryRule, at: datetime, report: SweepRepor
         rule.report(report).append(refund.id)
 
 
+async def _ask_wechat(at: datetime, report: SweepReport) -> None:
+    settings = get_settings()
+    if not (settings.wechat_appid and settings.wechat_mch_id and settings.wechat_pay_api_key):
+        return  # no merchant: nothing was ever paid through WeChat Pay here
+    asked_before = at - timedelta(seconds=settings.pay_query_after_seconds)
+    not_asked_lately = Q(checked_at__isnull=True) | Q(checked_at__lte=asked_before)
+    payments = await (
+        Payment.filter(not_asked_lately, status=PaymentStatus.PENDING, created_at__lte=asked_before)
+        .order_by("id")
+        .limit(BATCH)
+    )
+    # Before the unpaid timeout cancels an order, whatever its payment's age: was it paid after all?
+    due = await Payment.filter(
+        status=PaymentStatus.PENDING,
+        order__status=OrderStatus.PENDING_PAYMENT,
+        order__pay_deadline__lte=at,
+    ).limit(BATCH)
+    seen = {p.id for p in payments}
+    payments += [p for p in due if p.id not in seen]
+    for payment in payments:
+        try:
+            outcome = await reconcile.reconcile_payment(payment, at)
+        except DomainError as exc:
+            log.warning("asking WeChat Pay about payment %s: %s", payment.out_trade_no, exc.code)
+            report.skipped += 1
+            continue
+        except Exception:
+            log.exception("asking WeChat Pay about payment %s failed", payment.out_trade_no)
+            report.skipped += 1
+            continue
+        if outcome in ("paid", "closed"):
+            report.payments_reconciled.append(payment.id)
+    refunds = await (
+        Refund.filter(
+            not_asked_lately,
+            status=RefundStatus.PENDING,
+            refund_id__isnull=False,
+            created_at__lte=asked_before,
+        )
+        .order_by("id")
+        .limit(BATCH)
+    )
+    for refund in refunds:
+        try:
+            outcome = await reconcile.reconcile_refund(refund, at)
+        except DomainError as exc:
+            log.warning("asking WeChat Pay about refund %s: %s", refund.out_refund_no, exc.code)
+            report.skipped += 1
+            continue
+        except Exception:
+            log.exception("asking WeChat Pay about refund %s failed", refund.out_refund_no)
+            report.skipped += 1
+            continue
+        if outcome == "settled":
+            report.refunds_reconciled.append(refund.id)
+
+
 def sweep_interval() -> float:
     return get_settings().sweep_interval_seconds
 
@@ -191,14 +281,19 @@ async def run_sweeper(
                 or report.received
                 or report.completed
                 or report.refunds_retried
+                or report.payments_reconciled
+                or report.refunds_reconciled
                 or moved_by_jobs
             ):
                 log.info(
-                    "sweep: %d cancelled, %d received, %d completed, %d refunds asked again; jobs %s",
+                    "sweep: %d cancelled, %d received, %d completed, %d refunds asked again, "
+                    "%d payments and %d refunds settled by asking WeChat Pay; jobs %s",
                     len(report.cancelled),
                     len(report.received),
                     len(report.completed),
                     len(report.refunds_retried),
+                    len(report.payments_reconciled),
+                    len(report.refunds_reconciled),
                     moved_by_jobs,
                 )
         except asyncio.CancelledError:

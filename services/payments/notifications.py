@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,25 +152,39 @@ async def handle_payment_notification(body: bytes) -> str:
     if payment is None:
         await _notice(kind, body, "unknown_order", out_trade_no)
         return answer(False, "unknown out_trade_no")
+    settled, message = await settle_paid_trade(kind, body, payment, transaction_id, total_fee)
+    return answer(settled, message)
+
+
+async def settle_paid_trade(
+    kind: str, evidence: bytes, payment: Payment, transaction_id: str, total_fee: int
+) -> tuple[bool, str]:
+    """Record `payment` as paid by WeChat's `transaction_id` and settle its order.
+
+    Shared by the payment notification and the sweeper's order query (`services.payments.reconcile`), so
+    either of them, in any order, any number of times, on any process, settles a payment once. Checks the
+    amount, records a PaymentNotice of `kind` with `evidence` and returns (settled, what to tell WeChat).
+    """
+    out_trade_no = payment.out_trade_no
     order = await Order.get(id=payment.order_id)  # type: ignore[attr-defined]
     if total_fee != payment.amount or total_fee != order.payable:
         await _notice(
-            kind, body, "mismatched", out_trade_no, f"total_fee {total_fee}, expected {payment.amount}"
+            kind, evidence, "mismatched", out_trade_no, f"total_fee {total_fee}, expected {payment.amount}"
         )
-        return answer(False, "wrong amount")
+        return False, "wrong amount"
 
     outcome = await retry_when_busy(lambda: _record_payment(payment.id, transaction_id))
     if outcome != "accepted" and outcome != "duplicate":
-        await _notice(kind, body, outcome, out_trade_no, f"transaction_id {transaction_id}")
-        return answer(False, "conflicting transaction")
+        await _notice(kind, evidence, outcome, out_trade_no, f"transaction_id {transaction_id}")
+        return False, "conflicting transaction"
     try:
         await _settlement().payment_succeeded(payment.id)
     except DomainError as exc:
-        # Recorded as paid; WeChat will send the notification again and the follow-up runs again.
-        await _notice(kind, body, "settle_failed", out_trade_no, f"{exc.code}: {exc.message}")
-        return answer(False, "try again")
-    await _notice(kind, body, outcome, out_trade_no, f"transaction_id {transaction_id}")
-    return answer(True)
+        # Recorded as paid; WeChat will send the notification again (or the sweeper asks) and this runs again.
+        await _notice(kind, evidence, "settle_failed", out_trade_no, f"{exc.code}: {exc.message}")
+        return False, "try again"
+    await _notice(kind, evidence, outcome, out_trade_no, f"transaction_id {transaction_id}")
+    return True, "OK"
 
 
 async def _record_payment(payment_id: int, transaction_id: str) -> str:
@@ -220,6 +234,21 @@ async def handle_refund_notification(body: bytes) -> str:
     if refund is None:
         await _notice(kind, body, "unknown_order", out_refund_no)
         return answer(False, "unknown out_refund_no")
+    settled, message = await settle_refund_result(kind, body, refund, data)
+    return answer(settled, message)
+
+
+async def settle_refund_result(
+    kind: str, evidence: bytes, refund: Refund, data: Mapping[str, Any]
+) -> tuple[bool, str]:
+    """Apply WeChat's word on `refund` (`data`: out_trade_no, total_fee, refund_fee, refund_status, refund_id).
+
+    Shared by the refund notification and the sweeper's refund query (`services.payments.reconcile`): the
+    money, points and stock come back once however often and from wherever WeChat's word arrives. A status
+    other than SUCCESS fails the refund. Records a PaymentNotice of `kind` with `evidence`; returns
+    (settled, what to tell WeChat).
+    """
+    out_refund_no = refund.out_refund_no
     payment = await refund_payment(refund)
     if (
         payment is None
@@ -227,27 +256,27 @@ async def handle_refund_notification(body: bytes) -> str:
         or data.get("refund_fee") != refund.amount
         or data.get("total_fee") != payment.amount
     ):
-        await _notice(kind, body, "mismatched", out_refund_no, f"refund_fee {data.get('refund_fee')}")
-        return answer(False, "mismatched")
+        await _notice(kind, evidence, "mismatched", out_refund_no, f"refund_fee {data.get('refund_fee')}")
+        return False, "mismatched"
     if data.get("refund_status") != "SUCCESS":
         changed = await Refund.filter(id=refund.id, status=RefundStatus.PENDING).update(
             status=RefundStatus.FAILED
         )
         await _notice(
             kind,
-            body,
+            evidence,
             "refund_failed" if changed else "duplicate",
             out_refund_no,
             str(data.get("refund_status")),
         )
-        return answer(True)
+        return True, "OK"
 
     refund_id = str(data.get("refund_id") or "") or None
     stock: list[StockChange] = []
     outcome = await retry_when_busy(lambda: _record_refund(refund.id, refund_id, payment.id, stock))
     if outcome == "conflict":
-        await _notice(kind, body, "mismatched", out_refund_no, "refund already failed")
-        return answer(False, "mismatched")
+        await _notice(kind, evidence, "mismatched", out_refund_no, "refund already failed")
+        return False, "mismatched"
     if outcome == "accepted":
         # add_growth forgot the member's cached snapshot inside the transaction; forget it again after the
         # commit so no request re-cached the growth from before it.
@@ -264,10 +293,10 @@ async def handle_refund_notification(body: bytes) -> str:
     try:
         await _settlement().refund_completed(refund.id)
     except DomainError as exc:
-        await _notice(kind, body, "settle_failed", out_refund_no, f"{exc.code}: {exc.message}")
-        return answer(False, "try again")
-    await _notice(kind, body, outcome, out_refund_no, f"refund_id {refund_id}")
-    return answer(True)
+        await _notice(kind, evidence, "settle_failed", out_refund_no, f"{exc.code}: {exc.message}")
+        return False, "try again"
+    await _notice(kind, evidence, outcome, out_refund_no, f"refund_id {refund_id}")
+    return True, "OK"
 
 
 async def _record_refund(

@@ -46,6 +46,7 @@ REFUND_NOTIFY_PATH = "/payments/wechat/refund-notify"
 _ALREADY_PAID = {"ORDERPAID"}
 _NOT_PAYABLE = {"ORDERCLOSED", "OUT_TRADE_NO_USED"}
 _REFUND_REFUSED = {"NOTENOUGH", "TRADE_OVERDUE", "ERROR", "USER_ACCOUNT_ABNORMAL", "INVALID_REQ_TOO_MUCH"}
+_NO_SUCH_TRADE = {"ORDERNOTEXIST", "REFUNDNOTEXIST"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ def _pay_error(exc: WeChatPayException) -> DomainError:
         return DomainError(ErrorCode.ORDER_ALREADY_PAID, "This order is already paid")
     if code in _NOT_PAYABLE:
         return DomainError(ErrorCode.ORDER_NOT_PAYABLE, "WeChat Pay no longer accepts payment for this order")
+    if code in _NO_SUCH_TRADE:
+        return DomainError(ErrorCode.NOT_FOUND, f"WeChat Pay has no such trade or refund ({code})")
     if code in _REFUND_REFUSED:
         log.warning("WeChat Pay refused a refund: %s %s", code, exc.errmsg)
         return DomainError(ErrorCode.REFUND_FAILED, f"WeChat Pay refused the refund ({code})")
