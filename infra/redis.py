@@ -6,9 +6,10 @@ and may fail, and its caller degrades (see the README, "When Redis or PostgreSQL
 - a command is retried once, without delay, on a broken connection (a pooled socket left over from before a
   Redis restart) but never on a timeout, so one command never waits much longer than the timeout;
 - the client's `RedisHealth` trips when a connect fails or a command times out: for `PROBE_INTERVAL` seconds
-  after that every new connection fails at once instead of waiting, then a single connect probes again. Without it,
-  redis-py's default nested retries (a retried command whose every attempt retries its connect, each with
-  backoff) kept the first request after an outage waiting 15-30 s.
+  after that every connect and command fails at once instead of waiting, then a single one probes again.
+  Without it, redis-py's default nested retries (a retried command whose every attempt retries its connect,
+  each with backoff) kept the first request after an outage waiting 15-30 s, and with Redis hung (not dead)
+  every command on every pooled socket would wait its own timeout.
 """
 
 from __future__ import annotations
@@ -41,79 +42,103 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, asyncio.Timeou
 
 
 class RedisHealth:
-    """A circuit breaker over one client's connections, and what /healthz reports about Redis."""
+    """A circuit breaker over one client's connections, and what /healthz reports about Redis.
+
+    Closed (Redis up): everything goes through. It opens when a connect fails or a read or write times out
+    (a broken socket alone does not: its command is retried on a new connection, whose connect decides). Open:
+    every connect and every command fails at once, except one probe per `probe_interval`, whose first answer
+    from Redis closes the breaker again.
+    """
 
     def __init__(self, probe_interval: float = PROBE_INTERVAL) -> None:
         self.probe_interval = probe_interval
         self.down_since: float | None = None
         self.last_error = ""
         self._retry_at = 0.0
-        self._probing = False
+        self._probe: object | None = None  # the connection probing, while one does
 
     @property
     def up(self) -> bool:
         return self.down_since is None
 
-    def before_connect(self) -> None:
-        if self.down_since is None:
+    def before_use(self, connection: object) -> None:
+        """Raise at once while Redis is known to be away, unless `connection` is (or becomes) the probe."""
+        if self.down_since is None or self._probe is connection:
             return
-        if self._probing or time.monotonic() < self._retry_at:
+        if self._probe is not None or time.monotonic() < self._retry_at:
             raise RedisConnectionError(f"Redis is unreachable ({self.last_error}); not waiting for it")
-        self._probing = True  # this connect is the probe; the others keep failing fast meanwhile
+        self._probe = connection
 
     def failed(self, exc: BaseException) -> None:
-        self._probing = False
+        self._probe = None
         self._retry_at = time.monotonic() + self.probe_interval
         self.last_error = f"{type(exc).__name__}: {exc}"[:200]
         if self.down_since is None:
             self.down_since = time.monotonic()
             log.warning("Redis is unreachable (%s): degrading until it answers again", self.last_error)
 
-    def succeeded(self) -> None:
-        self._probing = False
+    def failed_on_socket(self, exc: BaseException) -> None:
+        if isinstance(exc, RedisTimeoutError) or self.down_since is not None:
+            self.failed(exc)
+
+    def answered(self) -> None:
         if self.down_since is None:
             return
+        self._probe = None
         log.warning("Redis answers again after %.1fs", time.monotonic() - self.down_since)
         self.down_since = None
 
-    def cancelled(self) -> None:
-        self._probing = False
+    def abandoned(self, connection: object) -> None:
+        if self._probe is connection:
+            self._probe = None
 
 
 class _Guarded:
-    """Connection mixin: consult and feed the pool's RedisHealth on connect and on timeouts of open sockets."""
+    """Connection mixin: consult and feed the pool's RedisHealth on connect, send and read."""
 
     def __init__(self, *args: Any, redis_health: RedisHealth, **kwargs: Any) -> None:
         self.redis_health = redis_health
         super().__init__(*args, **kwargs)
 
     async def _connect(self) -> None:
-        self.redis_health.before_connect()
+        self.redis_health.before_use(self)
         try:
             await super()._connect()  # type: ignore[misc]
         except asyncio.CancelledError:
-            self.redis_health.cancelled()
+            self.redis_health.abandoned(self)
             raise
         except BaseException as exc:
             self.redis_health.failed(exc)
             raise
-        self.redis_health.succeeded()
+        # Connected is not answered: a hung Redis still accepts connections (the kernel does). The first
+        # answer read on this socket closes the breaker.
 
     async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        self.redis_health.before_use(self)
         try:
             await super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
-        except RedisTimeoutError as exc:
-            self.redis_health.failed(exc)
+        except (RedisTimeoutError, RedisConnectionError) as exc:
+            self.redis_health.failed_on_socket(exc)
+            raise
+        except BaseException:
+            self.redis_health.abandoned(self)
             raise
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().read_response(*args, **kwargs)  # type: ignore[misc]
-        except RedisTimeoutError as exc:
-            # A broken socket (ConnectionError) is retried on a new one, whose connect decides; a timeout means
-            # Redis (or the way to it) hangs, and waiting for it again would only double the wait.
-            self.redis_health.failed(exc)
+            response = await super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except (RedisTimeoutError, RedisConnectionError) as exc:
+            # A timeout means Redis (or the way to it) hangs: waiting for it again would only double the wait.
+            self.redis_health.failed_on_socket(exc)
             raise
+        except asyncio.CancelledError:
+            self.redis_health.abandoned(self)
+            raise
+        except BaseException:
+            self.redis_health.answered()  # an error reply is an answer too
+            raise
+        self.redis_health.answered()
+        return response
 
 
 class GuardedConnection(_Guarded, Connection):

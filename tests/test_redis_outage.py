@@ -184,3 +184,29 @@ async def test_healthz_reports_each_dependency(client: httpx.AsyncClient, settin
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["redis"]["status"] == ("embedded" if settings.embedded_redis else "ok")
     assert body["checks"]["eventBus"]["status"] == "ok"
+
+
+async def test_a_dead_redis_is_asked_once_per_probe_interval_not_on_every_call() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from infra.redis import create_redis, health_of
+    from tests.server_process import free_port
+
+    client = create_redis(Settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", DATA_DIR="/tmp"))
+    health = health_of(client)
+    assert health is not None and health.up
+    try:
+        with pytest.raises(RedisConnectionError):
+            await client.get("k")
+        assert not health.up and "refused" in health.last_error.lower()
+        health.last_error = "seen"
+        with pytest.raises(RedisConnectionError) as second:
+            await client.get("k")
+        assert "not waiting for it" in str(second.value)
+        assert health.last_error == "seen", "the breaker answered without connecting"
+        health._retry_at = 0.0  # the probe interval has passed
+        with pytest.raises(RedisConnectionError):
+            await client.get("k")
+        assert "refused" in health.last_error.lower(), "after the interval, one call probes Redis again"
+    finally:
+        await client.aclose()

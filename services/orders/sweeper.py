@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from tortoise.expressions import Q
 
 from infra.clock import now as clock_now
+from infra.db import database_unavailable
 from infra.settings import get_settings
 from models import (
     ActorKind,
@@ -298,8 +299,11 @@ async def run_sweeper(
                 )
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("order sweep failed")
+        except Exception as exc:
+            if database_unavailable(exc):  # said in one line: /healthz says it too
+                log.warning("order sweep skipped: the database is unavailable (%s)", exc)
+            else:
+                log.exception("order sweep failed")
         await asyncio.sleep(pause)
 
 
