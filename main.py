@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     from infra.wechat_sandbox.routes import sandbox_routes
     from schema import content_http, payments_http
     from schema.root import schema
-    from schema.unavailable import DATABASE_DOWN_HANDLERS
+    from schema.unavailable import DEPENDENCY_DOWN_HANDLERS
     from schema.view import GraphQLView
     from services.content.storage import LOCAL_ROUTE
 
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         routes=routes,
         middleware=edge_middleware(settings),
         lifespan=lifespan,
-        exception_handlers=DATABASE_DOWN_HANDLERS,
+        exception_handlers=DEPENDENCY_DOWN_HANDLERS,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql.error import GraphQLError, GraphQLSyntaxError
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
@@ -32,7 +33,7 @@ def error_code(error: GraphQLError) -> ErrorCode | None:
     given = (error.extensions or {}).get("code")
     if given in ErrorCode.__members__:
         return ErrorCode(given)
-    if database_unavailable(original):
+    if database_unavailable(original) or isinstance(original, RedisError):
         return ErrorCode.SERVICE_UNAVAILABLE
     if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
         return ErrorCode.GRAPHQL_PARSE_FAILED
@@ -61,7 +62,7 @@ def coded_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if code is ErrorCode.SERVICE_UNAVAILABLE and not isinstance(original, DomainError):
         # The driver's message names hosts and ports: log it in one line, tell the client what it can do.
-        log.warning("database unavailable: %s: %s", type(original).__name__, original)
+        log.warning("dependency unavailable: %s: %s", type(original).__name__, original)
         return GraphQLError(
             UNAVAILABLE_MESSAGE,
             nodes=error.nodes,
