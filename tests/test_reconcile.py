@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 import xmltodict
 
+from infra import wechat_sandbox as sandbox_ids
 from infra.clock import now
 from infra.settings import Settings
+from infra.wechat_sandbox.pay import NotifyFailed, PaySandbox
 from models import (
     Member,
     Order,
@@ -26,7 +29,9 @@ from services.orders.sweeper import sweep_once
 from services.payments.notifications import handle_payment_notification, handle_refund_notification
 from services.payments.refunds import start_refund
 from services.payments.wechat_pay import prepay
+from tests.server_process import free_port
 from tests.test_payments import make_order, paid_order
+from tests.threaded_server import ThreadedServer
 from tests.wechat_pay_standin import CLOSEORDER, ORDERQUERY, REFUNDQUERY, WeChatPayStandIn
 
 
@@ -161,3 +166,40 @@ async def test_a_refund_wechat_closed_fails(
     await sweep_once(now() + timedelta(seconds=settings.pay_query_after_seconds + 1))
     assert (await Refund.get(id=refund.id)).status == RefundStatus.FAILED
     assert (await Order.get(id=order.id)).refunded_amount == 0
+
+
+class PaySandboxServer(ThreadedServer):
+    thread_name = "pay-sandbox"
+
+    def __init__(self) -> None:
+        self.sandbox = PaySandbox()
+        self.app = self.sandbox.app
+
+
+async def test_the_built_in_sandbox_answers_the_sweepers_questions_too(
+    seeded: None, runtime: object, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = PaySandboxServer()
+    server.start()
+    try:
+        monkeypatch.setattr(settings, "wechat_pay_api_base_url", f"http://127.0.0.1:{server.port}/")
+        monkeypatch.setattr(settings, "wechat_appid", sandbox_ids.APPID)
+        monkeypatch.setattr(settings, "wechat_mch_id", sandbox_ids.MCH_ID)
+        monkeypatch.setattr(settings, "wechat_pay_api_key", "k" * 32)
+        # Notifications go nowhere: every one of them is lost.
+        monkeypatch.setattr(settings, "public_base_url", f"http://127.0.0.1:{free_port()}")
+        order = await make_order()
+        await prepay(order, "o-sandbox")
+        payment = await Payment.get(order_id=order.id)
+        with pytest.raises(NotifyFailed):
+            await server.sandbox.confirm_payment(payment.out_trade_no)
+        later = now() + timedelta(seconds=settings.pay_query_after_seconds + 1)
+        assert payment.id in (await sweep_once(later)).payments_reconciled
+        assert (await Order.get(id=order.id)).status == OrderStatus.PAID
+
+        refund = await start_refund(order.id, payment.amount, [], "sandbox", key="sandbox")
+        report = await sweep_once(later + timedelta(seconds=settings.pay_query_after_seconds + 1))
+        assert refund.id in report.refunds_reconciled
+        assert (await Refund.get(id=refund.id)).status == RefundStatus.SUCCEEDED
+    finally:
+        server.stop()

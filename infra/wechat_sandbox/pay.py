@@ -1,5 +1,6 @@
-"""The sandbox's WeChat Pay (api.mch.weixin.qq.com, API v2): unified order and refund, answering signed XML,
-and the notifications WeChat Pay sends, posted over HTTP to the notify URLs our server gave it.
+"""The sandbox's WeChat Pay (api.mch.weixin.qq.com, API v2): unified order, refund, order query, close order and
+refund query (the sweeper asks about money no notification settled), answering signed XML, and the
+notifications WeChat Pay sends, posted over HTTP to the notify URLs our server gave it.
 
 A payment completes when the shopper confirms it (`confirm_payment`, behind the `sandboxPay` mutation); a
 refund's notification follows on its own shortly after the refund is accepted, and is retried as WeChat Pay
@@ -42,6 +43,9 @@ class Trade:
     prepay_id: str = field(default_factory=lambda: "wx" + secrets.token_hex(15))
     transaction_id: str = field(default_factory=lambda: TRANSACTION_PREFIX + secrets.token_hex(10).upper())
     refunded: int = 0
+    # What WeChat Pay's order query says: NOTPAY, SUCCESS (the shopper paid), CLOSED (closeorder).
+    state: str = "NOTPAY"
+    time_end: str = ""
 
 
 class UnknownTrade(LookupError):
@@ -71,6 +75,9 @@ class PaySandbox:
             routes=[
                 Route("/pay/unifiedorder", self._unifiedorder, methods=["POST"]),
                 Route("/secapi/pay/refund", self._refund, methods=["POST"]),
+                Route("/pay/orderquery", self._orderquery, methods=["POST"]),
+                Route("/pay/closeorder", self._closeorder, methods=["POST"]),
+                Route("/pay/refundquery", self._refundquery, methods=["POST"]),
             ]
         )
 
@@ -82,6 +89,10 @@ class PaySandbox:
         trade = self.trades.get(out_trade_no)
         if trade is None:
             raise UnknownTrade(out_trade_no)
+        if trade.state == "CLOSED":
+            raise NotifyFailed(f"trade {out_trade_no} was closed")
+        if trade.state == "NOTPAY":
+            trade.state, trade.time_end = "SUCCESS", time.strftime("%Y%m%d%H%M%S")
         settings = get_settings()
         params = {
             "appid": settings.wechat_appid,
@@ -95,7 +106,7 @@ class PaySandbox:
             "out_trade_no": trade.out_trade_no,
             "result_code": "SUCCESS",
             "return_code": "SUCCESS",
-            "time_end": time.strftime("%Y%m%d%H%M%S"),
+            "time_end": trade.time_end,
             "total_fee": trade.total_fee,
             "trade_type": "JSAPI",
             "transaction_id": trade.transaction_id,
@@ -201,6 +212,71 @@ class PaySandbox:
                 "refund_fee": fee,
                 "total_fee": trade.total_fee,
                 "cash_fee": trade.total_fee,
+            }
+        )
+
+    async def _orderquery(self, request: Request) -> Response:
+        body, refused = await self._begin(request, ("out_trade_no",))
+        if refused:
+            return refused
+        trade = self.trades.get(body["out_trade_no"])
+        if trade is None:
+            return self._fail("ORDERNOTEXIST", "订单不存在")
+        answer: dict[str, Any] = {
+            "result_code": "SUCCESS",
+            "out_trade_no": trade.out_trade_no,
+            "trade_state": trade.state,
+            "trade_state_desc": {"NOTPAY": "订单未支付", "SUCCESS": "支付成功", "CLOSED": "订单已关闭"}[
+                trade.state
+            ],
+        }
+        if trade.state == "SUCCESS":
+            answer.update(
+                openid=trade.openid,
+                trade_type="JSAPI",
+                bank_type="OTHERS",
+                total_fee=trade.total_fee,
+                cash_fee=trade.total_fee,
+                fee_type="CNY",
+                transaction_id=trade.transaction_id,
+                time_end=trade.time_end,
+            )
+        return self._answer(answer)
+
+    async def _closeorder(self, request: Request) -> Response:
+        body, refused = await self._begin(request, ("out_trade_no",))
+        if refused:
+            return refused
+        trade = self.trades.get(body["out_trade_no"])
+        if trade is None:
+            return self._fail("ORDERNOTEXIST", "订单不存在")
+        if trade.state == "SUCCESS":
+            return self._fail("ORDERPAID", "订单已支付，不能发起关单")
+        trade.state = "CLOSED"
+        return self._answer({"result_code": "SUCCESS"})
+
+    async def _refundquery(self, request: Request) -> Response:
+        body, refused = await self._begin(request, ("out_refund_no",))
+        if refused:
+            return refused
+        known = self._refunds.get(body["out_refund_no"])
+        if known is None:
+            return self._fail("REFUNDNOTEXIST", "退款订单查询失败")
+        trade = self.trades[known[0]]
+        # The sandbox refunds at once; its notification follows on its own.
+        return self._answer(
+            {
+                "result_code": "SUCCESS",
+                "transaction_id": trade.transaction_id,
+                "out_trade_no": trade.out_trade_no,
+                "total_fee": trade.total_fee,
+                "cash_fee": trade.total_fee,
+                "refund_count": 1,
+                "out_refund_no_0": body["out_refund_no"],
+                "refund_id_0": known[2],
+                "refund_fee_0": known[1],
+                "refund_status_0": "SUCCESS",
+                "refund_success_time_0": time.strftime("%Y-%m-%d %H:%M:%S"),
             }
         )
 

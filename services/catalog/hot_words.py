@@ -16,6 +16,7 @@ restores what a Redis restart lost.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from infra.clock import SHOP_TZ, now
-from infra.redis import get_redis
+from infra.redis import REDIS_ERRORS, get_redis
 from infra.settings import get_settings
 from models import SearchTermBlock
 from services.catalog.search import normalize_text
@@ -36,6 +37,8 @@ DAILY_DECAY = 0.8
 # One day longer than the window, so the oldest day is still there on the window's last day.
 HOT_KEY_TTL = timedelta(days=HOT_WINDOW_DAYS + 1)
 MAX_HOT_KEYWORD_LENGTH = 32  # SearchTermBlock.term's column too
+log = logging.getLogger("lianmall.hot_words")
+
 MAX_BLOCKED_TERMS = 1000
 _BLOCKED_KEY = f"{HOT_KEY_PREFIX}blocked"
 
@@ -93,16 +96,19 @@ async def record_search(keyword: str, searcher: str | None) -> bool:
     settings = get_settings()
     today = _shop_today()
     record = get_redis().register_script(_RECORD)
-    counted = await record(
-        keys=[_hot_key(today), f"{HOT_KEY_PREFIX}by:{today:%Y%m%d}:{searcher}", _BLOCKED_KEY],
-        args=[
-            term,
-            int(HOT_KEY_TTL.total_seconds()),
-            _seconds_left_today() + 3600,
-            settings.hot_search_terms_per_searcher,
-            settings.hot_search_day_capacity,
-        ],
-    )
+    try:
+        counted = await record(
+            keys=[_hot_key(today), f"{HOT_KEY_PREFIX}by:{today:%Y%m%d}:{searcher}", _BLOCKED_KEY],
+            args=[
+                term,
+                int(HOT_KEY_TTL.total_seconds()),
+                _seconds_left_today() + 3600,
+                settings.hot_search_terms_per_searcher,
+                settings.hot_search_day_capacity,
+            ],
+        )
+    except REDIS_ERRORS:
+        return False  # a search while Redis is away is answered, just not counted
     return bool(counted)
 
 
@@ -116,13 +122,16 @@ async def hot_search_words(limit: int = 10) -> list[str]:
     weights = [DAILY_DECAY**age for age in range(HOT_WINDOW_DAYS)]
     # A key of its own per call, so concurrent readers cannot see each other's half-built union.
     union_key = f"{HOT_KEY_PREFIX}union:{uuid.uuid4().hex}"
-    async with get_redis().pipeline(transaction=True) as pipe:
-        pipe.zunionstore(union_key, dict(zip(keys, weights, strict=True)), aggregate="SUM")
-        pipe.zrevrangebyscore(
-            union_key, "+inf", get_settings().hot_search_min_searchers, start=0, num=limit + len(blocked)
-        )
-        pipe.delete(union_key)
-        _, words, _ = await pipe.execute()
+    try:
+        async with get_redis().pipeline(transaction=True) as pipe:
+            pipe.zunionstore(union_key, dict(zip(keys, weights, strict=True)), aggregate="SUM")
+            pipe.zrevrangebyscore(
+                union_key, "+inf", get_settings().hot_search_min_searchers, start=0, num=limit + len(blocked)
+            )
+            pipe.delete(union_key)
+            _, words, _ = await pipe.execute()
+    except REDIS_ERRORS:
+        return []  # the search page still works while Redis is away, without suggestions
     terms = [w.decode() if isinstance(w, bytes) else str(w) for w in words]
     return [term for term in terms if term not in blocked][:limit]
 
@@ -157,7 +166,11 @@ async def block_term(term: str, staff_id: int | None) -> SearchTermBlock:
             block = await SearchTermBlock.create(term=checked, staff_id=staff_id)
         except IntegrityError:  # blocked by someone else meanwhile
             block = await SearchTermBlock.get(term=checked)
-    await _mirror_blocked([checked])
+    try:
+        await _mirror_blocked([checked])
+    except REDIS_ERRORS as exc:
+        # Blocked in the database, which hot words filter by; the mirror is repaired on the next read.
+        log.warning("blocked term not mirrored to Redis yet: %s", exc)
     return block
 
 
@@ -165,7 +178,10 @@ async def unblock_term(term: str) -> bool:
     """Let `term` count and show again (its past tallies are gone); False when it was not blocked."""
     checked = _checked_term(term)
     removed = await SearchTermBlock.filter(term=checked).delete()
-    await get_redis().srem(_BLOCKED_KEY, checked)
+    try:
+        await get_redis().srem(_BLOCKED_KEY, checked)
+    except REDIS_ERRORS as exc:
+        log.warning("unblocked term still in the Redis mirror until the next read: %s", exc)
     return bool(removed)
 
 
@@ -176,13 +192,21 @@ async def blocked_page(offset: int, limit: int) -> tuple[list[SearchTermBlock], 
 
 
 async def _blocked_terms() -> set[str]:
-    """The blocklist from the database; terms the Redis mirror lost (a flush, a restart) are put back."""
+    """The blocklist from the database. The Redis mirror follows it: terms it lost (a flush, a restart) are put
+    back, terms unblocked while Redis was away are taken out."""
     terms = set(await SearchTermBlock.all().values_list("term", flat=True))
-    if terms:
-        mirrored = await get_redis().smismember(_BLOCKED_KEY, sorted(terms))
-        lost = [term for term, there in zip(sorted(terms), mirrored, strict=True) if not there]
+    try:
+        mirrored = {
+            m.decode() if isinstance(m, bytes) else str(m) for m in await get_redis().smembers(_BLOCKED_KEY)
+        }
+        lost = sorted(terms - mirrored)
         if lost:
             await _mirror_blocked(lost)
+        extra = sorted(mirrored - terms)
+        if extra:
+            await get_redis().srem(_BLOCKED_KEY, *extra)
+    except REDIS_ERRORS:
+        pass  # the hot words themselves are unavailable too; the database's list is what filters them
     return terms
 
 
