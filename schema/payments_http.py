@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from infra.db import database_unavailable
 from services.payments.notifications import (
     MAX_BODY,
     answer,
@@ -52,8 +53,11 @@ async def _receive(request: Request, kind: str, handle: Callable[[bytes], Awaita
         if len(body) > MAX_BODY:
             return _xml(await refuse_unreadable(kind, body, f"body over {MAX_BODY} bytes"), unread_body=True)
         return _xml(await handle(body))
-    except Exception:
-        log.exception("%s notification failed unexpectedly; answered FAIL so WeChat sends it again", kind)
+    except Exception as exc:
+        if database_unavailable(exc):  # one line, not a traceback per notification while the database is away
+            log.warning("%s notification answered FAIL, the database is unavailable: %s", kind, exc)
+        else:
+            log.exception("%s notification failed unexpectedly; answered FAIL so WeChat sends it again", kind)
         return _xml(answer(False, "try again"))
 
 
