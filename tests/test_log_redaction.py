@@ -93,12 +93,12 @@ async def test_a_failing_operation_is_logged_without_the_secrets_it_carried(
     refresh = f"{REFRESH_PREFIX}{secrets.token_urlsafe(24)}"
     code = secrets.token_hex(16)
 
-    async def database_down(*_args: object, **_kwargs: object) -> object:
-        # What asyncpg raises when PostgreSQL is unreachable, plus a DSN in the message as some drivers do.
-        raise ConnectionRefusedError(111, "Connect call failed: postgres://lianmall:pg-hunter2@db:5432/shop")
+    async def driver_failure(*_args: object, **_kwargs: object) -> object:
+        # An unexpected failure whose message carries a DSN, as some drivers' do.
+        raise RuntimeError("Connect call failed: postgres://lianmall:pg-hunter2@db:5432/shop")
 
-    monkeypatch.setattr(login, "refresh_session", database_down)
-    monkeypatch.setattr(login, "login_with_wechat", database_down)
+    monkeypatch.setattr(login, "refresh_session", driver_failure)
+    monkeypatch.setattr(login, "login_with_wechat", driver_failure)
     with caplog.at_level(logging.INFO):
         for query in (
             f'mutation {{ refreshToken(token: "{refresh}") {{ accessToken errors {{ code }} }} }}',
@@ -111,11 +111,24 @@ async def test_a_failing_operation_is_logged_without_the_secrets_it_carried(
         f"{r.getMessage()}\n{r.exc_text or ''}" for r in caplog.records if r.name.startswith("strawberry")
     )
     # strawberry did log both failures, with the query lines around them and the traceback...
-    assert "refreshToken" in logged and "loginWithWechat" in logged and "ConnectionRefusedError" in logged
+    assert "refreshToken" in logged and "loginWithWechat" in logged and "RuntimeError" in logged
     # ...and none of the secrets they carried.
     for secret in (refresh, refresh.removeprefix(REFRESH_PREFIX), code, "pg-hunter2"):
         assert secret not in caplog.text and secret not in logged
     assert REDACTED in logged
+
+    # An unreachable database is no bug: SERVICE_UNAVAILABLE, one warning line, no secrets either.
+    async def database_down(*_args: object, **_kwargs: object) -> object:
+        raise ConnectionRefusedError(111, "Connect call failed: postgres://lianmall:pg-hunter2@db:5432/shop")
+
+    monkeypatch.setattr(login, "refresh_session", database_down)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        query = f'mutation {{ refreshToken(token: "{refresh}") {{ accessToken errors {{ code }} }} }}'
+        response = await client.post("/graphql", json={"query": query})
+    assert response.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert "ConnectionRefusedError" in caplog.text and "pg-hunter2" not in caplog.text
+    assert refresh not in caplog.text
 
 
 def test_records_keep_the_arguments_formatters_read(caplog: pytest.LogCaptureFixture) -> None:
