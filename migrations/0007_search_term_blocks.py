@@ -4,7 +4,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0007_payment_sandbox')]
+    dependencies = [('models', '0006_payment_sandbox')]
 
     initial = False
 

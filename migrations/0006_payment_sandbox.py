@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0009_content')]
+    dependencies = [('models', '0005_content')]
 
     initial = False
 
