@@ -87,10 +87,14 @@ class OrderLine(Model):
     line_total = fields.IntField()
     refunded_quantity = fields.IntField(default=0)
     refunded_amount = fields.IntField(default=0)
+    # Bought through a campaign (services.orders.campaigns): its kind, its handler's id, what it showed then.
+    campaign_kind = fields.CharField(max_length=20, null=True)
+    campaign_id = fields.IntField(null=True)
+    campaign: dict = fields.JSONField(default=dict)
 
     class Meta:
         table = "order_lines"
-        indexes = (("order_id", "id"), ("sku_id",))
+        indexes = (("order_id", "id"), ("sku_id",), ("campaign_kind", "campaign_id"))
 
 
 class OrderEvent(Model):

@@ -10,6 +10,7 @@ from resolvers.cart import member_id
 from resolvers.payloads import payload_mutation
 from schema.catalog_inputs import user_errors
 from schema.checkout import (
+    CampaignInput,
     CheckoutInput,
     CheckoutPreview,
     CheckoutPreviewPayload,
@@ -18,10 +19,11 @@ from schema.checkout import (
     PlaceOrderPayload,
 )
 from schema.context import Context
-from schema.node import decode_id
+from schema.node import decode_any, decode_id
 from schema.orders import Order
 from services.errors import DomainError
 from services.orders import checkout
+from services.orders.campaigns import CampaignKind, CampaignRef
 
 CheckoutInfo = Info[Context, None]
 
@@ -30,7 +32,11 @@ def _request(input: CheckoutInput) -> checkout.CheckoutRequest:
     return checkout.CheckoutRequest(
         address_id=decode_id(input.address_id, "Address", "input.addressId") if input.address_id else None,
         items=tuple(
-            checkout.ItemRequest(decode_id(item.sku_id, "Sku", f"input.items[{i}].skuId"), item.quantity)
+            checkout.ItemRequest(
+                decode_id(item.sku_id, "Sku", f"input.items[{i}].skuId"),
+                item.quantity,
+                _campaign(item.campaign, f"input.items[{i}].campaign.id") if item.campaign else None,
+            )
             for i, item in enumerate(input.items or ())
         ),
         from_cart=input.from_cart,
@@ -38,6 +44,11 @@ def _request(input: CheckoutInput) -> checkout.CheckoutRequest:
         points_to_use=input.points_to_use,
         note=input.note,
     )
+
+
+def _campaign(campaign: CampaignInput, field: str) -> CampaignRef:
+    node, id_ = decode_any(campaign.id, field)
+    return CampaignRef(CampaignKind(campaign.kind), id_, node)
 
 
 @payload_mutation

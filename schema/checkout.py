@@ -6,15 +6,25 @@ import strawberry
 
 from schema.catalog_inputs import UserError
 from schema.node import encode_id
-from schema.orders import DeliveryMethod, Order
+from schema.orders import CampaignKind, DeliveryMethod, Order
 from services.orders.checkout import Preview
 from services.payments.wechat_pay import PayParams as PayParamsData
+
+
+@strawberry.input(description="Buy an item through a campaign: its kind and the campaign's own ID.")
+class CampaignInput:
+    kind: CampaignKind
+    id: strawberry.ID
 
 
 @strawberry.input(description="One item bought now, without the cart.")
 class CheckoutItemInput:
     sku_id: strawberry.ID
     quantity: int
+    campaign: CampaignInput | None = strawberry.field(
+        default=None,
+        description="Buy at a campaign's price (flash sale, group buy, ...) instead of the shelf.",
+    )
 
 
 @strawberry.input(description="What to buy: `items` (buy now) or `fromCart: true` (the selected cart lines).")

@@ -27,12 +27,16 @@ from schema.catalog_inputs import UserError
 from schema.connection import Edge, PageInfo
 from schema.context import Context
 from schema.node import Node, encode_id
+from services.orders.campaigns import CampaignKind as CampaignKindModel
 
 OrderStatus = strawberry.enum(OrderStatusModel, name="OrderStatus")
 DeliveryMethod = strawberry.enum(DeliveryMethodModel, name="DeliveryMethod")
 OrderActor = strawberry.enum(ActorKindModel, name="OrderActor", description="Who made a transition.")
 AfterSaleKind = strawberry.enum(AfterSaleKindModel, name="AfterSaleKind")
 AfterSaleStatus = strawberry.enum(AfterSaleStatusModel, name="AfterSaleStatus")
+CampaignKind = strawberry.enum(
+    CampaignKindModel, name="CampaignKind", description="A special way to buy a SKU, at the campaign's price."
+)
 
 
 @strawberry.type(description="A bought line, as it was at checkout: later catalog edits do not change it.")
@@ -47,6 +51,9 @@ class OrderLine(Node):
     refunded_amount: int = strawberry.field(description="Fen.")
     sku_id: strawberry.ID
     product_id: strawberry.ID
+    campaign_kind: CampaignKind | None = strawberry.field(
+        default=None, description="Set when the line was bought through a campaign at its price."
+    )
 
     @classmethod
     def from_model(cls, m: OrderLineModel) -> OrderLine:
@@ -62,6 +69,7 @@ class OrderLine(Node):
             refunded_amount=m.refunded_amount,
             sku_id=encode_id("Sku", m.sku_id),
             product_id=encode_id("Product", m.product_id),
+            campaign_kind=CampaignKindModel(m.campaign_kind) if m.campaign_kind else None,
         )
 
 

@@ -48,6 +48,7 @@ from services.catalog.prices import PriceContext, unit_price
 from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.loyalty.points import apply_points_change
 from services.orders import pricing
+from services.orders.campaigns import CampaignRef, handler_for
 from services.orders.cart import member_pricing, points_rules, purchase_limit, shipping_rules
 from services.orders.states import transition
 from services.payments import wechat_pay
@@ -65,6 +66,7 @@ _NUMBER_ATTEMPTS = 3
 class ItemRequest:
     sku_id: int
     quantity: int
+    campaign: CampaignRef | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class LineSnapshot:
     image_url: str
     unit_price: int
     quantity: int
+    campaign: CampaignRef | None = None
+    campaign_snapshot: dict[str, Any] | None = None
 
     @property
     def line_total(self) -> int:
@@ -142,18 +146,27 @@ async def _requested(member_id: int, request: CheckoutRequest) -> list[ItemReque
         items = list(request.items)
     if not items:
         raise DomainError(ErrorCode.BAD_USER_INPUT, "Nothing to buy", "input.items")
-    merged: dict[int, int] = {}
+    # One line per SKU and way of buying it (a campaign's price is not the shelf price).
+    merged: dict[tuple[int, CampaignRef | None], int] = {}
     for item in items:
-        merged[item.sku_id] = merged.get(item.sku_id, 0) + item.quantity
+        merged[(item.sku_id, item.campaign)] = merged.get((item.sku_id, item.campaign), 0) + item.quantity
     if len(merged) > MAX_ITEMS:
         raise DomainError(ErrorCode.LIMIT_EXCEEDED, f"At most {MAX_ITEMS} items per order", "input.items")
     limit = purchase_limit()
-    for sku_id, quantity in merged.items():
+    per_sku: dict[int, int] = {}
+    for (sku_id, _), quantity in merged.items():
+        per_sku[sku_id] = per_sku.get(sku_id, 0) + quantity
+    for sku_id, quantity in per_sku.items():
         if quantity > limit:
             raise DomainError(
                 ErrorCode.LIMIT_EXCEEDED, f"At most {limit} of one item per order (SKU {sku_id})", "input"
             )
-    return [ItemRequest(sku_id, quantity) for sku_id, quantity in sorted(merged.items())]
+    ordered = sorted(merged.items(), key=lambda kv: (kv[0][0], _campaign_key(kv[0][1])))
+    return [ItemRequest(sku_id, quantity, campaign) for (sku_id, campaign), quantity in ordered]
+
+
+def _campaign_key(ref: CampaignRef | None) -> tuple[str, int]:
+    return ("", 0) if ref is None else (ref.kind.value, ref.id)
 
 
 async def _address(member_id: int, request: CheckoutRequest) -> Address | None:
@@ -184,7 +197,7 @@ async def _skus(items: Sequence[ItemRequest]) -> dict[int, Sku]:
 
 
 async def _snapshots(
-    items: Sequence[ItemRequest], skus: dict[int, Sku], ctx: PriceContext
+    member_id: int, items: Sequence[ItemRequest], skus: dict[int, Sku], ctx: PriceContext
 ) -> list[LineSnapshot]:
     sku_ids = list(skus)
     product_ids = list({sku.product.id for sku in skus.values()})
@@ -200,8 +213,14 @@ async def _snapshots(
     ):
         images[media.product_id] = media.url  # type: ignore[attr-defined]  # the last kept is the first
     lines = []
-    for item in items:
+    for i, item in enumerate(items):
         sku = skus[item.sku_id]
+        price = unit_price(sku, ctx, item.quantity)
+        snapshot = None
+        if item.campaign is not None:
+            handler = handler_for(item.campaign, f"input.items[{i}].campaign")
+            offer = await handler.price(member_id, item.campaign, sku, item.quantity, ctx)
+            price, snapshot = offer.unit_price, dict(offer.snapshot)
         lines.append(
             LineSnapshot(
                 sku_id=sku.id,
@@ -209,8 +228,10 @@ async def _snapshots(
                 title=sku.product.title,
                 spec=" ".join(text for _, text in sorted(specs.get(sku.id, []))),
                 image_url=images.get(sku.product.id, ""),
-                unit_price=unit_price(sku, ctx, item.quantity),
+                unit_price=price,
                 quantity=item.quantity,
+                campaign=item.campaign,
+                campaign_snapshot=snapshot,
             )
         )
     return lines
@@ -221,10 +242,17 @@ async def _price(
 ) -> Preview:
     ctx, free_shipping = await member_pricing(member_id)
     skus = await _skus(items)
-    lines = await _snapshots(items, skus, ctx)
+    lines = await _snapshots(member_id, items, skus, ctx)
     shop_id = next(iter(skus.values())).product.shop_id  # type: ignore[attr-defined]
     priced = [
-        pricing.PricedLine(line.sku_id, line.product_id, shop_id, line.unit_price, line.quantity)
+        pricing.PricedLine(
+            line.sku_id,
+            line.product_id,
+            shop_id,
+            line.unit_price,
+            line.quantity,
+            campaign=line.campaign.kind.value if line.campaign else None,
+        )
         for line in lines
     ]
     settings = get_settings()
@@ -270,8 +298,11 @@ async def checkout_preview(member_id: int, request: CheckoutRequest) -> Preview:
     preview = await _price(member_id, request, items, address)
     await _check_points(member_id, preview.quote)
     stock = dict(await Sku.filter(id__in=[i.sku_id for i in items]).values_list("id", "stock"))
+    wanted: dict[int, int] = {}
+    for item in items:
+        wanted[item.sku_id] = wanted.get(item.sku_id, 0) + item.quantity
     for i, item in enumerate(items):
-        if stock.get(item.sku_id, 0) < item.quantity:
+        if stock.get(item.sku_id, 0) < wanted[item.sku_id]:
             raise DomainError(
                 ErrorCode.INSUFFICIENT_STOCK,
                 f"Only {stock.get(item.sku_id, 0)} left of {preview.lines[i].title}",
@@ -355,10 +386,19 @@ async def _write_order(
                     unit_price=line.unit_price,
                     quantity=line.quantity,
                     line_total=line.line_total,
+                    campaign_kind=line.campaign.kind.value if line.campaign else None,
+                    campaign_id=line.campaign.id if line.campaign else None,
+                    campaign=line.campaign_snapshot or {},
                 )
                 for line in preview.lines
             ]
         )
+        if any(line.campaign for line in preview.lines):
+            # bulk_create fills no ids; the lines were inserted in preview order.
+            line_ids = await OrderLine.filter(order_id=order.id).order_by("id").values_list("id", flat=True)
+            for line_id, line in zip(line_ids, preview.lines, strict=True):
+                if line.campaign is not None:
+                    await handler_for(line.campaign).attach(order, int(line_id), line.campaign, line.quantity)
         await OrderEvent.create(
             order_id=order.id,
             from_status=None,
@@ -401,23 +441,56 @@ async def place_order(member_id: int, request: CheckoutRequest, idempotency_key:
     if existing is not None:
         return existing
     items = await _requested(member_id, request)
-    for _ in range(_NUMBER_ATTEMPTS):
-        try:
-            order, changes = await retry_when_busy(
-                lambda: _write_order(member_id, request, items, idempotency_key)
-            )
-            break
-        except IntegrityError:
-            # The same key committed first by a concurrent request (ours rolled back), or a number collision.
-            existing = await Order.get_or_none(member_id=member_id, idempotency_key=idempotency_key)
-            if existing is not None:
-                return existing
-    else:
-        raise DomainError(ErrorCode.CONFLICT, "Could not number the order; try again", "idempotencyKey")
+    reserved = await _reserve_campaigns(member_id, items, idempotency_key)
+    try:
+        for _ in range(_NUMBER_ATTEMPTS):
+            try:
+                order, changes = await retry_when_busy(
+                    lambda: _write_order(member_id, request, items, idempotency_key)
+                )
+                break
+            except IntegrityError:
+                # The same key committed first by a concurrent request (ours rolled back), or a number clash.
+                existing = await Order.get_or_none(member_id=member_id, idempotency_key=idempotency_key)
+                if existing is not None:
+                    await _unreserve_campaigns(member_id, reserved, idempotency_key)
+                    return existing
+        else:
+            raise DomainError(ErrorCode.CONFLICT, "Could not number the order; try again", "idempotencyKey")
+    except BaseException:
+        await _unreserve_campaigns(member_id, reserved, idempotency_key)
+        raise
     await products_changed({c.product_id for c in changes}, changes, text_changed=False)
     if order.payable == 0:
         order = await _mark_free_order_paid(order)
     return order
+
+
+async def _reserve_campaigns(member_id: int, items: Sequence[ItemRequest], key: str) -> list[ItemRequest]:
+    """Each campaign takes its allotment before the transaction; on a refusal the ones taken are given back."""
+    taken: list[ItemRequest] = []
+    try:
+        for i, item in enumerate(items):
+            if item.campaign is None:
+                continue
+            handler = handler_for(item.campaign, f"input.items[{i}].campaign")
+            await handler.reserve(member_id, item.campaign, item.sku_id, item.quantity, key)
+            taken.append(item)
+    except BaseException:
+        await _unreserve_campaigns(member_id, taken, key)
+        raise
+    return taken
+
+
+async def _unreserve_campaigns(member_id: int, taken: Sequence[ItemRequest], key: str) -> None:
+    for item in taken:
+        assert item.campaign is not None
+        try:
+            await handler_for(item.campaign).unreserve(
+                member_id, item.campaign, item.sku_id, item.quantity, key
+            )
+        except Exception:
+            log.exception("could not give back %s for SKU %s", item.campaign, item.sku_id)
 
 
 async def _mark_free_order_paid(order: Order) -> Order:

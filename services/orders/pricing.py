@@ -39,6 +39,7 @@ class PricedLine:
     shop_id: int
     unit_price: int
     quantity: int
+    campaign: str | None = None  # the CampaignKind whose price this line carries, if any
 
     @property
     def line_total(self) -> int:

@@ -139,6 +139,23 @@ ENTRY_HOOKS: Mapping[OrderStatus, EntryHook] = {
     S.PAID: _reward,
 }
 
+# Higher domains (coupons, campaigns) plug in here instead of being imported: hooks run after the built-in one,
+# guards before the status changes; both inside the transition's transaction, so a guard's DomainError or a
+# hook's failure leaves the order as it was.
+TransitionGuard = Callable[[Order, OrderStatus], Awaitable[None]]
+_extra_hooks: dict[OrderStatus, list[EntryHook]] = {}
+_guards: dict[OrderStatus, list[TransitionGuard]] = {}
+
+
+def register_entry_hook(status: OrderStatus, hook: EntryHook) -> None:
+    """Run `hook(order, from_status, announcements)` whenever an order enters `status`."""
+    _extra_hooks.setdefault(status, []).append(hook)
+
+
+def register_transition_guard(to: OrderStatus, guard: TransitionGuard) -> None:
+    """Let `guard(order, to)` refuse (by raising DomainError) a move of an order into `to`."""
+    _guards.setdefault(to, []).append(guard)
+
 
 # --- The transition ----------------------------------------------------------------------------------------
 
@@ -191,6 +208,8 @@ async def move(
                 return current, False
             if not allowed(current.status, to):
                 raise _conflict(current.status, to)
+            for guard in _guards.get(to, ()):
+                await guard(current, to)
             at = now()
             values = {"status": to, STAMPS[to]: at, **ENTRY_FIELDS.get(to, _no_fields)(at), **fields}
             if to == S.CANCELLED and "cancel_reason" not in fields:
@@ -214,6 +233,8 @@ async def move(
             hook = ENTRY_HOOKS.get(to)
             if hook is not None:
                 await hook(order, current.status, news)
+            for extra in _extra_hooks.get(to, ()):
+                await extra(order, current.status, news)
             return order, True
 
     order, moved = await retry_when_busy(attempt)
