@@ -26,8 +26,9 @@ def member_id(info: CartInfo) -> int:
 
 
 async def _cart(member: int) -> Cart:
-    ctx, free_shipping = await cart.member_pricing(member)
-    return Cart.from_view(await cart.cart_view(member, ctx, free_shipping=free_shipping))
+    who = await cart.shopper(member)
+    view = await cart.cart_view(member, who.price, free_shipping=who.free_shipping, level_id=who.level_id)
+    return Cart.from_view(view)
 
 
 async def my_cart(info: CartInfo) -> Cart:

@@ -8,6 +8,9 @@ from schema.catalog_inputs import UserError
 from schema.node import encode_id
 from schema.orders import CampaignKind, DeliveryMethod, Order
 from services.orders.checkout import Preview
+from services.orders.pipeline import AppliedDiscount as AppliedDiscountData
+from services.orders.pipeline import DiscountSource as DiscountSourceModel
+from services.orders.pipeline import Stage as StageModel
 from services.payments.wechat_pay import PayParams as PayParamsData
 
 
@@ -41,6 +44,40 @@ class CheckoutInput:
     note: str = strawberry.field(default="", description="To the shop, at most 200 characters.")
 
 
+PricingStage = strawberry.enum(
+    StageModel,
+    name="PricingStage",
+    description="The pricing pipeline's stages, in the order they apply: CAMPAIGN, LIMITED_TIME, THRESHOLD, "
+    "COUPON, POINTS, SHIPPING.",
+)
+DiscountSource = strawberry.enum(DiscountSourceModel, description="What granted a discount.")
+
+_SOURCE_NODE = {DiscountSourceModel.PROMOTION: "Promotion", DiscountSourceModel.COUPON: "Coupon"}
+
+
+@strawberry.type(description="A discount the pricing pipeline applied, and where it came from.")
+class AppliedDiscount:
+    stage: PricingStage
+    source: DiscountSource
+    source_id: strawberry.ID = strawberry.field(description="The promotion's or the coupon's ID.")
+    kind: str = strawberry.field(description="The promotion's or the coupon's kind, e.g. THRESHOLD.")
+    title: str
+    amount: int = strawberry.field(
+        description="Fen off the goods; at the SHIPPING stage, the shipping fee waived (not in `discount`)."
+    )
+
+    @classmethod
+    def from_data(cls, d: AppliedDiscountData) -> AppliedDiscount:
+        return cls(
+            stage=d.stage,  # type: ignore[arg-type]
+            source=d.source,  # type: ignore[arg-type]
+            source_id=encode_id(_SOURCE_NODE[d.source], d.source_id),
+            kind=d.kind,
+            title=d.title,
+            amount=d.amount,
+        )
+
+
 @strawberry.type(description="A line as the order would snapshot it.")
 class CheckoutLine:
     sku_id: strawberry.ID
@@ -50,6 +87,9 @@ class CheckoutLine:
     unit_price: int
     quantity: int
     line_total: int
+    discount: int = strawberry.field(description="Fen of the promotions and coupons prorated onto this line.")
+    points_discount: int = strawberry.field(description="Fen of this line paid with points.")
+    paid: int = strawberry.field(description="Fen paid for this line: lineTotal - discount - pointsDiscount.")
 
 
 @strawberry.type(description="Money in fen: payable = itemsTotal - discount + shippingFee - pointsDiscount.")
@@ -61,6 +101,9 @@ class CheckoutPreview:
     points_used: int
     points_discount: int
     payable: int
+    discounts: list[AppliedDiscount] = strawberry.field(
+        description="Every discount applied, in pipeline order, with its source."
+    )
 
     @classmethod
     def from_preview(cls, p: Preview) -> CheckoutPreview:
@@ -75,8 +118,11 @@ class CheckoutPreview:
                     unit_price=line.unit_price,
                     quantity=line.quantity,
                     line_total=line.line_total,
+                    discount=q.line_discounts[i],
+                    points_discount=q.line_points[i],
+                    paid=q.line_paid(i),
                 )
-                for line in p.lines
+                for i, line in enumerate(p.lines)
             ],
             items_total=q.items_total,
             discount=q.discount,
@@ -84,6 +130,7 @@ class CheckoutPreview:
             points_used=q.points_used,
             points_discount=q.points_discount,
             payable=q.payable,
+            discounts=[AppliedDiscount.from_data(d) for d in q.discounts],
         )
 
 

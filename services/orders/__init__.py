@@ -1,8 +1,8 @@
-"""Orders: cart, order pricing (quotes, shipping, points, adjustments), checkout, the order state machine,
-after-sales, settlement of payments and refunds, order queries and shipping, and the sweeper.
+"""Orders: cart, order pricing (the pricing pipeline's slots, quotes, shipping, points), checkout, the order
+state machine, after-sales, settlement of payments and refunds, order queries and shipping, and the sweeper.
 
 May import every lower domain: access, catalog, members, loyalty, payments. Marketing plugs in through
-`pricing.register_adjustment` and the state machine's hooks.
+`pipeline.register_step` (promotions, coupons), `campaigns.register_campaign` and the state machine's hooks.
 """
 
 # Importing the package registers what settled payments and refunds mean for orders.

@@ -13,12 +13,14 @@ from enum import StrEnum
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
+from infra.clock import now
 from infra.settings import Settings, get_settings
 from models import CartItem, Member, ProductStatus, Shop, Sku
 from services.catalog.prices import PriceContext, unit_price
 from services.errors import DomainError, ErrorCode
 from services.loyalty import levels
 from services.orders import pricing
+from services.orders.pipeline import PricingContext
 from services.orders.pricing import PricedLine, Quote
 
 MAX_LINES = 100
@@ -140,7 +142,12 @@ async def select(member_id: int, sku_ids: Sequence[int], selected: bool) -> int:
 
 
 async def cart_view(
-    member_id: int, ctx: PriceContext, *, free_shipping: bool = False, province: str | None = None
+    member_id: int,
+    ctx: PriceContext,
+    *,
+    free_shipping: bool = False,
+    province: str | None = None,
+    level_id: int | None = None,
 ) -> CartView:
     """The cart, newest line first, grouped by shop, with the summary of its available selected lines."""
     items = await (
@@ -171,14 +178,16 @@ async def cart_view(
             shop_id=line.sku.product.shop.id,
             unit_price=line.unit_price,
             quantity=line.item.quantity,
+            category_id=line.sku.product.category_id,  # type: ignore[attr-defined]
+            brand_id=line.sku.product.brand_id,  # type: ignore[attr-defined]
         )
         for line in lines
         if line.item.selected and line.available
     ]
     settings = get_settings()
-    summary = pricing.quote(
+    summary = await pricing.quote(
         chosen,
-        ctx,
+        PricingContext(member_id, level_id, ctx, now()),
         shipping=shipping_rules(settings),
         points=points_rules(settings),
         province=province,
@@ -213,8 +222,27 @@ def points_rules(settings: Settings | None = None) -> pricing.PointsRules:
     return pricing.PointsRules(s.points_per_yuan, s.points_max_percent)
 
 
-async def member_pricing(member_id: int) -> tuple[PriceContext, bool]:
-    """How a member is priced now, and whether their level ships free (read from their current growth)."""
+@dataclass(frozen=True)
+class Shopper:
+    """How a member is priced now: unit prices, their level (None: no level reached), free shipping."""
+
+    price: PriceContext
+    level_id: int | None
+    free_shipping: bool
+
+
+async def shopper(member_id: int) -> Shopper:
+    """How `member_id` is priced now (read from their current growth)."""
     growth = await Member.filter(id=member_id).first().values_list("growth", flat=True)
     level = await levels.level_for_growth(int(growth or 0))
-    return levels.price_context(level), bool(level is not None and level.free_shipping)
+    return Shopper(
+        levels.price_context(level),
+        level.id if level is not None else None,
+        bool(level is not None and level.free_shipping),
+    )
+
+
+async def member_pricing(member_id: int) -> tuple[PriceContext, bool]:
+    """How a member is priced now, and whether their level ships free (read from their current growth)."""
+    who = await shopper(member_id)
+    return who.price, who.free_shipping

@@ -49,7 +49,8 @@ from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.loyalty.points import apply_points_change
 from services.orders import pricing
 from services.orders.campaigns import CampaignRef, handler_for
-from services.orders.cart import member_pricing, points_rules, purchase_limit, shipping_rules
+from services.orders.cart import points_rules, purchase_limit, shipping_rules, shopper
+from services.orders.pipeline import PricingContext, registered_steps
 from services.orders.states import transition
 from services.payments import wechat_pay
 from services.payments.wechat_pay import PayParams
@@ -79,6 +80,8 @@ class CheckoutRequest:
     delivery: DeliveryMethod = DeliveryMethod.EXPRESS
     points_to_use: int = 0
     note: str = ""
+    # The held coupons (ids) the shopper chose; None: the pipeline's COUPON step picks the best for them.
+    coupons: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class Preview:
     quote: pricing.Quote
     address: Address | None
     shop_id: int
+    pricing: PricingContext
 
 
 # --- Reading the request -----------------------------------------------------------------------------------
@@ -240,7 +244,8 @@ async def _snapshots(
 async def _price(
     member_id: int, request: CheckoutRequest, items: Sequence[ItemRequest], address: Address | None
 ) -> Preview:
-    ctx, free_shipping = await member_pricing(member_id)
+    who = await shopper(member_id)
+    ctx = who.price
     skus = await _skus(items)
     lines = await _snapshots(member_id, items, skus, ctx)
     shop_id = next(iter(skus.values())).product.shop_id  # type: ignore[attr-defined]
@@ -252,18 +257,21 @@ async def _price(
             line.unit_price,
             line.quantity,
             campaign=line.campaign.kind.value if line.campaign else None,
+            category_id=skus[line.sku_id].product.category_id,  # type: ignore[attr-defined]
+            brand_id=skus[line.sku_id].product.brand_id,  # type: ignore[attr-defined]
         )
         for line in lines
     ]
     settings = get_settings()
-    quote = pricing.quote(
+    pricing_ctx = PricingContext(member_id, who.level_id, ctx, now(), coupons=request.coupons)
+    quote = await pricing.quote(
         priced,
-        ctx,
+        pricing_ctx,
         shipping=shipping_rules(settings),
         points=points_rules(settings),
         pickup=request.delivery == DeliveryMethod.PICKUP,
         province=address.province if address is not None else None,
-        free_shipping=free_shipping,
+        free_shipping=who.free_shipping,
         points_to_use=request.points_to_use,
     )
     if quote.items_total > pricing.MAX_ORDER_TOTAL:
@@ -272,7 +280,7 @@ async def _price(
             f"One order may hold at most {pricing.MAX_ORDER_TOTAL} fen of goods; split it",
             "input.fromCart" if request.from_cart else "input.items",
         )
-    return Preview(tuple(lines), quote, address, shop_id)
+    return Preview(tuple(lines), quote, address, shop_id, pricing_ctx)
 
 
 async def _check_points(member_id: int, quote: pricing.Quote) -> None:
@@ -399,6 +407,8 @@ async def _write_order(
             for line_id, line in zip(line_ids, preview.lines, strict=True):
                 if line.campaign is not None:
                     await handler_for(line.campaign).attach(order, int(line_id), line.campaign, line.quantity)
+        for step in registered_steps():
+            await step.attach(order, quote, preview.pricing)
         await OrderEvent.create(
             order_id=order.id,
             from_status=None,

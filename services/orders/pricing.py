@@ -1,4 +1,5 @@
-"""Order pricing: priced lines, registered adjustments (coupons, campaigns), shipping and points.
+"""Order pricing: priced lines through the pricing pipeline (services.orders.pipeline: promotions and coupons
+registered by marketing), then points and shipping, into a quote whose every discount is prorated over lines.
 
 Unit prices come from `services.catalog.prices`, so the product page, the cart and checkout agree.
 """
@@ -7,14 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from infra.settings import MAX_PURCHASE_LIMIT, MAX_SHIPPING_FEE
 from models import Sku
 from services.catalog.drafts import MAX_PRICE
 from services.catalog.prices import PriceContext, unit_price
+from services.orders.pipeline import (
+    AppliedDiscount,
+    Basket,
+    Gift,
+    PricingContext,
+    Stage,
+    prorate,
+    run_steps,
+)
 
-# --- Orders: lines, shipping, points and adjustments ----------------------------------------------------------
+# --- Orders: lines, the pipeline's discounts, points and shipping ------------------------------------------
 #
 # A quote is built from priced lines only, so every total can be recomputed from what an order stores:
 #   items_total = sum(line_total), payable = items_total - discount + shipping_fee - points_discount.
@@ -40,6 +49,9 @@ class PricedLine:
     unit_price: int
     quantity: int
     campaign: str | None = None  # the CampaignKind whose price this line carries, if any
+    # What promotion and coupon scopes match on (services.orders.pipeline).
+    category_id: int | None = None
+    brand_id: int | None = None
 
     @property
     def line_total(self) -> int:
@@ -53,28 +65,9 @@ def priced_line(sku: Sku, quantity: int, ctx: PriceContext, shop_id: int) -> Pri
         shop_id=shop_id,
         unit_price=unit_price(sku, ctx, quantity),
         quantity=quantity,
+        category_id=sku.product.category_id,  # type: ignore[attr-defined]
+        brand_id=sku.product.brand_id,  # type: ignore[attr-defined]
     )
-
-
-class Adjustment(Protocol):
-    """A discount rule (a coupon, a campaign): the marketing module registers one class per kind."""
-
-    name: str
-
-    def discount(self, lines: Sequence[PricedLine], ctx: PriceContext) -> int:
-        """Fen off the goods of `lines` (0 when the rule does not apply)."""
-        ...
-
-
-_adjustments: list[Adjustment] = []
-
-
-def register_adjustment(adjustment: Adjustment) -> None:
-    _adjustments.append(adjustment)
-
-
-def unregister_adjustment(adjustment: Adjustment) -> None:
-    _adjustments.remove(adjustment)
 
 
 @dataclass(frozen=True)
@@ -119,21 +112,35 @@ def points_deduction(requested: int, goods_amount: int, rules: PointsRules) -> t
 
 @dataclass(frozen=True)
 class Quote:
+    """A priced order. Per line i: `line_discounts[i]` (promotions and coupons) and `line_points[i]` (the fen
+    points paid) sum to `discount` and `points_discount`; `line_paid(i)` is the cash the line's goods cost."""
+
     lines: tuple[PricedLine, ...]
     items_total: int
     discount: int
     shipping_fee: int
     points_used: int
     points_discount: int
+    discounts: tuple[AppliedDiscount, ...] = ()
+    line_discounts: tuple[int, ...] = ()
+    line_points: tuple[int, ...] = ()
+    gifts: tuple[Gift, ...] = ()
 
     @property
     def payable(self) -> int:
         return self.items_total - self.discount + self.shipping_fee - self.points_discount
 
+    def line_paid(self, i: int) -> int:
+        return self.lines[i].line_total - self.line_discounts[i] - self.line_points[i]
 
-def quote(
+    def line_breakdown(self, i: int) -> list[AppliedDiscount]:
+        """The discounts that took something off line i (its share in `line_amounts[i]`)."""
+        return [d for d in self.discounts if d.line_amounts and d.line_amounts[i] > 0]
+
+
+async def quote(
     lines: Sequence[PricedLine],
-    ctx: PriceContext,
+    ctx: PricingContext,
     *,
     shipping: ShippingRules,
     points: PointsRules,
@@ -142,13 +149,33 @@ def quote(
     free_shipping: bool = False,
     points_to_use: int = 0,
 ) -> Quote:
-    """Price a set of lines: adjustments, then shipping on the discounted goods, then points on the goods."""
-    items_total = sum(line.line_total for line in lines)
-    discount = 0
-    for adjustment in _adjustments:
-        discount += max(0, adjustment.discount(lines, ctx))
-    discount = min(discount, items_total)
-    goods = items_total - discount
-    fee = shipping_fee(goods, shipping, pickup=pickup, province=province, free_shipping=free_shipping)
+    """Price a set of lines through the pipeline (services.orders.pipeline, in its documented order): the
+    registered promotion and coupon steps, then points on the goods left, then shipping on them."""
+    basket = await run_steps(Basket(lines), ctx)
+    goods = basket.goods
     used, deducted = points_deduction(points_to_use, goods, points)
-    return Quote(tuple(lines), items_total, discount, fee, used, deducted)
+    line_points = prorate(deducted, [basket.amount(i) for i in range(len(basket.lines))])
+    waived = bool(basket.free_shipping)
+    fee = shipping_fee(
+        goods, shipping, pickup=pickup, province=province, free_shipping=free_shipping or waived
+    )
+    applied = list(basket.applied)
+    if waived and not free_shipping:
+        saved = shipping_fee(goods, shipping, pickup=pickup, province=province, free_shipping=False)
+        if saved:
+            first = basket.free_shipping[0]  # one waiver saves the fee; the others had nothing left to save
+            applied.append(
+                AppliedDiscount(Stage.SHIPPING, first.source, first.source_id, first.kind, first.title, saved)
+            )
+    return Quote(
+        tuple(lines),
+        basket.items_total,
+        basket.discount,
+        fee,
+        used,
+        deducted,
+        tuple(applied),
+        tuple(basket.discounts),
+        tuple(line_points),
+        tuple(basket.gifts),
+    )
