@@ -47,9 +47,20 @@ class EventBus:
     async def publish(self, channel: str, payload: dict[str, Any]) -> None:
         await self._redis.publish(self._prefix + channel, orjson.dumps(payload))
 
+    def channel_name(self, channel: str) -> str:
+        """The Redis channel `channel` is published on (for a Lua script that publishes itself)."""
+        return self._prefix + channel
+
     def add_handler(self, channel: str, handler: Handler) -> None:
         """Run `handler` synchronously in this process for every event on `channel`."""
         self._handlers[channel].append(handler)
+
+    def remove_handler(self, channel: str, handler: Handler) -> None:
+        handlers = self._handlers.get(channel)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+            if not handlers:
+                del self._handlers[channel]
 
     def listeners(self, channel: str) -> int:
         """How many local subscribers `channel` has now (for tests and metrics)."""

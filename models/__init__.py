@@ -19,6 +19,7 @@ from models.content import (
     ReviewPhoto,
     Upload,
 )
+from models.live import LiveComment, LiveMute, LiveRoom, LiveRoomProduct, LiveRoomStatus
 from models.loyalty import MemberLevel, PointsEntry, PointsReason, SignIn
 from models.member import Member, MemberSession, RetiredRefreshToken
 from models.order import ActorKind, DeliveryMethod, Order, OrderEvent, OrderLine, OrderStatus
@@ -69,6 +70,11 @@ __all__ = [
     "DeliveryMethod",
     "Favorite",
     "FavoriteKind",
+    "LiveComment",
+    "LiveMute",
+    "LiveRoom",
+    "LiveRoomProduct",
+    "LiveRoomStatus",
     "MediaKind",
     "Member",
     "MemberLevel",

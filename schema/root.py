@@ -18,6 +18,7 @@ from resolvers.catalog_admin import CatalogMutation
 from resolvers.checkout import CheckoutMutation, CheckoutQuery
 from resolvers.content import ContentMutation, ContentQuery
 from resolvers.hot_words import HotWordsMutation, HotWordsQuery
+from resolvers.live import LiveSubscription
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.node import NodeQuery
@@ -59,7 +60,7 @@ Query = merge_types("Query", QUERIES)
 Mutation = merge_types("Mutation", MUTATIONS)
 
 
-Subscription = merge_types("Subscription", (CatalogSubscription, OrderSubscription))
+Subscription = merge_types("Subscription", (CatalogSubscription, OrderSubscription, LiveSubscription))
 
 
 def build_schema() -> strawberry.Schema:
