@@ -19,6 +19,16 @@ from models.content import (
     ReviewPhoto,
     Upload,
 )
+from models.coupon import (
+    Coupon,
+    CouponCode,
+    CouponKind,
+    CouponScope,
+    CouponSource,
+    CouponStatus,
+    HeldCouponStatus,
+    MemberCoupon,
+)
 from models.live import LiveComment, LiveMute, LiveRoom, LiveRoomProduct, LiveRoomStatus
 from models.loyalty import MemberLevel, PointsEntry, PointsReason, SignIn
 from models.member import Member, MemberSession, RetiredRefreshToken
@@ -67,9 +77,16 @@ __all__ = [
     "BrowsingHistory",
     "CartItem",
     "Category",
+    "Coupon",
+    "CouponCode",
+    "CouponKind",
+    "CouponScope",
+    "CouponSource",
+    "CouponStatus",
     "DeliveryMethod",
     "Favorite",
     "FavoriteKind",
+    "HeldCouponStatus",
     "LiveComment",
     "LiveMute",
     "LiveRoom",
@@ -77,6 +94,7 @@ __all__ = [
     "LiveRoomStatus",
     "MediaKind",
     "Member",
+    "MemberCoupon",
     "MemberLevel",
     "MemberSession",
     "Moderation",

@@ -17,6 +17,7 @@ from resolvers.catalog import CatalogQuery, CatalogSubscription
 from resolvers.catalog_admin import CatalogMutation
 from resolvers.checkout import CheckoutMutation, CheckoutQuery
 from resolvers.content import ContentMutation, ContentQuery
+from resolvers.coupons import CouponMutation, CouponQuery
 from resolvers.hot_words import HotWordsMutation, HotWordsQuery
 from resolvers.live import LiveSubscription
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
@@ -41,6 +42,7 @@ QUERIES: tuple[type, ...] = (
     PaymentQuery,
     ContentQuery,
     HotWordsQuery,
+    CouponQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -54,6 +56,7 @@ MUTATIONS: tuple[type, ...] = (
     PaymentMutation,
     ContentMutation,
     HotWordsMutation,
+    CouponMutation,
 )
 
 Query = merge_types("Query", QUERIES)

@@ -36,6 +36,10 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
     INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
     OFF_SHELF = "OFF_SHELF"
+    # A coupon, a points-mall item or another allotment has none left.
+    SOLD_OUT = "SOLD_OUT"
+    # A coupon the shopper chose cannot be used on this order (the message names it and says why).
+    COUPON_NOT_APPLICABLE = "COUPON_NOT_APPLICABLE"
     ALREADY_SIGNED_IN = "ALREADY_SIGNED_IN"
     ALREADY_BOUND = "ALREADY_BOUND"
     INVALID_CURSOR = "INVALID_CURSOR"

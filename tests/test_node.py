@@ -204,6 +204,22 @@ async def _on_sale_media(_: World) -> int:
     return await _first(ProductMedia, product__status=ProductStatus.ON_SALE)
 
 
+async def _coupon(world: World) -> int:
+    from models import Coupon, CouponKind
+
+    row = await Coupon.create(
+        name="无门槛10元", kind=CouponKind.CASH, amount_off=1000, total_quantity=10, valid_days=7
+    )
+    return row.id
+
+
+async def _member_coupon(world: World) -> int:
+    from models import CouponSource
+    from services.marketing.coupons.wallet import grant
+
+    return (await grant(world.owner.id, await _coupon(world), CouponSource.ISSUED)).id
+
+
 SAMPLES: dict[str, Sample] = {
     "Product": Sample(lambda _: _first(Product, status=ProductStatus.ON_SALE), EVERYONE),
     "Sku": Sample(lambda _: _first(Sku, product__status=ProductStatus.ON_SALE), EVERYONE),
@@ -227,6 +243,8 @@ SAMPLES: dict[str, Sample] = {
     "Review": Sample(_held_review, frozenset({"owner", "admin", "operator"})),
     "Article": Sample(_draft_article, STAFF | {"owner"}),
     "Image": Sample(_pending_image, frozenset({"owner", "admin", "operator"}), id_name="Upload"),
+    "Coupon": Sample(_coupon, EVERYONE),
+    "MemberCoupon": Sample(_member_coupon, frozenset({"owner"})),
 }
 
 
