@@ -40,6 +40,9 @@ class Order(Model):
     points_used = fields.IntField(default=0)
     points_discount = fields.IntField(default=0)
     payable = fields.IntField()
+    # The pricing pipeline's discounts as applied (stage, source, source_id, kind, title, amount), shipping
+    # waivers included; each line keeps its share.
+    discounts: list = fields.JSONField(default=list)
     paid_amount = fields.IntField(default=0)
     refunded_amount = fields.IntField(default=0)
     delivery = fields.CharEnumField(DeliveryMethod, max_length=10, default=DeliveryMethod.EXPRESS)
@@ -91,6 +94,12 @@ class OrderLine(Model):
     campaign_kind = fields.CharField(max_length=20, null=True)
     campaign_id = fields.IntField(null=True)
     campaign: dict = fields.JSONField(default=dict)
+    # This line's share of the order's discounts and points (services.orders.pipeline) and the cash its goods
+    # cost: line_total - discount - points_discount. Null paid_total: written before lines kept their share.
+    discount = fields.IntField(default=0)
+    points_discount = fields.IntField(default=0)
+    paid_total = fields.IntField(null=True)
+    discounts: list = fields.JSONField(default=list)
 
     class Meta:
         table = "order_lines"

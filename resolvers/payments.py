@@ -27,7 +27,7 @@ from schema.orders import Order as OrderType
 from schema.payments import Payment, Refund, RefundOrderInput, RefundOrderPayload, SandboxPayPayload
 from services.access.permissions import Permission, holds, require_permission
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.payments.refunds import EXTRA_PAYMENT_PREFIX, refund_number, start_refund
+from services.payments.refunds import EXTRA_PAYMENT_PREFIX, line_refund, refund_number, start_refund
 from services.payments.sandbox import sandbox_pay
 
 PaymentInfo = Info[Context, None]
@@ -93,9 +93,9 @@ async def _amount(order: Order, amount: int | None, wanted: list[dict[str, int]]
     left = paid - order.refunded_amount - sum(r.amount for r in pending)
     if wanted:
         rows = {line.id: line for line in await OrderLine.filter(order_id=order.id)}
-        items_total = sum(line.line_total for line in rows.values())
-        weight = sum(rows[w["line_id"]].unit_price * w["quantity"] for w in wanted if w["line_id"] in rows)
-        share = paid * weight // items_total if items_total else 0
+        share = sum(
+            line_refund(order, rows[w["line_id"]], w["quantity"]) for w in wanted if w["line_id"] in rows
+        )
         left = min(left, share)
     if left <= 0:
         raise DomainError(ErrorCode.REFUND_EXCEEDS_PAID, "Nothing is left to refund", "input.amount")

@@ -7,10 +7,8 @@ import strawberry
 from schema.catalog_inputs import UserError
 from schema.node import encode_id
 from schema.orders import CampaignKind, DeliveryMethod, Order
+from schema.pricing import AppliedDiscount
 from services.orders.checkout import Preview
-from services.orders.pipeline import AppliedDiscount as AppliedDiscountData
-from services.orders.pipeline import DiscountSource as DiscountSourceModel
-from services.orders.pipeline import Stage as StageModel
 from services.payments.wechat_pay import PayParams as PayParamsData
 
 
@@ -42,40 +40,6 @@ class CheckoutInput:
         default=0, description="At most the allowed share of the goods is paid with points; extra is unused."
     )
     note: str = strawberry.field(default="", description="To the shop, at most 200 characters.")
-
-
-PricingStage = strawberry.enum(
-    StageModel,
-    name="PricingStage",
-    description="The pricing pipeline's stages, in the order they apply: CAMPAIGN, LIMITED_TIME, THRESHOLD, "
-    "COUPON, POINTS, SHIPPING.",
-)
-DiscountSource = strawberry.enum(DiscountSourceModel, description="What granted a discount.")
-
-_SOURCE_NODE = {DiscountSourceModel.PROMOTION: "Promotion", DiscountSourceModel.COUPON: "Coupon"}
-
-
-@strawberry.type(description="A discount the pricing pipeline applied, and where it came from.")
-class AppliedDiscount:
-    stage: PricingStage
-    source: DiscountSource
-    source_id: strawberry.ID = strawberry.field(description="The promotion's or the coupon's ID.")
-    kind: str = strawberry.field(description="The promotion's or the coupon's kind, e.g. THRESHOLD.")
-    title: str
-    amount: int = strawberry.field(
-        description="Fen off the goods; at the SHIPPING stage, the shipping fee waived (not in `discount`)."
-    )
-
-    @classmethod
-    def from_data(cls, d: AppliedDiscountData) -> AppliedDiscount:
-        return cls(
-            stage=d.stage,  # type: ignore[arg-type]
-            source=d.source,  # type: ignore[arg-type]
-            source_id=encode_id(_SOURCE_NODE[d.source], d.source_id),
-            kind=d.kind,
-            title=d.title,
-            amount=d.amount,
-        )
 
 
 @strawberry.type(description="A line as the order would snapshot it.")

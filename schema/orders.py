@@ -27,6 +27,7 @@ from schema.catalog_inputs import UserError
 from schema.connection import Edge, PageInfo
 from schema.context import Context
 from schema.node import Node, encode_id
+from schema.pricing import AppliedDiscount
 from services.orders.campaigns import CampaignKind as CampaignKindModel
 
 OrderStatus = strawberry.enum(OrderStatusModel, name="OrderStatus")
@@ -54,6 +55,18 @@ class OrderLine(Node):
     campaign_kind: CampaignKind | None = strawberry.field(
         default=None, description="Set when the line was bought through a campaign at its price."
     )
+    discount: int = strawberry.field(
+        default=0, description="Fen: this line's share of the order's promotions and coupons."
+    )
+    points_discount: int = strawberry.field(default=0, description="Fen: this line's share paid with points.")
+    paid: int = strawberry.field(
+        default=0,
+        description="Fen: the cash this line's goods cost (lineTotal - discount - pointsDiscount); refunds by "
+        "line give back this, unit by unit.",
+    )
+    discounts: list[AppliedDiscount] = strawberry.field(
+        default_factory=list, description="This line's share of each discount, by source."
+    )
 
     @classmethod
     def from_model(cls, m: OrderLineModel) -> OrderLine:
@@ -70,6 +83,10 @@ class OrderLine(Node):
             sku_id=encode_id("Sku", m.sku_id),
             product_id=encode_id("Product", m.product_id),
             campaign_kind=CampaignKindModel(m.campaign_kind) if m.campaign_kind else None,
+            discount=m.discount,
+            points_discount=m.points_discount,
+            paid=m.paid_total if m.paid_total is not None else m.line_total - m.discount - m.points_discount,
+            discounts=[AppliedDiscount.from_json(row) for row in m.discounts or []],
         )
 
 
@@ -126,6 +143,9 @@ class Order(Node):
         description="After-sales can be asked until then."
     )
     logistics: Logistics | None
+    discounts: list[AppliedDiscount] = strawberry.field(
+        description="The discounts applied at checkout, in pipeline order, with their source."
+    )
     _pk: strawberry.Private[int]
     _lines: strawberry.Private[list[OrderLineModel] | None] = None
     _events: strawberry.Private[list[OrderEventModel] | None] = None
@@ -161,6 +181,7 @@ class Order(Node):
             shipping_fee=m.shipping_fee,
             points_used=m.points_used,
             points_discount=m.points_discount,
+            discounts=[AppliedDiscount.from_json(row) for row in m.discounts or []],
             paid_amount=m.paid_amount,
             refunded_amount=m.refunded_amount,
             delivery=m.delivery,

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from models import Order, Shop
+from models import Order, OrderLine, Payment, Shop, StaffRole
 from schema.node import encode_id
 from services.catalog.prices import PUBLIC
 from services.orders import pricing
+from services.orders.checkout import CheckoutRequest, ItemRequest, place_order
 from services.orders.pipeline import (
     Basket,
     DiscountSource,
@@ -24,9 +25,15 @@ from services.orders.pipeline import (
     unregister_step,
 )
 from services.orders.pricing import PointsRules, PricedLine, ShippingRules
+from services.payments.notifications import handle_payment_notification
+from services.payments.refunds import line_refund
+from services.payments.wechat_pay import prepay
 from tests.graphql_client import gql
 from tests.test_cart import new_address, new_member, new_sku
 from tests.test_checkout import ERRORS, PLACE, _address_gid
+from tests.test_payments import ok
+from tests.test_refunds import refund_order, staff_token
+from tests.wechat_pay_standin import WeChatPayStandIn
 
 NOON = datetime(2026, 11, 28, 12, 0)
 
@@ -180,3 +187,51 @@ async def test_checkout_shows_the_pipelines_discounts_and_steps_attach_to_the_or
     order = await Order.get(number=placed["order"]["number"])
     assert (order.discount, order.payable) == (1500, p["payable"])
     assert [step.attached for step in steps] == [[(order.id, 1500)], [(order.id, 1500)]]
+
+
+def test_refunding_a_line_unit_by_unit_gives_back_exactly_its_cash() -> None:
+    order = Order(paid_amount=0, shipping_fee=0, items_total=0)
+    line = OrderLine(quantity=3, line_total=9999, discount=1001, points_discount=0, paid_total=8998)
+    line.refunded_quantity = 0
+    shares = []
+    for done in range(3):
+        shares.append(line_refund(order, line, 1, done=done))
+    assert shares == [2999, 2999, 3000] and sum(shares) == 8998
+    assert line_refund(order, line, 3, done=0) == 8998
+    assert line_refund(order, line, 5, done=2) == 3000, "never past the line's quantity"
+
+
+async def test_refunding_one_line_of_a_discounted_order_gives_back_what_it_paid(
+    seeded: None, wechat_pay: WeChatPayStandIn, client: Any, steps: list[FlatOff]
+) -> None:
+    member, _ = await new_member()
+    address_id = await new_address(member)
+    first = await new_sku(price=1, stock=5)  # a ¥0.01 line
+    shop = await Shop.get(products__skus__id=first.id)
+    second, third = await new_sku(price=3333, shop=shop), await new_sku(price=4999, shop=shop)
+    request = CheckoutRequest(
+        address_id=address_id,
+        items=(ItemRequest(first.id, 1), ItemRequest(second.id, 3), ItemRequest(third.id, 1)),
+    )
+    order = await place_order(member.id, request, "refund-one-line")
+    lines = await OrderLine.filter(order_id=order.id).order_by("id")
+    assert order.discount == 1500 == sum(line.discount for line in lines)
+    assert [line.paid_total for line in lines] == [
+        line.line_total - line.discount - line.points_discount for line in lines
+    ]
+    assert sum(line.paid_total or 0 for line in lines) + order.shipping_fee == order.payable
+    assert [[row["source"] for row in line.discounts] for line in lines if line.discount] == [
+        ["PROMOTION", "COUPON"]
+    ] * len([line for line in lines if line.discount])
+    await prepay(order, member.openid)
+    payment = await Payment.get(order_id=order.id)
+    assert ok(await handle_payment_notification(wechat_pay.payment_notification(payment.out_trade_no)))
+    order = await Order.get(id=order.id)
+
+    token = await staff_token(StaffRole.CUSTOMER_SERVICE)
+    middle = lines[1]
+    wanted = [{"lineId": encode_id("OrderLine", middle.id), "quantity": 3}]
+    made = await refund_order(client, token, order, "one-line", lines=wanted)
+    assert made["errors"] == []
+    assert made["refund"]["amount"] == middle.paid_total, "the line's cash, not its list price"
+    assert made["refund"]["amount"] < middle.line_total

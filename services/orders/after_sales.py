@@ -179,14 +179,9 @@ def _line_problems(requested: list[LineRequest], lines: dict[int, OrderLine]) ->
 
 
 def refund_amount(order: Order, requested: list[LineRequest], lines: dict[int, OrderLine]) -> int:
-    """The paid share of the requested quantities: each line's total scaled by what was paid for the goods
-    (after discounts and points, without shipping), capped at what is left unrefunded."""
-    goods_paid = max(order.paid_amount - order.shipping_fee, 0)
-    amount = 0
-    for row in requested:
-        line = lines[row.line_id]
-        share = line.line_total * goods_paid // order.items_total if order.items_total else 0
-        amount += share * row.quantity // line.quantity
+    """The cash the requested quantities paid (each line's snapshot share after discounts and points, without
+    shipping; services.payments.refunds.line_refund), capped at what is left unrefunded."""
+    amount = sum(refunds.line_refund(order, lines[row.line_id], row.quantity) for row in requested)
     return min(amount, order.paid_amount - order.refunded_amount)
 
 

@@ -50,7 +50,7 @@ from services.loyalty.points import apply_points_change
 from services.orders import pricing
 from services.orders.campaigns import CampaignRef, handler_for
 from services.orders.cart import points_rules, purchase_limit, shipping_rules, shopper
-from services.orders.pipeline import PricingContext, registered_steps
+from services.orders.pipeline import AppliedDiscount, PricingContext, registered_steps
 from services.orders.states import transition
 from services.payments import wechat_pay
 from services.payments.wechat_pay import PayParams
@@ -376,6 +376,7 @@ async def _write_order(
             points_used=quote.points_used,
             points_discount=quote.points_discount,
             payable=quote.payable,
+            discounts=[_discount_json(d, d.amount) for d in quote.discounts],
             delivery=request.delivery,
             address=_address_snapshot(address),
             note=request.note.strip(),
@@ -397,8 +398,12 @@ async def _write_order(
                     campaign_kind=line.campaign.kind.value if line.campaign else None,
                     campaign_id=line.campaign.id if line.campaign else None,
                     campaign=line.campaign_snapshot or {},
+                    discount=quote.line_discounts[i],
+                    points_discount=quote.line_points[i],
+                    paid_total=quote.line_paid(i),
+                    discounts=[_discount_json(d, d.line_amounts[i]) for d in quote.line_breakdown(i)],
                 )
-                for line in preview.lines
+                for i, line in enumerate(preview.lines)
             ]
         )
         if any(line.campaign for line in preview.lines):
@@ -431,6 +436,17 @@ async def _write_order(
         rows = await Sku.filter(id__in=list(skus)).values_list("id", "product_id", "stock")
     changes = [StockChange(product_id=pid, sku_id=sid, stock=stock) for sid, pid, stock in rows]
     return order, changes
+
+
+def _discount_json(d: AppliedDiscount, amount: int) -> dict[str, Any]:
+    return {
+        "stage": d.stage.name,
+        "source": d.source.value,
+        "source_id": d.source_id,
+        "kind": d.kind,
+        "title": d.title,
+        "amount": amount,
+    }
 
 
 def _check_key(key: str) -> None:

@@ -30,7 +30,7 @@ from services.loyalty.points import apply_points_change, points_entry
 from services.orders import after_sales
 from services.orders import states as order_states
 from services.payments import notifications
-from services.payments.refunds import EXTRA_PAYMENT_PREFIX, refund_payment, start_refund
+from services.payments.refunds import EXTRA_PAYMENT_PREFIX, line_refund, refund_payment, start_refund
 
 log = logging.getLogger("lianmall.settlement")
 
@@ -76,7 +76,10 @@ async def return_to_order(order: Order, refund: Refund, stock: list[StockChange]
     if not items and full:
         items = [(line, line.quantity - line.refunded_quantity) for line in lines.values()]
         items = [(line, q) for line, q in items if q > 0]
-    weights = [line.unit_price * q for line, q in items]
+    # Each line's share of the refund follows the cash it paid (its snapshot, after discounts and points).
+    weights = [line_refund(order, line, q) for line, q in items]
+    if not any(weights):
+        weights = [line.unit_price * q for line, q in items]
     total_weight = sum(weights) or 1
     shared = 0
     for index, ((line, quantity), weight) in enumerate(zip(items, weights, strict=True)):

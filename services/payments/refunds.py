@@ -44,6 +44,28 @@ def _lines(raw: list[dict[str, Any]] | None) -> list[dict[str, int]]:
     return [{"line_id": k, "quantity": v} for k, v in sorted(result.items())]
 
 
+def line_cash(order: Order, line: OrderLine) -> int:
+    """The cash `line`'s goods were paid: what checkout snapshot (after its share of the promotions, coupons
+    and points), or for an order written before lines kept their share, its part of the goods' cash."""
+    if line.paid_total is not None:
+        return line.paid_total
+    goods_paid = max(order.paid_amount - order.shipping_fee, 0)
+    return line.line_total * goods_paid // order.items_total if order.items_total else 0
+
+
+def line_refund(order: Order, line: OrderLine, quantity: int, done: int | None = None) -> int:
+    """The cash `quantity` more units of `line` paid, after `done` units (default: those already refunded).
+
+    Counted cumulatively (cash of done+quantity units minus cash of done units, each rounded down), so the
+    units of a line refunded one by one give back exactly the line's cash, never a fen more or less."""
+    if line.quantity <= 0 or quantity <= 0:
+        return 0
+    before = line.refunded_quantity if done is None else done
+    after = min(before + quantity, line.quantity)
+    cash = line_cash(order, line)
+    return cash * after // line.quantity - cash * before // line.quantity
+
+
 async def order_payment(order: Order) -> Payment | None:
     """The payment that paid `order` (the one whose transaction the order records)."""
     if order.transaction_id:
