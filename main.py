@@ -23,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from infra.body_limit import BodySizeLimit
 from infra.cors import BrowserOriginsCORS
 from infra.db import close_db, init_db, migrate_db
+from infra.gc_tuning import tune_for_serving
 from infra.health import healthz
 from infra.log_redaction import install_log_redaction
 from infra.runtime import EmbeddedModeLocked, lock_embedded_mode, start_runtime, stop_runtime
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         from services.orders.sweeper import start_sweeper, stop_sweeper
 
         sweeper = start_sweeper()
+        # Last: everything start-up allocated is frozen out of the garbage collector's walk (infra/gc_tuning.py).
+        tune_for_serving()
         try:
             yield
         finally:
