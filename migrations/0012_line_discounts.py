@@ -5,7 +5,7 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_live')]
+    dependencies = [('models', '0011_coupons')]
 
     initial = False
 
