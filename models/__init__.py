@@ -2,6 +2,14 @@
 
 from models.access import ApiKey, AuditLog
 from models.address import Address
+from models.bargain import (
+    Bargain,
+    BargainActivity,
+    BargainActivityStatus,
+    BargainHelp,
+    BargainHelpDay,
+    BargainStatus,
+)
 from models.cart import CartItem
 from models.catalog import MAX_CATEGORY_LEVEL, Brand, Category, SearchTermBlock, Tag
 from models.content import (
@@ -29,6 +37,7 @@ from models.coupon import (
     HeldCouponStatus,
     MemberCoupon,
 )
+from models.flash_sale import FlashSale, FlashSaleItem, FlashSalePurchase, FlashSaleSession, FlashSaleStatus
 from models.live import LiveComment, LiveMute, LiveRoom, LiveRoomProduct, LiveRoomStatus
 from models.loyalty import MemberLevel, PointsEntry, PointsReason, SignIn
 from models.member import Member, MemberSession, RetiredRefreshToken
@@ -73,6 +82,12 @@ __all__ = [
     "ArticleStatus",
     "ArticleTag",
     "AuditLog",
+    "Bargain",
+    "BargainActivity",
+    "BargainActivityStatus",
+    "BargainHelp",
+    "BargainHelpDay",
+    "BargainStatus",
     "Brand",
     "BrowsingHistory",
     "CartItem",
@@ -86,6 +101,11 @@ __all__ = [
     "DeliveryMethod",
     "Favorite",
     "FavoriteKind",
+    "FlashSale",
+    "FlashSaleItem",
+    "FlashSalePurchase",
+    "FlashSaleSession",
+    "FlashSaleStatus",
     "HeldCouponStatus",
     "LiveComment",
     "LiveMute",

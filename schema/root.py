@@ -18,6 +18,7 @@ from resolvers.catalog_admin import CatalogMutation
 from resolvers.checkout import CheckoutMutation, CheckoutQuery
 from resolvers.content import ContentMutation, ContentQuery
 from resolvers.coupons import CouponMutation, CouponQuery
+from resolvers.flash_sale import FlashSaleMutation, FlashSaleQuery, FlashSaleSubscription
 from resolvers.hot_words import HotWordsMutation, HotWordsQuery
 from resolvers.live import LiveSubscription
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
@@ -43,6 +44,7 @@ QUERIES: tuple[type, ...] = (
     ContentQuery,
     HotWordsQuery,
     CouponQuery,
+    FlashSaleQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -57,13 +59,16 @@ MUTATIONS: tuple[type, ...] = (
     ContentMutation,
     HotWordsMutation,
     CouponMutation,
+    FlashSaleMutation,
 )
 
 Query = merge_types("Query", QUERIES)
 Mutation = merge_types("Mutation", MUTATIONS)
 
 
-Subscription = merge_types("Subscription", (CatalogSubscription, OrderSubscription, LiveSubscription))
+Subscription = merge_types(
+    "Subscription", (CatalogSubscription, OrderSubscription, LiveSubscription, FlashSaleSubscription)
+)
 
 
 def build_schema() -> strawberry.Schema:

@@ -195,6 +195,50 @@ async def _pending_image(world: World) -> int:
     return row.id
 
 
+async def _flash_sale(_: World) -> int:
+    from models import FlashSale, FlashSaleItem, FlashSaleSession
+
+    day = now().date()
+    session = await FlashSaleSession.create(
+        shop=await Shop.first(), name="节点场", starts_minute=0, ends_minute=60
+    )
+    sale = await FlashSale.create(shop=await Shop.first(), title="节点秒杀", starts_on=day, ends_on=day)
+    sku = (
+        await Sku.filter(product__status=ProductStatus.ON_SALE)
+        .order_by("id")
+        .first()
+        .values("id", "product_id")
+    )
+    item = await FlashSaleItem.create(
+        flash_sale=sale,
+        session=session,
+        sku_id=sku["id"],
+        product_id=sku["product_id"],
+        flash_price=1,
+        allotment=1,
+        per_member_limit=1,
+    )
+    return int(item.id)
+
+
+async def _flash_sale_item(world: World) -> int:
+    return await _flash_sale(world)
+
+
+async def _flash_sale_row(world: World) -> int:
+    from models import FlashSaleItem
+
+    item = await FlashSaleItem.get(id=await _flash_sale(world))
+    return int(item.flash_sale_id)  # type: ignore[attr-defined]
+
+
+async def _flash_sale_session(world: World) -> int:
+    from models import FlashSaleItem
+
+    item = await FlashSaleItem.get(id=await _flash_sale(world))
+    return int(item.session_id)  # type: ignore[attr-defined]
+
+
 async def _level(_: World) -> int:
     await ensure_default_levels()
     return await _first(MemberLevel)
@@ -245,6 +289,9 @@ SAMPLES: dict[str, Sample] = {
     "Image": Sample(_pending_image, frozenset({"owner", "admin", "operator"}), id_name="Upload"),
     "Coupon": Sample(_coupon, EVERYONE),
     "MemberCoupon": Sample(_member_coupon, frozenset({"owner"})),
+    "FlashSaleSession": Sample(_flash_sale_session, EVERYONE),
+    "FlashSaleItem": Sample(_flash_sale_item, EVERYONE),
+    "FlashSale": Sample(_flash_sale_row, frozenset({"admin", "operator"})),
 }
 
 

@@ -69,6 +69,13 @@ class CampaignHandler(Protocol):
         ...
 
 
+class TurnsAway(Protocol):
+    """Optional for a handler: refuse an attempt before checkout's first query (e.g. a flash sale sold out in
+    Redis), so a crowd that cannot win costs no SQL. It must let through a repeated request whose order may exist."""
+
+    async def turn_away(self, member_id: int, ref: CampaignRef, quantity: int) -> None: ...
+
+
 _handlers: dict[CampaignKind, CampaignHandler] = {}
 
 
@@ -85,3 +92,12 @@ def handler_for(ref: CampaignRef, field_name: str = "input.items") -> CampaignHa
     if handler is None:
         raise DomainError(ErrorCode.BAD_USER_INPUT, f"{ref.kind} is not available in this shop", field_name)
     return handler
+
+
+async def turn_away(member_id: int, refs: list[tuple[CampaignRef, int]]) -> None:
+    """Let each campaign that can refuse `(ref, quantity)` early do so (a DomainError), before any query."""
+    for ref, quantity in refs:
+        handler = _handlers.get(ref.kind)
+        early = getattr(handler, "turn_away", None)
+        if early is not None:
+            await early(member_id, ref, quantity)

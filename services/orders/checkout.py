@@ -47,7 +47,7 @@ from services.catalog.events import StockChange, products_changed
 from services.catalog.prices import PriceContext, unit_price
 from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.loyalty.points import apply_points_change
-from services.orders import pricing
+from services.orders import campaigns, pricing
 from services.orders.campaigns import CampaignRef, handler_for
 from services.orders.cart import points_rules, purchase_limit, shipping_rules, shopper
 from services.orders.pipeline import AppliedDiscount, PricingContext, registered_steps
@@ -463,6 +463,10 @@ async def place_order(member_id: int, request: CheckoutRequest, idempotency_key:
     BAD_USER_INPUT; nothing is written then. A zero-amount order is marked paid after the commit.
     """
     _check_key(idempotency_key)
+    if not request.from_cart:
+        await campaigns.turn_away(
+            member_id, [(i.campaign, i.quantity) for i in request.items if i.campaign is not None]
+        )
     existing = await Order.get_or_none(member_id=member_id, idempotency_key=idempotency_key)
     if existing is not None:
         return existing

@@ -71,6 +71,9 @@ class Announcements:
 
     stock_changes: list[StockChange] = field(default_factory=list)
     growth_member_id: int | None = None
+    # Work a hook wants done only once the transition is committed (e.g. giving units back to a Redis counter:
+    # done inside the transaction, a rollback would leave Redis believing in units the database never freed).
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 # --- Entering a status ---------------------------------------------------------------------------------------
@@ -200,6 +203,7 @@ async def move(
     async def attempt() -> tuple[Order, bool]:
         news.stock_changes.clear()
         news.growth_member_id = None
+        news.after_commit.clear()
         async with in_transaction():
             current = await Order.get_or_none(id=order_id)
             if current is None:
@@ -252,6 +256,8 @@ def _conflict(status: OrderStatus, to: OrderStatus) -> DomainError:
 
 
 async def _announce(order: Order, news: Announcements) -> None:
+    for work in news.after_commit:
+        await _quietly(work())
     if news.growth_member_id is not None:
         await _quietly(viewer.forget_member_snapshot(news.growth_member_id))
     try:

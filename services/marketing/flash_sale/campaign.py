@@ -1,0 +1,225 @@
+"""A flash-sale item as a campaign line of checkout, and what a cancelled flash order gives back.
+
+Per attempt: `turn_away` answers a sold-out crowd from Redis alone (before checkout's first query), `reserve`
+takes the units in Redis with one script, `price` (inside the order's transaction) gives the flash price, and
+`attach` records the sale in the database with guarded updates, so the database never passes the allotment or a
+member's limit even if Redis was rebuilt or wrong. An order that is not written gives its reservation back
+(`unreserve`); a flash order that is cancelled (unpaid timeout, the shopper, a full refund) gives its units back
+to the allotment and to the member's limit through the CANCELLED entry hook.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from tortoise.expressions import F
+
+from infra.clock import SHOP_TZ, now
+from infra.redis import REDIS_ERRORS
+from infra.runtime import current_runtime
+from models import (
+    FlashSale,
+    FlashSaleItem,
+    FlashSalePurchase,
+    FlashSaleSession,
+    FlashSaleStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Sku,
+)
+from services.catalog.prices import PriceContext
+from services.errors import DomainError, ErrorCode
+from services.marketing.flash_sale import stock
+from services.orders import states
+from services.orders.campaigns import CampaignKind, CampaignPrice, CampaignRef, register_campaign
+
+log = logging.getLogger("lianmall.flash_sale")
+
+NODE = "FlashSaleItem"
+# Reservations remembered per process for `unreserve`; an order's fate is known within seconds.
+_EPOCHS_KEPT = 20_000
+FIELD = "input.items"
+
+
+def session_channel(session_id: int) -> str:
+    return f"flash-sale:session:{session_id}"
+
+
+# Item → its slot, never changed after creation: lets an event name its slot without a query per winner.
+_session_of: dict[int, int] = {}
+
+
+async def _session_id(item_id: int) -> int | None:
+    if item_id not in _session_of:
+        found = await FlashSaleItem.filter(id=item_id).values_list("session_id", flat=True)
+        if not found:
+            return None
+        _session_of[item_id] = int(found[0])
+    return _session_of[item_id]
+
+
+async def publish_remaining(item_id: int, left: int | None) -> None:
+    """Tell every process's `flashSaleStockChanged` subscribers what is left of the item (best effort)."""
+    if left is None:
+        return
+    try:
+        session_id = await _session_id(item_id)
+        if session_id is None:
+            return
+        await current_runtime().bus.publish(
+            session_channel(session_id), {"sessionId": session_id, "itemId": item_id, "remaining": left}
+        )
+    except (RuntimeError, *REDIS_ERRORS) as exc:
+        log.warning("flash item %s: remaining not published: %s", item_id, exc)
+
+
+def is_open(sale: FlashSale, session: FlashSaleSession) -> bool:
+    """Whether the item of `sale` in `session` sells at this moment (shop time)."""
+    moment = now().astimezone(SHOP_TZ)
+    minute = moment.hour * 60 + moment.minute
+    return (
+        sale.status == FlashSaleStatus.SCHEDULED
+        and session.enabled
+        and sale.starts_on <= moment.date() <= sale.ends_on
+        and session.starts_minute <= minute < session.ends_minute
+    )
+
+
+def _check_node(ref: CampaignRef) -> None:
+    if ref.node != NODE:
+        raise DomainError(ErrorCode.NOT_FOUND, "A flash-sale purchase names a FlashSaleItem", FIELD)
+
+
+class FlashSaleCampaign:
+    kind = CampaignKind.FLASH_SALE
+
+    def __init__(self) -> None:
+        # Per attempt (member, item, idempotency key): the epoch its units were taken in, for `unreserve`.
+        self._epochs: dict[tuple[int, int, str], str] = {}
+        # Items whose database refused what Redis allowed: rebuild their counters instead of giving back.
+        self._resync: set[int] = set()
+
+    async def turn_away(self, member_id: int, ref: CampaignRef, quantity: int) -> None:
+        """Refuse a sold-out attempt from Redis alone, before any query. Members holding units are let through:
+        theirs may be a repeated request whose order exists (same idempotency key, same order)."""
+        if ref.node != NODE:
+            return
+        try:
+            seen = await stock.peek(ref.id, member_id)
+        except REDIS_ERRORS:
+            return
+        if seen is not None and seen[0] < quantity and seen[1] == 0:
+            raise DomainError(ErrorCode.INSUFFICIENT_STOCK, "Sold out", FIELD)
+
+    async def price(
+        self, member_id: int, ref: CampaignRef, sku: Sku, quantity: int, ctx: PriceContext
+    ) -> CampaignPrice:
+        _check_node(ref)
+        item = await FlashSaleItem.get_or_none(id=ref.id).select_related("flash_sale", "session")
+        if item is None or item.sku_id != sku.id:
+            raise DomainError(ErrorCode.NOT_FOUND, "No flash sale of this SKU has this ID", FIELD)
+        if not is_open(item.flash_sale, item.session):
+            raise DomainError(ErrorCode.CONFLICT, "This flash sale is not on now", FIELD)
+        if quantity > item.per_member_limit:
+            raise DomainError(ErrorCode.LIMIT_EXCEEDED, f"At most {item.per_member_limit} per member", FIELD)
+        return CampaignPrice(
+            item.flash_price,
+            {
+                "flashSaleId": item.flash_sale.id,
+                "title": item.flash_sale.title,
+                "sessionId": item.session.id,
+                "session": item.session.name,
+                "itemId": item.id,
+                "flashPrice": item.flash_price,
+                "listPrice": sku.price,
+            },
+        )
+
+    async def reserve(self, member_id: int, ref: CampaignRef, sku_id: int, quantity: int, key: str) -> None:
+        _check_node(ref)
+        try:
+            taken = await stock.reserve(ref.id, member_id, quantity)
+        except REDIS_ERRORS as exc:
+            # Redis away: the database's guarded updates alone decide (exact, just without the fast path).
+            log.warning("flash item %s: Redis unavailable (%s); the database decides alone", ref.id, exc)
+            return
+        if taken.outcome == stock.TAKEN:
+            self._epochs[(member_id, ref.id, key)] = taken.epoch
+            while len(self._epochs) > _EPOCHS_KEPT:  # winners' entries are never popped: keep the newest
+                del self._epochs[next(iter(self._epochs))]
+            await publish_remaining(ref.id, taken.left)
+            return
+        if taken.outcome == stock.SOLD_OUT:
+            raise DomainError(ErrorCode.INSUFFICIENT_STOCK, "Sold out", FIELD)
+        if taken.outcome == stock.OVER_LIMIT:
+            raise DomainError(ErrorCode.LIMIT_EXCEEDED, "You already hold as many as one member may", FIELD)
+        if taken.outcome == stock.CLOSED:
+            raise DomainError(ErrorCode.CONFLICT, "This flash sale is not on now", FIELD)
+        raise DomainError(ErrorCode.NOT_FOUND, "No flash sale has this ID", FIELD)
+
+    async def unreserve(self, member_id: int, ref: CampaignRef, sku_id: int, quantity: int, key: str) -> None:
+        epoch = self._epochs.pop((member_id, ref.id, key), None)
+        if ref.id in self._resync:
+            self._resync.discard(ref.id)
+            await stock.rebuild(ref.id)
+            return
+        if epoch is not None:
+            await publish_remaining(ref.id, await stock.give_back(ref.id, member_id, quantity, epoch))
+
+    async def attach(self, order: Order, line_id: int, ref: CampaignRef, quantity: int) -> None:
+        item = await FlashSaleItem.get(id=ref.id)
+        sold = await FlashSaleItem.filter(id=item.id, sold__lte=item.allotment - quantity).update(
+            sold=F("sold") + quantity
+        )
+        if not sold:
+            self._resync.add(item.id)
+            raise DomainError(ErrorCode.INSUFFICIENT_STOCK, "Sold out", FIELD)
+        member_id: int = order.member_id  # type: ignore[attr-defined]
+        held = await FlashSalePurchase.filter(
+            item_id=item.id, member_id=member_id, quantity__lte=item.per_member_limit - quantity
+        ).update(quantity=F("quantity") + quantity)
+        if not held:
+            if await FlashSalePurchase.filter(item_id=item.id, member_id=member_id).exists():
+                self._resync.add(item.id)
+                raise DomainError(
+                    ErrorCode.LIMIT_EXCEEDED, "You already hold as many as one member may", FIELD
+                )
+            # A concurrent first purchase of the same member makes this insert fail; checkout retries.
+            await FlashSalePurchase.create(item_id=item.id, member_id=member_id, quantity=quantity)
+
+
+async def give_back_on_cancel(order: Order, from_status: OrderStatus, news: states.Announcements) -> None:
+    """A cancelled flash order (unpaid timeout, the shopper, staff, a full refund) frees its units: in the
+    database now, inside the transition; in Redis once the transition has committed."""
+    lines = await OrderLine.filter(
+        order_id=order.id, campaign_kind=CampaignKind.FLASH_SALE.value
+    ).values_list("campaign_id", "quantity")
+    member_id: int = order.member_id  # type: ignore[attr-defined]
+    for item_id, quantity in lines:
+        if item_id is None:
+            continue
+        await FlashSaleItem.filter(id=item_id, sold__gte=quantity).update(sold=F("sold") - quantity)
+        await FlashSalePurchase.filter(item_id=item_id, member_id=member_id, quantity__gte=quantity).update(
+            quantity=F("quantity") - quantity
+        )
+        news.after_commit.append(_redis_give_back(int(item_id), member_id, int(quantity)))
+
+
+def _redis_give_back(item_id: int, member_id: int, quantity: int) -> Callable[[], Awaitable[None]]:
+    async def work() -> None:
+        try:
+            left = await stock.give_back(item_id, member_id, quantity)
+        except REDIS_ERRORS as exc:
+            # Redis away: when it comes back empty the counters are rebuilt from the database, which has it.
+            log.warning("flash item %s: units not given back in Redis: %s", item_id, exc)
+            return
+        await publish_remaining(item_id, left)
+
+    return work
+
+
+campaign = FlashSaleCampaign()
+register_campaign(campaign)
+states.register_entry_hook(OrderStatus.CANCELLED, give_back_on_cancel)
