@@ -38,6 +38,7 @@ from models.coupon import (
     MemberCoupon,
 )
 from models.flash_sale import FlashSale, FlashSaleItem, FlashSalePurchase, FlashSaleSession, FlashSaleStatus
+from models.group_buy import GroupBuy, GroupBuyQuota, GroupBuyRule, GroupBuySeat, GroupBuyStatus
 from models.live import LiveComment, LiveMute, LiveRoom, LiveRoomProduct, LiveRoomStatus
 from models.loyalty import MemberLevel, PointsEntry, PointsReason, SignIn
 from models.member import Member, MemberSession, RetiredRefreshToken
@@ -106,6 +107,11 @@ __all__ = [
     "FlashSalePurchase",
     "FlashSaleSession",
     "FlashSaleStatus",
+    "GroupBuy",
+    "GroupBuyQuota",
+    "GroupBuyRule",
+    "GroupBuySeat",
+    "GroupBuyStatus",
     "HeldCouponStatus",
     "LiveComment",
     "LiveMute",

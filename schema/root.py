@@ -19,6 +19,7 @@ from resolvers.checkout import CheckoutMutation, CheckoutQuery
 from resolvers.content import ContentMutation, ContentQuery
 from resolvers.coupons import CouponMutation, CouponQuery
 from resolvers.flash_sale import FlashSaleMutation, FlashSaleQuery, FlashSaleSubscription
+from resolvers.group_buy import GroupBuyMutation, GroupBuyQuery
 from resolvers.hot_words import HotWordsMutation, HotWordsQuery
 from resolvers.live import LiveSubscription
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
@@ -45,6 +46,7 @@ QUERIES: tuple[type, ...] = (
     HotWordsQuery,
     CouponQuery,
     FlashSaleQuery,
+    GroupBuyQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -60,6 +62,7 @@ MUTATIONS: tuple[type, ...] = (
     HotWordsMutation,
     CouponMutation,
     FlashSaleMutation,
+    GroupBuyMutation,
 )
 
 Query = merge_types("Query", QUERIES)

@@ -40,6 +40,10 @@ class ErrorCode(StrEnum):
     SOLD_OUT = "SOLD_OUT"
     # A coupon the shopper chose cannot be used on this order (the message names it and says why).
     COUPON_NOT_APPLICABLE = "COUPON_NOT_APPLICABLE"
+    # A campaign (group buy, presale, ...) is not running now: not started, ended or stopped by staff.
+    CAMPAIGN_NOT_ACTIVE = "CAMPAIGN_NOT_ACTIVE"
+    # Every seat of a group buy is taken (paid, or held by an order within its unpaid timeout).
+    GROUP_FULL = "GROUP_FULL"
     ALREADY_SIGNED_IN = "ALREADY_SIGNED_IN"
     ALREADY_BOUND = "ALREADY_BOUND"
     INVALID_CURSOR = "INVALID_CURSOR"

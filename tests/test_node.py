@@ -244,6 +244,39 @@ async def _level(_: World) -> int:
     return await _first(MemberLevel)
 
 
+async def _group_buy_rule(_: World) -> int:
+    from models import GroupBuyRule
+
+    sku = (
+        await Sku.filter(product__status=ProductStatus.ON_SALE)
+        .select_related("product")
+        .order_by("id")
+        .first()
+    )
+    assert sku is not None
+    row = await GroupBuyRule.create(
+        shop_id=sku.product.shop_id,  # type: ignore[attr-defined]
+        product_id=sku.product.id,
+        sku_id=sku.id,
+        title="两人团",
+        group_price=sku.price,
+        group_size=2,
+        hours_to_fill=24,
+        per_member_limit=1,
+        starts_at=now(),
+        ends_at=now() + timedelta(days=1),
+    )
+    return row.id
+
+
+async def _group_buy(world: World) -> int:
+    from models import GroupBuy
+
+    return (
+        await GroupBuy.create(rule_id=await _group_buy_rule(world), leader_member_id=world.owner.id, size=2)
+    ).id
+
+
 async def _on_sale_media(_: World) -> int:
     return await _first(ProductMedia, product__status=ProductStatus.ON_SALE)
 
@@ -286,6 +319,9 @@ SAMPLES: dict[str, Sample] = {
     # Content waiting for its check: its writer and content staff (an article: any staff).
     "Review": Sample(_held_review, frozenset({"owner", "admin", "operator"})),
     "Article": Sample(_draft_article, STAFF | {"owner"}),
+    # A group buy and its groups are shared by link: anyone may see them.
+    "GroupBuyRule": Sample(_group_buy_rule, EVERYONE),
+    "GroupBuy": Sample(_group_buy, EVERYONE),
     "Image": Sample(_pending_image, frozenset({"owner", "admin", "operator"}), id_name="Upload"),
     "Coupon": Sample(_coupon, EVERYONE),
     "MemberCoupon": Sample(_member_coupon, frozenset({"owner"})),
