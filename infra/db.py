@@ -7,6 +7,7 @@ from urllib.parse import urlencode, urlsplit
 
 import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api.migrate import migrate
 
@@ -52,13 +53,40 @@ def _with_pool_size(url: str, maxsize: int) -> str:
     return parts._replace(query=query).geturl()
 
 
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """An asyncpg connection that goes back to the pool without asyncpg's reset statement.
+
+    asyncpg resets every released connection with `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`,
+    and Tortoise releases the connection after every statement outside a transaction: one more round trip per
+    statement, a third of a cold listing's database time. Nothing here leaves session state behind: no
+    session-level SET, LISTEN, cursor or advisory lock (the one advisory lock, services/loyalty/referral.py,
+    is `pg_advisory_xact_lock`, released with its transaction), and tests/test_pooled_connections.py keeps it
+    so. asyncpg still rolls back a transaction left open and drops listeners on release (`Connection._reset`);
+    only the statement is skipped.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+def _connection(url: str, pool_max: int) -> str | dict[str, Any]:
+    """The Tortoise connection config: the URL as it is, except that on asyncpg the pool's connections are
+    `PooledConnection`s (a class cannot travel in a URL, so the URL is expanded)."""
+    url = _with_pool_size(url, pool_max)
+    config = expand_db_url(url)
+    if config["engine"] != "tortoise.backends.asyncpg":
+        return url
+    config["credentials"]["connection_class"] = PooledConnection
+    return config
+
+
 def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
     url = settings.resolved_database_url
     if url.startswith("postgresql://"):
         url = "postgres://" + url.removeprefix("postgresql://")
     return {
-        "connections": {"default": _with_pool_size(url, settings.db_pool_max)},
+        "connections": {"default": _connection(url, settings.db_pool_max)},
         "apps": {
             "models": {
                 "models": ["models"],
