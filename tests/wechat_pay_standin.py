@@ -19,6 +19,7 @@ is not checked here.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -74,6 +75,7 @@ class _State:
     refunds: dict[str, RefundRecord] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     failures: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
 
 
 class WeChatPayStandIn(ThreadedServer):
@@ -142,6 +144,11 @@ class WeChatPayStandIn(ThreadedServer):
             self._state.failures.setdefault(endpoint, []).extend(
                 [(err_code, err_code_des or err_code)] * times
             )
+
+    def slow_down(self, endpoint: str, seconds: float) -> None:
+        """Every later call of `endpoint` is recorded at once and answered `seconds` later (a slow WeChat)."""
+        with self._lock:
+            self._state.delays[endpoint] = seconds
 
     def payment_notification(
         self,
@@ -238,6 +245,9 @@ class WeChatPayStandIn(ThreadedServer):
             self._state.calls.append((endpoint, dict(body)))
             failures = self._state.failures.get(endpoint)
             failure = failures.pop(0) if failures else None
+            delay = self._state.delays.get(endpoint, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         if body.get("sign") != sign(body, self.api_key):
             return body, self._refuse("签名错误")
         if body.get("appid") != self.appid:
