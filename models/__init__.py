@@ -2,6 +2,7 @@
 
 from models.access import ApiKey, AuditLog
 from models.address import Address
+from models.auction import Auction, AuctionBid, AuctionStatus
 from models.bargain import (
     Bargain,
     BargainActivity,
@@ -64,6 +65,7 @@ from models.product import (
     SpecDimension,
     SpecValue,
 )
+from models.red_packet import RainStatus, RedPacket, RedPacketPrize, RedPacketRain
 from models.shop import DEFAULT_SHOP_CODE, Shop
 from models.staff import Staff, StaffRole, StaffToken
 
@@ -82,6 +84,9 @@ __all__ = [
     "ArticleProduct",
     "ArticleStatus",
     "ArticleTag",
+    "Auction",
+    "AuctionBid",
+    "AuctionStatus",
     "AuditLog",
     "Bargain",
     "BargainActivity",
@@ -137,6 +142,10 @@ __all__ = [
     "ProductMedia",
     "ProductStatus",
     "ProductTag",
+    "RainStatus",
+    "RedPacket",
+    "RedPacketPrize",
+    "RedPacketRain",
     "Refund",
     "RefundStatus",
     "RetiredRefreshToken",

@@ -31,6 +31,7 @@ class PointsReason(StrEnum):
     POINTS_MALL = "POINTS_MALL"
     BIRTHDAY = "BIRTHDAY"
     ADJUSTMENT = "ADJUSTMENT"
+    RED_PACKET = "RED_PACKET"
 
 
 # Every change of a member's points balance, with the balance after it. The idempotency key makes a retried

@@ -27,6 +27,7 @@ from resolvers.members import MemberMutation, MemberQuery
 from resolvers.node import NodeQuery
 from resolvers.orders import OrderMutation, OrderQuery, OrderSubscription
 from resolvers.payments import PaymentMutation, PaymentQuery
+from resolvers.red_packets import RedPacketMutation, RedPacketQuery
 from schema.catalog import Media, Sku
 from schema.extensions import LianmallSchema, edge_extensions
 from schema.scalars import SCALAR_OVERRIDES
@@ -47,6 +48,7 @@ QUERIES: tuple[type, ...] = (
     CouponQuery,
     FlashSaleQuery,
     GroupBuyQuery,
+    RedPacketQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -63,6 +65,7 @@ MUTATIONS: tuple[type, ...] = (
     CouponMutation,
     FlashSaleMutation,
     GroupBuyMutation,
+    RedPacketMutation,
 )
 
 Query = merge_types("Query", QUERIES)

@@ -50,6 +50,13 @@ class ErrorCode(StrEnum):
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    # Red-packet rain: not falling yet, over (or called off), every packet taken.
+    RAIN_NOT_STARTED = "RAIN_NOT_STARTED"
+    RAIN_OVER = "RAIN_OVER"
+    RAIN_EMPTY = "RAIN_EMPTY"
+    # Auctions: a bid below the least next bid, or an auction not taking bids (not started, over, cancelled).
+    BID_TOO_LOW = "BID_TOO_LOW"
+    AUCTION_CLOSED = "AUCTION_CLOSED"
     # The HTTP request itself is unusable (not JSON, not an object, wrong method for the operation, ...).
     BAD_REQUEST = "BAD_REQUEST"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"

@@ -239,6 +239,15 @@ async def _flash_sale_session(world: World) -> int:
     return int(item.session_id)  # type: ignore[attr-defined]
 
 
+async def _rain(_: World) -> int:
+    from models import RedPacketRain
+
+    rain = await RedPacketRain.create(
+        room_id=1, total_amount=10, packet_count=1, starts_at=now(), ends_at=now() + timedelta(minutes=1)
+    )
+    return rain.id
+
+
 async def _level(_: World) -> int:
     await ensure_default_levels()
     return await _first(MemberLevel)
@@ -328,6 +337,8 @@ SAMPLES: dict[str, Sample] = {
     "FlashSaleSession": Sample(_flash_sale_session, EVERYONE),
     "FlashSaleItem": Sample(_flash_sale_item, EVERYONE),
     "FlashSale": Sample(_flash_sale_row, frozenset({"admin", "operator"})),
+    # Shown in its live room to everyone.
+    "RedPacketRain": Sample(_rain, EVERYONE),
 }
 
 

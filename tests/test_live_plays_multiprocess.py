@@ -1,0 +1,219 @@
+"""Red-packet rain and auctions across two real server processes on PostgreSQL + Redis.
+
+A thousand members grab a hundred packets through two processes at once: exactly a hundred prizes, the sums
+exact, nobody twice. A process killed (SIGKILL) between a grab and its credit leaves the grab in Redis's
+journal; the servers' sweepers credit it, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.clock import now
+from infra.settings import PROJECT_ROOT, Settings
+from models import Member, MemberSession, PointsEntry, PointsReason, RedPacket, StaffRole
+from schema.node import decode_id, encode_id
+from services.access.staff import create_staff
+from services.members.tokens import _access_token
+from tests.server_process import ServerProcess, child_env, running_server
+
+pytestmark = pytest.mark.realservices
+
+GRAB = """mutation($rainId: ID!) {
+  redPacketGrab(rainId: $rainId) { packet { amount repeated credited } errors { field message code } } }"""
+SCHEDULE = """mutation($input: RedPacketRainInput!) {
+  redPacketRainSchedule(input: $input) { rain { id status } errors { field message code } } }"""
+RAIN = "query($id: ID!) { redPacketRain(id: $id) { grabbedCount grabbedAmount leftCount } }"
+
+
+@pytest.fixture(scope="module")
+async def servers(
+    settings: Settings, seeded: None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    assert settings.database_url and settings.redis_url, "the real pass sets DATABASE_URL and REDIS_URL"
+    env = child_env(
+        {
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "DATA_DIR": str(tmp_path_factory.mktemp("liveplays")),
+            "SECRET_KEY": settings.resolved_secret_key,
+            "DB_POOL_MAX": "6",
+            # The sweepers pick up grabs left behind within about a second.
+            "SWEEP_INTERVAL_SECONDS": "1",
+        }
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        # Started side by side: each takes a while to import and connect on a busy machine.
+        a, b = await asyncio.gather(*(stack.enter_async_context(running_server(env)) for _ in range(2)))
+        yield a, b
+
+
+@pytest.fixture(scope="module")
+async def staff_token(seeded: None) -> str:
+    _, token = await create_staff(f"liveplays-{secrets.token_hex(4)}", StaffRole.OPERATOR)
+    return token
+
+
+async def members(count: int) -> list[tuple[int, str]]:
+    """`count` new members, each signed in (a session and an access token), written in a few statements."""
+    tag = secrets.token_hex(4)
+    await Member.bulk_create(
+        [Member(openid=f"o_{tag}_{i}", invite_code=secrets.token_hex(5).upper()) for i in range(count)]
+    )
+    ids = await Member.filter(openid__startswith=f"o_{tag}_").order_by("id").values_list("id", flat=True)
+    await MemberSession.bulk_create(
+        [
+            MemberSession(
+                member_id=i, refresh_hash=secrets.token_hex(32), expires_at=now() + timedelta(days=1)
+            )
+            for i in ids
+        ]
+    )
+    sessions = await MemberSession.filter(member_id__in=list(ids)).values_list("member_id", "id")
+    return [(member_id, _access_token(member_id, session_id)) for member_id, session_id in sorted(sessions)]
+
+
+async def schedule_rain(server: ServerProcess, token: str, total: int, count: int) -> str:
+    data = await server.gql(
+        SCHEDULE,
+        {
+            "input": {
+                "roomId": encode_id("LiveRoom", 1),
+                "totalAmount": total,
+                "packetCount": count,
+                "startsAt": now().isoformat(),
+                "durationSeconds": 300,
+            }
+        },
+        token=token,
+    )
+    payload = data["redPacketRainSchedule"]
+    assert payload["errors"] == [] and payload["rain"]["status"] == "LIVE", payload
+    return str(payload["rain"]["id"])
+
+
+async def test_a_thousand_members_grab_a_hundred_packets_across_two_processes(
+    servers: tuple[ServerProcess, ServerProcess], staff_token: str
+) -> None:
+    a, b = servers
+    rain_gid = await schedule_rain(a, staff_token, total=100_000, count=100)
+    rain_id = decode_id(rain_gid, "RedPacketRain")
+    crowd = await members(1000)
+    gate = asyncio.Semaphore(64)
+
+    async def grab(i: int, token: str) -> dict[str, Any]:
+        async with gate:
+            server = a if i % 2 else b
+            try:
+                response = await server.post(GRAB, {"rainId": rain_gid}, token)
+            except httpx.TransportError:
+                # A kept-alive connection the server closed just then: ask again, as a page would (a grab
+                # is idempotent: a repeat answers the same packet).
+                response = await server.post(GRAB, {"rainId": rain_gid}, token)
+            assert response.status_code == 200, response.text
+            payload: dict[str, Any] = response.json()["data"]["redPacketGrab"]
+            return payload
+
+    started = time.monotonic()
+    answers = await asyncio.gather(*(grab(i, token) for i, (_, token) in enumerate(crowd)))
+    elapsed = time.monotonic() - started
+    won = {member_id: a["packet"] for (member_id, _), a in zip(crowd, answers, strict=True) if a["packet"]}
+    refused = {a["errors"][0]["code"] for a in answers if not a["packet"]}
+    assert len(won) == 100 and refused == {"RAIN_EMPTY"}, (len(won), refused)
+    assert sum(p["amount"] for p in won.values()) == 100_000
+    assert all(p["credited"] for p in won.values())
+    # The record: a hundred packets, a hundred different members, each credited exactly its packet.
+    packets = await RedPacket.filter(rain_id=rain_id).values("member_id", "amount", "credited_at")
+    assert {p["member_id"] for p in packets} == set(won)
+    assert all(p["credited_at"] is not None for p in packets)
+    entries = await PointsEntry.filter(
+        reason=PointsReason.RED_PACKET, idempotency_key__startswith=f"red-packet:{rain_id}:"
+    ).values("member_id", "delta")
+    assert len(entries) == 100
+    assert {e["member_id"]: e["delta"] for e in entries} == {m: p["amount"] for m, p in won.items()}
+    numbers = (await b.gql(RAIN, {"id": rain_gid}))["redPacketRain"]
+    assert numbers == {"grabbedCount": 100, "grabbedAmount": 100_000, "leftCount": 0}
+    print(f"\n  1,000 grabs of 100 packets over two processes: {elapsed:.2f} s")
+
+
+GRAB_AND_HANG = """
+import asyncio, sys
+from infra.db import init_db
+from infra.redis import create_redis, set_redis
+from infra.settings import get_settings
+from services.live import red_packets
+
+async def main():
+    settings = get_settings()
+    await init_db(settings)
+    set_redis(create_redis(settings))
+    index, amount, new = await red_packets.take_packet(int(sys.argv[1]), int(sys.argv[2]))
+    print(f"GRABBED {index} {amount} {new}", flush=True)
+    await asyncio.sleep(3600)  # killed here: after the grab, before the credit
+
+asyncio.run(main())
+"""
+
+
+async def test_a_process_killed_between_grab_and_credit_is_credited_once(
+    servers: tuple[ServerProcess, ServerProcess], staff_token: str, settings: Settings
+) -> None:
+    a, b = servers
+    rain_gid = await schedule_rain(a, staff_token, total=900, count=3)
+    rain_id = decode_id(rain_gid, "RedPacketRain")
+    [(member_id, token)] = await members(1)
+    env = child_env(
+        {
+            "DATABASE_URL": settings.database_url or "",
+            "REDIS_URL": settings.redis_url or "",
+            "DATA_DIR": str(PROJECT_ROOT / "data"),
+            "SECRET_KEY": settings.resolved_secret_key,
+        }
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        GRAB_AND_HANG,
+        str(rain_id),
+        str(member_id),
+        env=env,
+        cwd=str(PROJECT_ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(60):
+            line = (await child.stdout.readline()).decode()  # type: ignore[union-attr]
+        assert line.startswith("GRABBED"), line + (await child.stdout.read()).decode()  # type: ignore[union-attr]
+        _, index, amount, _ = line.split()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert (await Member.get(id=member_id)).points == 0  # the dead process never credited it
+    # The servers' sweepers credit it (within a couple of seconds), exactly once.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if (await Member.get(id=member_id)).points:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(2.5)  # more sweeps on both processes: still once
+    assert (await Member.get(id=member_id)).points == int(amount)
+    assert await PointsEntry.filter(member_id=member_id).count() == 1
+    packet = await RedPacket.get(rain_id=rain_id, index=int(index))
+    assert packet.member_id == member_id
+    # The member asks again on the other process: the same packet, credited, nothing more.
+    again = (await b.gql(GRAB, {"rainId": rain_gid}, token=token))["redPacketGrab"]
+    assert again["packet"] == {"amount": int(amount), "repeated": True, "credited": True}
+    assert await PointsEntry.filter(member_id=member_id).count() == 1
