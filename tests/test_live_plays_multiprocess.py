@@ -27,6 +27,7 @@ from schema.node import decode_id, encode_id
 from services.access.staff import create_staff
 from services.members.tokens import _access_token
 from tests.server_process import ServerProcess, child_env, running_server
+from tests.test_red_packets import new_room
 
 pytestmark = pytest.mark.realservices
 
@@ -89,7 +90,7 @@ async def schedule_rain(server: ServerProcess, token: str, total: int, count: in
         SCHEDULE,
         {
             "input": {
-                "roomId": encode_id("LiveRoom", 1),
+                "roomId": encode_id("LiveRoom", await new_room()),
                 "totalAmount": total,
                 "packetCount": count,
                 "startsAt": now().isoformat(),

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from infra.clock import now, set_clock
 from models import (
     AuditLog,
+    LiveRoom,
     Member,
     PointsEntry,
     PointsReason,
@@ -34,6 +35,7 @@ from schema.node import encode_id
 from services.access.staff import create_staff
 from services.errors import DomainError, ErrorCode
 from services.live import red_packets
+from services.live.events import history_since
 from tests.graphql_client import gql
 from tests.test_cart import new_member
 
@@ -114,15 +116,22 @@ async def clock() -> AsyncIterator[list[datetime]]:
     set_clock(None)
 
 
-def room_gid() -> str:
-    return encode_id("LiveRoom", random.randint(10**6, 10**9))
+async def new_room() -> int:
+    room = await LiveRoom.create(
+        title="今晚好物", anchor_name="小林", scheduled_start=now(), scheduled_end=now() + timedelta(hours=2)
+    )
+    return int(room.id)
+
+
+async def room_gid() -> str:
+    return encode_id("LiveRoom", await new_room())
 
 
 async def schedule(
     client: httpx.AsyncClient, token: str, *, expect_errors: bool = False, **overrides: Any
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "roomId": room_gid(),
+        "roomId": await room_gid(),
         "totalAmount": 1000,
         "packetCount": 10,
         "startsAt": now().isoformat(),
@@ -181,7 +190,7 @@ async def test_bad_setups_are_refused_field_by_field_and_audited(
 async def test_a_rain_falls_every_member_grabs_once_and_every_point_lands(
     client: httpx.AsyncClient, staff_token: str
 ) -> None:
-    room = room_gid()
+    room = await room_gid()
     rain = (await schedule(client, staff_token, roomId=room, totalAmount=500, packetCount=5, minAmount=20))[
         "rain"
     ]
@@ -246,6 +255,17 @@ async def test_stopping_a_falling_rain_stops_grabs_at_once(
     assert stopped["rain"]["status"] == "ENDED" and stopped["rain"]["grabbedCount"] == 1
     _, second = await new_member()
     assert (await grab(client, second, rain["id"]))["errors"][0]["code"] == "RAIN_OVER"
+    # The room heard both: the rain started (when it was scheduled to start now) and ended.
+    room_id = (await RedPacketRain.get(id=pk(rain["id"]))).room_id
+    heard = [e.event for e in await history_since(room_id, 0)]
+    assert [type(e).__name__ for e in heard] == ["RedPacketRainStarted", "RedPacketRainEnded"]
+    assert heard[0].rain_id == pk(rain["id"]) and heard[0].packet_count == 10
+    assert (heard[1].packet_count, heard[1].packets_grabbed) == (10, 1)
+
+
+async def test_a_rain_needs_a_room(client: httpx.AsyncClient, staff_token: str) -> None:
+    payload = await schedule(client, staff_token, expect_errors=True, roomId=encode_id("LiveRoom", 10**9))
+    assert [(e["field"], e["code"]) for e in payload["errors"]] == [("input.roomId", "NOT_FOUND")]
 
 
 async def test_many_members_at_once_get_each_packet_once(client: httpx.AsyncClient, staff_token: str) -> None:

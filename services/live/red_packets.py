@@ -32,6 +32,8 @@ from infra.redis import REDIS_ERRORS, get_redis
 from infra.transactions import retry_when_busy
 from models import PointsReason, RainStatus, RedPacket, RedPacketPrize, RedPacketRain
 from services.errors import DomainError, ErrorCode, ValidationErrors
+from services.live import events
+from services.live.rooms import room_exists
 from services.loyalty.points import MAX_DELTA, apply_points_change
 from services.orders.sweeper import register_sweep_job
 
@@ -120,6 +122,8 @@ async def schedule_rain(draft: RainDraft, staff_id: int | None = None) -> RedPac
     packets and write the rain with them in one transaction. A rain that starts in the past falls at once."""
     at = clock_now()
     _check_draft(draft, at)
+    if not await room_exists(draft.room_id):
+        raise DomainError(ErrorCode.NOT_FOUND, "No such live room", "input.roomId")
     amounts = split_packets(draft.total_amount, draft.packet_count, draft.min_amount)
 
     async def write() -> RedPacketRain:
@@ -532,15 +536,32 @@ async def member_packet(rain_id: int, member_id: int) -> RedPacket | None:
     return await RedPacket.get_or_none(rain_id=rain_id, member_id=member_id)
 
 
-# --- room events (services.live.events, once there) ---------------------------------------------------------
+# --- room events -------------------------------------------------------------------------------------------
 
 
 async def _announce_start(rain: RedPacketRain) -> None:
-    return None
+    await _publish(
+        rain.room_id,
+        events.RedPacketRainStarted(
+            rain_id=rain.id, packet_count=rain.packet_count, starts_at=rain.starts_at, ends_at=rain.ends_at
+        ),
+    )
 
 
 async def _announce_end(rain: RedPacketRain) -> None:
-    return None
+    grabbed = await RedPacket.filter(rain_id=rain.id, member_id__isnull=False).count()
+    await _publish(
+        rain.room_id,
+        events.RedPacketRainEnded(rain_id=rain.id, packet_count=rain.packet_count, packets_grabbed=grabbed),
+    )
+
+
+async def _publish(room_id: int, event: events.RoomEvent) -> None:
+    # After the commit that made the change; a lost event is logged, never the change's failure.
+    try:
+        await events.publish_room_event(room_id, event)
+    except Exception:
+        log.exception("room %s: %s not published", room_id, event.KIND)
 
 
 async def sweep_rains(at: datetime) -> int:
