@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 log = logging.getLogger("lianmall.bus")
 
 Handler = Callable[[dict[str, Any]], None]
+ChannelHandler = Callable[[str, dict[str, Any]], None]
 ReconnectHook = Callable[[], Awaitable[None] | None]
 
 QUEUE_SIZE = 256
@@ -32,6 +33,7 @@ class EventBus:
         self._prefix = prefix
         self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._prefix_handlers: list[tuple[str, ChannelHandler]] = []
         self._reconnect_hooks: list[ReconnectHook] = []
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -61,6 +63,11 @@ class EventBus:
             handlers.remove(handler)
             if not handlers:
                 del self._handlers[channel]
+
+    def add_prefix_handler(self, prefix: str, handler: ChannelHandler) -> None:
+        """Run `handler(channel, payload)` synchronously in this process for every event on a channel starting
+        with `prefix` ("" for all)."""
+        self._prefix_handlers.append((prefix, handler))
 
     def listeners(self, channel: str) -> int:
         """How many local subscribers `channel` has now (for tests and metrics)."""
@@ -160,6 +167,12 @@ class EventBus:
                 handler(payload)
             except Exception:
                 log.exception("event handler for %s failed", channel)
+        for prefix, channel_handler in self._prefix_handlers:
+            if channel.startswith(prefix):
+                try:
+                    channel_handler(channel, payload)
+                except Exception:
+                    log.exception("event handler for %s* failed on %s", prefix, channel)
         for queue in self._queues.get(channel, ()):
             if queue.full():
                 # A slow subscriber loses its oldest event rather than stalling everyone else.

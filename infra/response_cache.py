@@ -2,12 +2,21 @@
 
 L1 is a small in-process map, so a hit costs no I/O at all; L2 is Redis, shared by every process.
 Entries carry tags ("p:42", "listing", "*"). `invalidate(tags)` deletes the tagged L2 entries and
-publishes the tags on the event bus, so every process drops its L1 copies at once. Two guards keep a
-response computed before a write from being stored after the write's invalidation:
-- L2: a global generation counter, read before executing and compared atomically when storing.
-- L1: a local epoch bumped by every invalidation this process hears of.
+publishes the tags on the event bus, so every process drops its L1 copies at once. Guards per tag keep a
+response computed before a write from being stored after the write's invalidation, without refusing answers
+that no write touched (one global guard refused every answer computed while anything anywhere was written,
+so during a sale nothing was stored at all):
+- L2: a sequence number (`rc:gen`) read before executing; every invalidation takes the next number and stamps
+  each of its tags with it (`rc:i:<tag>`); the store refuses, atomically, if a tag of the answer (or "*") was
+  stamped after the answer's number.
+- L1: the same with a local sequence and the tags this process saw dropped.
 L1 entries also expire after `l1_ttl` seconds, and the bus clears L1 when it had to reconnect
 (it may have missed invalidations), which bounds staleness even if pub/sub misbehaves.
+
+One computation per key per process at a time (`flight`): concurrent misses on a key wait for the first one's
+answer instead of all computing it (a hot page whose entry was dropped used to be computed by every waiting
+connection at once). A waiter takes the answer only if it is one the cache would keep; otherwise it computes
+its own.
 
 Redis faults degrade to "no cache", never to an error or a stale answer of this process's own writes:
 - a read or a generation mark that Redis cannot give is a miss, and nothing is stored for that request;
@@ -21,6 +30,7 @@ Redis faults degrade to "no cache", never to an error or a stale answer of this 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -33,6 +43,7 @@ from redis.asyncio import Redis
 
 from infra.bus import EventBus
 from infra.redis import REDIS_ERRORS
+from infra.volatile import Hole, VolatileTable, encode
 
 log = logging.getLogger("lianmall.cache")
 
@@ -42,39 +53,60 @@ ALL = "*"
 _GENERATION_KEY = "rc:gen"
 _ENTRY_PREFIX = "rc:e:"
 _TAG_PREFIX = "rc:t:"
+_STAMP_PREFIX = "rc:i:"
 
 # How often a pending invalidation is tried again while Redis does not take it.
 PENDING_RETRY_SECONDS = 1.0
 
-# KEYS: generation, entry, tag sets...; ARGV: expected generation, value, ttl.
+# KEYS: entry, the stamps of its tags and of "*" (ARGV[4] of them), then its tag sets; ARGV: the sequence number
+# read before computing, value, ttl, number of stamps.
 _STORE_LUA = """
-local gen = redis.call('GET', KEYS[1]) or '0'
-if gen ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-for i = 3, #KEYS do
-  redis.call('SADD', KEYS[i], KEYS[2])
+local start = tonumber(ARGV[1])
+local stamps = tonumber(ARGV[4])
+for i = 2, stamps + 1 do
+  local stamp = redis.call('GET', KEYS[i])
+  if stamp and tonumber(stamp) > start then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+for i = stamps + 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
 return 1
 """
 
-# KEYS: generation, tag sets...; deletes every entry named in the tag sets, then the sets.
+# KEYS: sequence, the stamps of the tags (ARGV[1] of them), then their tag sets; ARGV: number of stamps, ttl.
+# Takes the next sequence number, stamps the tags with it, deletes every entry named in the tag sets.
 _INVALIDATE_LUA = """
-redis.call('INCR', KEYS[1])
-for i = 2, #KEYS do
+local seq = redis.call('INCR', KEYS[1])
+local stamps = tonumber(ARGV[1])
+for i = 2, stamps + 1 do redis.call('SET', KEYS[i], seq, 'EX', ARGV[2]) end
+for i = stamps + 2, #KEYS do
   local members = redis.call('SMEMBERS', KEYS[i])
   for _, key in ipairs(members) do redis.call('DEL', key) end
   redis.call('DEL', KEYS[i])
 end
-return 1
+return seq
 """
+
+# Tags this process remembers having dropped from L1 (per-tag guard); past that it forgets them all and
+# refuses every computation that began before (as the one global guard did).
+_DROPPED_MEMORY = 10_000
 
 
 @dataclass
 class CachedResponse:
+    """A stored answer. With `holes`, `body` is a template: its parts joined by a NUL byte, one hole between
+    each two parts, filled from the volatile table when served (see infra/volatile.py)."""
+
     body: bytes
     tags: frozenset[str]
     search_terms: tuple[str, ...] = ()
+    holes: tuple[Hole, ...] = ()
+    parts: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.parts = tuple(self.body.split(b"\x00")) if self.holes else (self.body,)
 
 
 @dataclass
@@ -117,13 +149,21 @@ class ResponseCache:
         self._l1_ttl = l1_ttl
         self._l1_size = l1_size
         self._l1: OrderedDict[str, _L1Entry] = OrderedDict()
-        self._epoch = 0
+        # Local guard: every L1 drop takes the next number; the tags dropped remember theirs.
+        self._seq = 0
+        self._dropped: dict[str, int] = {}
+        self._dropped_floor = 0
+        # Keys being computed in this process now, and keys whose last answer was not fit to store (their
+        # callers need not wait for one another: each would compute anyway).
+        self._flights: dict[str, asyncio.Event] = {}
+        self._unfit: OrderedDict[str, None] = OrderedDict()
         # Tags whose L2 entries could not be deleted (Redis away); the cache is bypassed until they are.
         self.pending: set[str] = set()
         self._pending_retry_at = 0.0
         self._store_script = redis.register_script(_STORE_LUA)
         self._invalidate_script = redis.register_script(_INVALIDATE_LUA)
         self.stats = CacheStats()
+        self.volatile = VolatileTable(bus)
         bus.add_handler(INVALIDATE_CHANNEL, self._on_invalidate)
         bus.on_reconnect(self._after_bus_reconnect)
 
@@ -151,7 +191,7 @@ class ResponseCache:
         local = self.get_local(key)
         if local is not None:
             return local
-        epoch = self._epoch
+        seq = self._seq
         try:
             raw = await self._redis.get(_ENTRY_PREFIX + key)
         except REDIS_ERRORS:
@@ -162,31 +202,79 @@ class ResponseCache:
             return None
         response = _decode(raw)
         self.stats.l2_hits += 1
-        if epoch == self._epoch:
+        if self._untouched_since(seq, response.tags):
             self._put_local(key, response)
         return response
+
+    async def render(self, response: CachedResponse) -> bytes | None:
+        """The bytes to send for a stored answer: its holes filled with current values; None when some value is
+        not to be had (the answer is then computed)."""
+        holes = response.holes
+        if not holes:
+            return response.body
+        keys = [hole[0] for hole in holes]
+        values = self.volatile.current(keys) or await self.volatile.values(keys)
+        if values is None:
+            return None
+        parts = response.parts
+        out = [parts[0]]
+        for (key, form, argument), part in zip(holes, parts[1:], strict=True):
+            out.append(encode(form, argument, values[key]))
+            out.append(part)
+        return b"".join(out)
+
+    # -- single flight -------------------------------------------------------------------------------------
+
+    def flight(self, key: str) -> asyncio.Event | None:
+        """The computation of `key` under way in this process, if any: wait for it, then look in L1 again."""
+        return self._flights.get(key)
+
+    def take_off(self, key: str) -> bool:
+        """Announce that this caller computes `key`; False when another one already does (or when answers to
+        `key` were lately not fit to store, so that nobody waits for nothing)."""
+        if key in self._flights or key in self._unfit:
+            return False
+        self._flights[key] = asyncio.Event()
+        return True
+
+    def land(self, key: str) -> None:
+        """The computation announced by `take_off` ended (stored or not): wake whoever waits for it."""
+        flight = self._flights.pop(key, None)
+        if flight is not None:
+            flight.set()
+
+    def unfit(self, key: str) -> None:
+        """The answer to `key` was not one to store (private, failed, uncacheable): do not single-flight it."""
+        self._unfit[key] = None
+        self._unfit.move_to_end(key)
+        while len(self._unfit) > self._l1_size:
+            self._unfit.popitem(last=False)
 
     # -- writing -------------------------------------------------------------------------------------------
 
     async def begin(self) -> tuple[int, bytes] | None:
-        """Take the generation marks to pass to `store` once the response is computed; None: do not store."""
+        """Take the marks to pass to `store` once the response is computed; None: do not store."""
         if self.pending:
             return None
-        epoch = self._epoch
+        seq = self._seq
         try:
             generation = await self._redis.get(_GENERATION_KEY)
         except REDIS_ERRORS:
             self.stats.redis_errors += 1
             return None
-        return epoch, generation or b"0"
+        return seq, generation or b"0"
 
     async def store(self, key: str, response: CachedResponse, marks: tuple[int, bytes]) -> bool:
-        epoch, generation = marks
+        seq, generation = marks
         if self.pending:
             return False
-        keys = [_GENERATION_KEY, _ENTRY_PREFIX + key, *(_TAG_PREFIX + t for t in sorted(response.tags))]
+        tags = sorted(response.tags)
+        stamps = [_STAMP_PREFIX + t for t in (*tags, ALL)]
+        keys = [_ENTRY_PREFIX + key, *stamps, *(_TAG_PREFIX + t for t in tags)]
         try:
-            stored = await self._store_script(keys=keys, args=[generation, _encode(response), self._ttl])
+            stored = await self._store_script(
+                keys=keys, args=[generation, _encode(response), self._ttl, len(stamps)]
+            )
         except REDIS_ERRORS:
             self.stats.redis_errors += 1
             return False
@@ -194,7 +282,8 @@ class ResponseCache:
             self.stats.stale_stores_skipped += 1
             return False
         self.stats.stores += 1
-        if epoch == self._epoch:
+        self._unfit.pop(key, None)
+        if self._untouched_since(seq, response.tags):
             self._put_local(key, response)
         return True
 
@@ -234,18 +323,22 @@ class ResponseCache:
         return not self.pending
 
     def clear_local(self) -> None:
-        self._epoch += 1
-        self._l1.clear()
+        self._drop_local({ALL})
 
     # -- internals -----------------------------------------------------------------------------------------
 
     async def _invalidate_l2(self, tags: set[str]) -> None:
         if ALL in tags:
-            await self._redis.incr(_GENERATION_KEY)
+            await self._invalidate_script(keys=[_GENERATION_KEY, _STAMP_PREFIX + ALL], args=[1, self._ttl])
             await self._delete_all()
         else:
-            keys = [_GENERATION_KEY, *(_TAG_PREFIX + t for t in sorted(tags))]
-            await self._invalidate_script(keys=keys, args=[])
+            ordered = sorted(tags)
+            keys = [
+                _GENERATION_KEY,
+                *(_STAMP_PREFIX + t for t in ordered),
+                *(_TAG_PREFIX + t for t in ordered),
+            ]
+            await self._invalidate_script(keys=keys, args=[len(ordered), self._ttl])
 
     async def _announce(self, tags: set[str]) -> None:
         try:
@@ -284,14 +377,25 @@ class ResponseCache:
         self._drop_local(set(payload.get("tags", ())))
 
     def _drop_local(self, tags: set[str]) -> None:
-        self._epoch += 1
+        self._seq += 1
         self.stats.invalidations += 1
-        if ALL in tags:
+        if ALL in tags or len(self._dropped) + len(tags) > _DROPPED_MEMORY:
+            self._dropped_floor = self._seq
+            self._dropped.clear()
             self._l1.clear()
             return
+        for tag in tags:
+            self._dropped[tag] = self._seq
         doomed = [key for key, entry in self._l1.items() if entry.response.tags & tags]
         for key in doomed:
             del self._l1[key]
+
+    def _untouched_since(self, seq: int, tags: frozenset[str]) -> bool:
+        """Whether no tag of `tags` was dropped from L1 after the local number `seq` was current."""
+        if self._dropped_floor > seq:
+            return False
+        dropped = self._dropped
+        return not any(dropped.get(tag, 0) > seq for tag in tags)
 
     def _put_local(self, key: str, response: CachedResponse) -> None:
         self._l1[key] = _L1Entry(response, time.monotonic() + self._l1_ttl)
@@ -302,11 +406,14 @@ class ResponseCache:
 
 def _encode(response: CachedResponse) -> bytes:
     # orjson escapes newlines inside strings, so the first raw newline ends the header.
-    header = orjson.dumps({"t": sorted(response.tags), "s": list(response.search_terms)})
-    return header + b"\n" + response.body
+    meta: dict[str, Any] = {"t": sorted(response.tags), "s": list(response.search_terms)}
+    if response.holes:
+        meta["h"] = response.holes
+    return orjson.dumps(meta) + b"\n" + response.body
 
 
 def _decode(raw: bytes) -> CachedResponse:
     header, _, body = raw.partition(b"\n")
     meta = orjson.loads(header)
-    return CachedResponse(body=body, tags=frozenset(meta["t"]), search_terms=tuple(meta["s"]))
+    holes = tuple((str(k), str(f), int(a)) for k, f, a in meta.get("h", ()))
+    return CachedResponse(body=body, tags=frozenset(meta["t"]), search_terms=tuple(meta["s"]), holes=holes)

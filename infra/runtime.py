@@ -59,6 +59,7 @@ async def stop_runtime(close_redis: bool = True) -> None:
     if _current is None:
         return
     await _current.bus.stop()
+    await _current.cache.volatile.stop()
     if _current.listener is not _current.redis:
         await _current.listener.aclose()
     if close_redis:

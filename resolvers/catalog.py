@@ -29,7 +29,7 @@ from schema.connection import build_edges, cursor_offset
 from schema.context import Context, searcher_key
 from schema.node import decode_id, encode_id
 from services.catalog import hot_words
-from services.catalog.events import stock_channel
+from services.catalog.events import IN_STOCK_TAG, stock_channel
 from services.catalog.listing import ProductFilter as ListingFilter
 from services.catalog.listing import ProductSort as ListingSort
 from services.catalog.listing import check_page_size, list_products
@@ -108,6 +108,8 @@ async def products(
     offset = cursor_offset(after)
     listing_filter = _listing_filter(filter, include_unpublished=context.viewer.is_staff)
     context.depends_on("listing")
+    if listing_filter.in_stock is not None:
+        context.depends_on(IN_STOCK_TAG)
     page = await list_products(listing_filter, ListingSort(sort.value) if sort else None, offset, limit)
     if listing_filter.keyword:
         await hot_words.record_search(listing_filter.keyword, searcher_key(context.viewer, context.request))

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
@@ -127,18 +126,18 @@ def may_store(context: Context, failed: bool) -> bool:
     )
 
 
-def body_to_store(response: dict[str, Any]) -> bytes:
+def shared_response(response: dict[str, Any]) -> dict[str, Any]:
     """The response as every caller of the scope may get it: without the first caller's throttle status
-    (answers from the cache are not charged to anyone's bucket)."""
+    (answers from the cache are not charged to anyone's bucket). A shallow copy: `data` is not copied."""
     cost = (response.get("extensions") or {}).get("cost")
     if not cost or "throttleStatus" not in cost:
-        return orjson.dumps(response)
+        return dict(response)
     shared = dict(response)
     shared["extensions"] = {
         **response["extensions"],
         "cost": {k: v for k, v in cost.items() if k != "throttleStatus"},
     }
-    return orjson.dumps(shared)
+    return shared
 
 
 class ResponseCachePolicy(SchemaExtension):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.types import Info
 
+from infra.volatile import AT_MOST, NUMBER
 from models import Brand as BrandModel
 from models import Category as CategoryModel
 from models import Product as ProductModel
@@ -20,7 +21,9 @@ from models.product import ProductStatus as ProductStatusModel
 from schema.connection import Edge, PageInfo
 from schema.context import Context
 from schema.node import Node, encode_id
+from schema.volatile import volatile_field
 from services.catalog.prices import price_range, unit_price
+from services.catalog.stock_levels import product_stock_key, sku_stock_key
 
 if TYPE_CHECKING:
     from schema.content import Review, ReviewConnection, ReviewFilter, ReviewSummary
@@ -262,6 +265,26 @@ class Product(Node):
         from schema.content import product_featured_reviews
 
         return await product_featured_reviews(info, self._model.id, limit)
+
+
+# Stock changes with every order: cached answers keep holes where it is shown (schema/volatile.py), filled from
+# the stock events every process hears, instead of being dropped by every sale.
+
+
+@volatile_field("Sku", "stock")
+def _sku_stock(sku: Sku) -> tuple[str, str, int, int]:
+    return sku_stock_key(sku._model.id), NUMBER, 0, sku.stock
+
+
+@volatile_field("Product", "totalStock")
+def _total_stock(product: Product) -> tuple[str, str, int, int]:
+    return product_stock_key(product._model.id), NUMBER, 0, product.total_stock
+
+
+@volatile_field("Product", "lowStock")
+def _low_stock(product: Product) -> tuple[str, str, int, int]:
+    model = product._model
+    return product_stock_key(model.id), AT_MOST, model.stock_warning, product.total_stock
 
 
 @strawberry.enum(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,6 +20,7 @@ from services.members.viewer import ANONYMOUS, Viewer
 if TYPE_CHECKING:
     from loaders.content import ContentLoaders
     from schema.cache_policy import ExecutedOperation
+    from schema.volatile import Noted
 
 L = TypeVar("L", bound=DataLoader[Any, Any])
 
@@ -37,6 +39,10 @@ class Context:
     cache_marks: tuple[int, bytes] | None = None
     # What a cache candidate ran (schema/cache_policy.py decides from it whether its answer may be stored).
     operation: ExecutedOperation | None = None
+    # Where volatile numbers (stock) went in the answer (schema/volatile.py); noted only when it may be cached.
+    volatile: list[Noted] | None = None
+    # When the request began reading (monotonic): what it read from the database is at least this fresh.
+    started: float = field(default_factory=time.monotonic)
     # Set by schema/query_guard.py when the caller's cost bucket refused: the HTTP answer is a 429.
     retry_after: float | None = None
     # Loaders a domain asks for by class (`loader`) or by model (`rows`), made on first use.

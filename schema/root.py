@@ -31,6 +31,7 @@ from resolvers.red_packets import RedPacketMutation, RedPacketQuery
 from schema.catalog import Media, Sku
 from schema.extensions import LianmallSchema, edge_extensions
 from schema.scalars import SCALAR_OVERRIDES
+from schema.volatile import install as install_volatile_fields
 
 QUERIES: tuple[type, ...] = (
     NodeQuery,
@@ -78,7 +79,7 @@ Subscription = merge_types(
 
 
 def build_schema() -> strawberry.Schema:
-    return LianmallSchema(
+    built = LianmallSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -87,6 +88,9 @@ def build_schema() -> strawberry.Schema:
         config=StrawberryConfig(auto_camel_case=True),
         scalar_overrides=SCALAR_OVERRIDES,
     )
+    # Stock and other per-sale numbers: plain resolvers that leave holes in cached answers.
+    install_volatile_fields(built._schema)
+    return built
 
 
 schema = build_schema()

@@ -26,16 +26,17 @@ from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import current_runtime
 from infra.settings import Settings
 from schema import graphql_http, http_streams
-from schema.cache_policy import body_to_store, may_store
+from schema.cache_policy import may_store, shared_response
 from schema.context import Context, make_context, searcher_key
 from schema.extensions import UNAVAILABLE_MESSAGE, coded_error
 from schema.graphiql import graphiql_page
 from schema.graphql_http import CachedAnswer, RequestRejected, error_response, rejection_response
 from schema.sockets import LegacyWSHandler, SocketLimits, TransportWSHandler, refuse_socket
+from schema.volatile import template
 from schema.websocket import TextFrameWebSocketAdapter
 from services.catalog import hot_words
 from services.errors import DomainError, ErrorCode
-from services.members.viewer import bearer_token, resolve_viewer, viewer_for_token
+from services.members.viewer import Viewer, bearer_token, resolve_viewer, viewer_for_token
 
 _CONTEXT_KEY = "lianmall_context"
 
@@ -161,20 +162,31 @@ class GraphQLView(GraphQL[Context, None]):
             return error_response(exc.code, exc.message, 401, media_type)
         key: str | None = None
         marks: tuple[int, bytes] | None = None
+        leading = False
         scope = viewer.cache_scope if self.settings.response_cache else None
         if scope is not None and media_type is not None and post:
             # The hot path: a hit answers before any context, loader or parser is made.
             cache = current_runtime().cache
             key = cache_key(scope, body)
             hit = cache.get_local(key) or await cache.get(key)
+            if hit is None and (flight := cache.flight(key)) is not None:
+                # Someone in this process computes this very answer now: take theirs rather than compute it too.
+                await flight.wait()
+                hit = cache.get_local(key)
             if hit is not None:
-                # A cached search is still a search: hot words count what shoppers asked (once per searcher).
-                searcher = searcher_key(viewer, request)
-                for term in hit.search_terms:
-                    await hot_words.record_search(term, searcher)
-                return CachedAnswer(hit.body, media_type)
+                body = await cache.render(hit)
+                if body is not None:
+                    return await self._cached_answer(hit, body, viewer, request, media_type)
+            leading = cache.take_off(key)
             marks = await cache.begin()
-        ctx = make_context(viewer, request=request, settings=self.settings, cache_key=key, cache_marks=marks)
+        ctx = make_context(
+            viewer,
+            request=request,
+            settings=self.settings,
+            cache_key=key,
+            cache_marks=marks,
+            volatile=[] if key is not None else None,
+        )
         setattr(request.state, _CONTEXT_KEY, ctx)
         try:
             response = await super().run(request, ctx, root_value)
@@ -182,12 +194,25 @@ class GraphQLView(GraphQL[Context, None]):
             return rejection_response(exc, media_type)
         except HTTPException as exc:
             return error_response(ErrorCode.BAD_REQUEST, exc.reason, exc.status_code, media_type)
+        finally:
+            if leading:
+                assert key is not None
+                current_runtime().cache.land(key)
         if media_type == graphql_http.GRAPHQL_RESPONSE_JSON and response.media_type == graphql_http.JSON:
             response.headers["content-type"] = media_type
         if ctx.retry_after is not None:
             response.status_code = 429
             response.headers["Retry-After"] = str(max(1, math.ceil(ctx.retry_after)))
         return response
+
+    async def _cached_answer(
+        self, hit: CachedResponse, body: bytes, viewer: Viewer, request: Request, media_type: str
+    ) -> CachedAnswer:
+        # A cached search is still a search: hot words count what shoppers asked (once per searcher).
+        searcher = searcher_key(viewer, request)
+        for term in hit.search_terms:
+            await hot_words.record_search(term, searcher)
+        return CachedAnswer(body, media_type)
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -271,12 +296,22 @@ class GraphQLView(GraphQL[Context, None]):
         data = await super().process_result(request, result)
         ctx: Context | None = getattr(request.state, _CONTEXT_KEY, None)
         graphql_http.shape_request_error(request, result, data, ctx.response if ctx else None)
-        if ctx is not None and may_store(ctx, failed=bool(result.errors)):
-            assert ctx.cache_key is not None and ctx.cache_marks is not None
-            entry = CachedResponse(
-                body=body_to_store(dict(data)),
-                tags=frozenset(ctx.cache_tags),
-                search_terms=tuple(ctx.search_terms),
-            )
-            await current_runtime().cache.store(ctx.cache_key, entry, ctx.cache_marks)
+        if ctx is None or ctx.cache_key is None or ctx.cache_marks is None:
+            return data
+        cache = current_runtime().cache
+        made = (
+            template(shared_response(dict(data)), ctx.volatile or [])
+            if may_store(ctx, bool(result.errors))
+            else None
+        )
+        if made is None:
+            cache.unfit(ctx.cache_key)
+            return data
+        body, holes = made
+        for _, (key, _, _), value in ctx.volatile or ():
+            cache.volatile.seed(key, value, ctx.started)
+        entry = CachedResponse(
+            body=body, tags=frozenset(ctx.cache_tags), search_terms=tuple(ctx.search_terms), holes=holes
+        )
+        await cache.store(ctx.cache_key, entry, ctx.cache_marks)
         return data

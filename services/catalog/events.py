@@ -1,5 +1,11 @@
 """What a committed catalog write tells the rest of the system: caches to drop, stock to broadcast.
 
+Stock is special: it changes with every order, and cached answers hold no stock (they keep holes for it,
+filled from the stock events: schema/volatile.py, services/catalog/stock_levels.py). So a write that changes
+only stock levels (`stock_changed`) drops no page and no listing, except listings that filter on being in
+stock when a product sold out or came back; any other write (`products_changed`) drops the products' pages
+and every listing.
+
 Always called after the transaction commits, never inside it: a rolled-back write must announce nothing.
 Never raises either: the write happened, and a Redis that cannot hear of it must not turn the caller's answer
 into an error (the response cache keeps an invalidation Redis did not take pending; a stock event that could
@@ -15,20 +21,28 @@ from dataclasses import dataclass
 from infra.redis import REDIS_ERRORS
 from infra.response_cache import ALL
 from infra.runtime import current_runtime
+from models import Product
 from services.catalog import search
+from services.catalog.stock_levels import STOCK_CHANNEL_PREFIX
 
 log = logging.getLogger("lianmall.catalog.events")
+
+# Carried by answers that filter on stock (listings with `inStock`): dropped when a product sells out or
+# comes back in stock.
+IN_STOCK_TAG = "instock"
 
 
 @dataclass(frozen=True)
 class StockChange:
     product_id: int
     sku_id: int
-    stock: int
+    stock: int  # the SKU's level after the write
+    # By how much the write changed it (negative: sold), when the writer knows; None: unknown.
+    delta: int | None = None
 
 
 def stock_channel(product_id: int) -> str:
-    return f"stock:{product_id}"
+    return f"{STOCK_CHANNEL_PREFIX}{product_id}"
 
 
 async def products_changed(
@@ -52,6 +66,51 @@ async def products_changed(
             )
         except REDIS_ERRORS as exc:
             log.warning("stock event for product %s not published: %s", change.product_id, exc)
+
+
+async def stock_changed(changes: Iterable[StockChange]) -> None:
+    """Only stock levels changed (an order placed, cancelled or refunded): broadcast the levels with each
+    product's total; drop the listings that filter on stock if a product may have sold out or come back."""
+    changes = list(changes)
+    if not changes:
+        return
+    runtime = current_runtime()
+    product_ids = sorted({c.product_id for c in changes})
+    try:
+        totals = dict(await Product.filter(id__in=product_ids).values_list("id", "total_stock"))
+    except Exception as exc:  # committed already: say what is known, conservatively
+        log.warning("product totals not read after a stock change: %s", exc)
+        totals = {}
+    deltas: dict[int, int | None] = {}
+    for change in changes:
+        known = deltas.get(change.product_id, 0)
+        deltas[change.product_id] = None if known is None or change.delta is None else known + change.delta
+    if any(_may_have_crossed(totals.get(pid), deltas[pid]) for pid in product_ids):
+        await runtime.cache.invalidate({IN_STOCK_TAG})
+    for change in changes:
+        total = totals.get(change.product_id)
+        try:
+            await runtime.bus.publish(
+                stock_channel(change.product_id),
+                {
+                    "productId": change.product_id,
+                    "skuId": change.sku_id,
+                    "stock": change.stock,
+                    **({"totalStock": int(total)} if total is not None else {}),
+                },
+            )
+        except REDIS_ERRORS as exc:
+            log.warning("stock event for product %s not published: %s", change.product_id, exc)
+
+
+def _may_have_crossed(total: int | None, delta: int | None) -> bool:
+    """Whether a product's total stock may have gone from some to none or back, given its total read after
+    the write (concurrent writes included) and the write's own change."""
+    if total is None or delta is None:
+        return True
+    if delta < 0:
+        return total == 0
+    return delta > 0 and total <= delta
 
 
 async def taxonomy_changed() -> None:

@@ -22,7 +22,7 @@ from services.catalog.drafts import (
     TierPrice,
     Unchanged,
 )
-from services.catalog.events import StockChange, products_changed
+from services.catalog.events import StockChange, products_changed, stock_changed
 from services.catalog.lookups import get_product, lock_product, write_transaction
 from services.errors import ErrorCode
 
@@ -151,7 +151,7 @@ async def update_sku(sku_id: int, changes: SkuChanges) -> Sku:
                 f"({quoted_names(str(t.price) for t in merged.tier_prices)})",
             )
         problems.raise_any()
-        stock_changed = merged.stock != sku.stock
+        stock_before = sku.stock
         sku.price = merged.price
         sku.stock = merged.stock
         sku.original_price = merged.original_price
@@ -161,6 +161,11 @@ async def update_sku(sku_id: int, changes: SkuChanges) -> Sku:
         sku.weight_grams = merged.weight_grams
         await sku.save()
         await refresh_totals(sku.product_id)
-    changes_out = [StockChange(sku.product_id, sku.id, sku.stock)] if stock_changed else []
-    await products_changed([sku.product_id], changes_out, text_changed=False)
+    moved = sku.stock - stock_before
+    changes_out = [StockChange(sku.product_id, sku.id, sku.stock, delta=moved)] if moved else []
+    if set(given) <= {"stock"}:
+        # A restock (or a count correction): cached answers hold no stock, only listings filtering on it care.
+        await stock_changed(changes_out)
+    else:
+        await products_changed([sku.product_id], changes_out, text_changed=False)
     return sku

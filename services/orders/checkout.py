@@ -43,7 +43,7 @@ from models import (
     Sku,
     SkuSpecValue,
 )
-from services.catalog.events import StockChange, products_changed
+from services.catalog.events import StockChange, stock_changed
 from services.catalog.prices import PriceContext, unit_price
 from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.loyalty.points import apply_points_change
@@ -434,7 +434,13 @@ async def _write_order(
         if request.from_cart:
             await CartItem.filter(member_id=member_id, sku_id__in=[i.sku_id for i in items]).delete()
         rows = await Sku.filter(id__in=list(skus)).values_list("id", "product_id", "stock")
-    changes = [StockChange(product_id=pid, sku_id=sid, stock=stock) for sid, pid, stock in rows]
+    sold: dict[int, int] = {}
+    for item in items:
+        sold[item.sku_id] = sold.get(item.sku_id, 0) + item.quantity
+    changes = [
+        StockChange(product_id=pid, sku_id=sid, stock=stock, delta=-sold.get(sid, 0))
+        for sid, pid, stock in rows
+    ]
     return order, changes
 
 
@@ -490,7 +496,7 @@ async def place_order(member_id: int, request: CheckoutRequest, idempotency_key:
     except BaseException:
         await _unreserve_campaigns(member_id, reserved, idempotency_key)
         raise
-    await products_changed({c.product_id for c in changes}, changes, text_changed=False)
+    await stock_changed(changes)
     if order.payable == 0:
         order = await _mark_free_order_paid(order)
     return order

@@ -96,7 +96,8 @@ async def return_to_order(order: Order, refund: Refund, stock: list[StockChange]
             await Product.filter(id=line.product_id).update(total_stock=F("total_stock") + quantity)
         levels = dict(await Sku.filter(id__in=[line.sku_id for line, _ in items]).values_list("id", "stock"))
         stock.extend(
-            StockChange(line.product_id, line.sku_id, int(levels.get(line.sku_id, 0))) for line, _ in items
+            StockChange(line.product_id, line.sku_id, int(levels.get(line.sku_id, 0)), delta=quantity)
+            for line, quantity in items
         )
 
     # Points spent at checkout come back in proportion to the money refunded, all of them with the last fen.

@@ -25,7 +25,7 @@ from infra.runtime import current_runtime
 from infra.settings import get_settings
 from infra.transactions import retry_when_busy
 from models import ActorKind, Order, OrderEvent, OrderLine, OrderStatus, PointsReason, Product, Sku
-from services.catalog.events import StockChange, products_changed
+from services.catalog.events import StockChange, stock_changed
 from services.errors import DomainError, ErrorCode
 from services.loyalty import levels
 from services.loyalty.points import apply_points_change
@@ -107,7 +107,12 @@ async def _release(order: Order, from_status: OrderStatus, news: Announcements) 
         await Product.filter(id=line.product_id).update(total_stock=F("total_stock") + line.quantity)
     stocks = dict(await Sku.filter(id__in=[line.sku_id for line in lines]).values_list("id", "stock"))
     news.stock_changes.extend(
-        StockChange(product_id=line.product_id, sku_id=line.sku_id, stock=int(stocks.get(line.sku_id, 0)))
+        StockChange(
+            product_id=line.product_id,
+            sku_id=line.sku_id,
+            stock=int(stocks.get(line.sku_id, 0)),
+            delta=line.quantity,
+        )
         for line in lines
     )
     if order.points_used > 0:
@@ -268,8 +273,7 @@ async def _announce(order: Order, news: Announcements) -> None:
         runtime.bus.publish(order_channel(order.id), {"orderId": order.id, "status": order.status.value})
     )
     if news.stock_changes:
-        product_ids = {change.product_id for change in news.stock_changes}
-        await _quietly(products_changed(product_ids, news.stock_changes, text_changed=False))
+        await _quietly(stock_changed(news.stock_changes))
 
 
 async def _quietly(announcement: Awaitable[None]) -> None:

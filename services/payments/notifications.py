@@ -35,7 +35,7 @@ from models import (
     Refund,
     RefundStatus,
 )
-from services.catalog.events import StockChange, products_changed
+from services.catalog.events import StockChange, stock_changed
 from services.errors import DomainError
 from services.members import viewer
 from services.payments.notice_xml import UnreadableNotice, read_notice
@@ -287,7 +287,7 @@ async def settle_refund_result(
             log.exception("forgetting the member's snapshot after a refund failed")
     if stock:
         try:
-            await products_changed({c.product_id for c in stock}, stock, text_changed=False)
+            await stock_changed(stock)
         except Exception:
             log.exception("announcing returned stock failed")
     try:
