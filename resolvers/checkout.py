@@ -21,14 +21,21 @@ from schema.checkout import (
 from schema.context import Context
 from schema.node import decode_any, decode_id
 from schema.orders import Order
-from services.errors import DomainError
+from services.errors import DomainError, ErrorCode
 from services.orders import checkout
 from services.orders.campaigns import CampaignKind, CampaignRef
 
 CheckoutInfo = Info[Context, None]
 
 
+MAX_COUPONS = 10
+
+
 def _request(input: CheckoutInput) -> checkout.CheckoutRequest:
+    if input.coupon_ids is not None and len(input.coupon_ids) > MAX_COUPONS:
+        raise DomainError(
+            ErrorCode.LIMIT_EXCEEDED, f"At most {MAX_COUPONS} coupons per order", "input.couponIds"
+        )
     return checkout.CheckoutRequest(
         address_id=decode_id(input.address_id, "Address", "input.addressId") if input.address_id else None,
         items=tuple(
@@ -43,6 +50,11 @@ def _request(input: CheckoutInput) -> checkout.CheckoutRequest:
         delivery=DeliveryMethod(input.delivery),
         points_to_use=input.points_to_use,
         note=input.note,
+        coupons=None
+        if input.coupon_ids is None
+        else tuple(
+            decode_id(gid, "MemberCoupon", f"input.couponIds[{i}]") for i, gid in enumerate(input.coupon_ids)
+        ),
     )
 
 

@@ -38,6 +38,7 @@ from schema.node import decode_any, decode_id
 from services.access.permissions import Permission, holds, require_permission
 from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
+from services.marketing.coupons import checkout as coupon_checkout  # noqa: F401  (registers the COUPON step)
 from services.marketing.coupons import codes, templates, wallet
 
 CouponInfo = Info[Context, None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from schema.catalog_inputs import UserError
+from schema.coupons import CheckoutCoupon, checkout_coupons
 from schema.node import encode_id
 from schema.orders import CampaignKind, DeliveryMethod, Order
 from schema.pricing import AppliedDiscount
@@ -40,6 +41,11 @@ class CheckoutInput:
         default=0, description="At most the allowed share of the goods is paid with points; extra is unused."
     )
     note: str = strawberry.field(default="", description="To the shop, at most 200 characters.")
+    coupon_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="The held coupons (MemberCoupon IDs) to use. Omitted or null: the best combination is "
+        "picked for the shopper; []: no coupon. A chosen coupon that cannot be used is an error naming it.",
+    )
 
 
 @strawberry.type(description="A line as the order would snapshot it.")
@@ -68,6 +74,9 @@ class CheckoutPreview:
     discounts: list[AppliedDiscount] = strawberry.field(
         description="Every discount applied, in pipeline order, with its source."
     )
+    coupons: list[CheckoutCoupon] = strawberry.field(
+        description="Every coupon the shopper holds: usable here or not (and why), and which are used."
+    )
 
     @classmethod
     def from_preview(cls, p: Preview) -> CheckoutPreview:
@@ -95,6 +104,7 @@ class CheckoutPreview:
             points_discount=q.points_discount,
             payable=q.payable,
             discounts=[AppliedDiscount.from_data(d) for d in q.discounts],
+            coupons=checkout_coupons(p.pricing.memo),
         )
 
 

@@ -251,3 +251,46 @@ class CouponIssuePayload:
 class CouponCodesPayload:
     codes: list[str] = strawberry.field(default_factory=list, description="The new one-time codes.")
     errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+# --- Checkout ----------------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="A coupon the shopper holds, as this order sees it.")
+class CheckoutCoupon:
+    member_coupon: MemberCoupon
+    applicable: bool = strawberry.field(description="Whether it can be used on this order (on its own).")
+    reason: str | None = strawberry.field(description="Why not, in words, e.g. 再买 ¥23.00 可用.")
+    gap: int = strawberry.field(description="Fen more of the goods in its scope that would make it usable.")
+    discount: int = strawberry.field(description="Fen it would take off on its own.")
+    selected: bool = strawberry.field(description="Taken off this order (chosen, or picked as the best).")
+
+
+def checkout_coupons(memo: dict[str, object]) -> list[CheckoutCoupon]:
+    """The preview's coupons from what the COUPON step left in the pricing memo: applicable ones first, the
+    largest discount first, then the others."""
+    from services.marketing.coupons.checkout import MEMO_KEY, CouponReport
+
+    report = memo.get(MEMO_KEY)
+    if not isinstance(report, CouponReport):
+        return []
+    chosen = set(report.chosen)
+    found = []
+    for row, verdict in report.held:
+        coupon = Coupon.from_model(row.coupon)
+
+        async def load(coupon: Coupon = coupon) -> Coupon:
+            return coupon
+
+        found.append(
+            CheckoutCoupon(
+                member_coupon=MemberCoupon.from_model(row, load),
+                applicable=verdict.applicable,
+                reason=verdict.reason or None,
+                gap=verdict.gap,
+                discount=verdict.discount,
+                selected=row.id in chosen,
+            )
+        )
+    found.sort(key=lambda c: (not c.applicable, -c.discount))
+    return found

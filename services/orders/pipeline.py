@@ -21,7 +21,7 @@ lines' discounts always sum to the discount, and a line never gets more off than
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -94,6 +94,9 @@ class PricingContext:
     now: datetime
     coupons: tuple[int, ...] | None = None
     memo: dict[str, Any] = field(default_factory=dict)
+    # The shipping fee a goods amount would cost this order (set by the quote before the steps run), so the
+    # COUPON step can weigh a bigger discount against losing free shipping.
+    shipping_fee: Callable[[int], int] | None = None
 
 
 def prorate(amount: int, weights: Sequence[int]) -> list[int]:

@@ -151,6 +151,9 @@ async def quote(
 ) -> Quote:
     """Price a set of lines through the pipeline (services.orders.pipeline, in its documented order): the
     registered promotion and coupon steps, then points on the goods left, then shipping on them."""
+    ctx.shipping_fee = lambda goods: shipping_fee(
+        goods, shipping, pickup=pickup, province=province, free_shipping=free_shipping
+    )
     basket = await run_steps(Basket(lines), ctx)
     goods = basket.goods
     used, deducted = points_deduction(points_to_use, goods, points)

@@ -160,6 +160,11 @@ def register_entry_hook(status: OrderStatus, hook: EntryHook) -> None:
     _extra_hooks.setdefault(status, []).append(hook)
 
 
+def entry_hooks(status: OrderStatus) -> tuple[EntryHook, ...]:
+    """The hooks higher domains registered for entering `status`."""
+    return tuple(_extra_hooks.get(status, ()))
+
+
 def register_transition_guard(to: OrderStatus, guard: TransitionGuard) -> None:
     """Let `guard(order, to)` refuse (by raising DomainError) a move of an order into `to`."""
     _guards.setdefault(to, []).append(guard)

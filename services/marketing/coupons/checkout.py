@@ -1,0 +1,227 @@
+"""Coupons in checkout: the pipeline's COUPON step, spending coupons with the order, giving them back.
+
+- `CouponStep.apply` judges every coupon the shopper holds against the basket as the promotions left it
+  (services.marketing.coupons.choice), then takes off the coupons the shopper chose, or, with no choice, the
+  best combination for them. A chosen coupon that cannot be used is an error naming it (COUPON_NOT_APPLICABLE,
+  field `input.couponIds[i]`), never swapped for another. The verdicts stay in the pricing context's memo
+  (`MEMO_KEY`) for the checkout preview to show.
+- `CouponStep.attach` spends the coupons inside the order's transaction with a guarded update (`status =
+  UNUSED`, still valid): of two orders racing for one coupon, one is written and the other rolls back whole.
+- The order state machine's CANCELLED hook gives coupons back: always when an unpaid order is cancelled (by the
+  shopper, staff or the unpaid timeout), after a full refund only when the coupon says so
+  (`return_on_refund`), and in both cases only while the coupon is still valid.
+
+Registered with services.orders when this module is imported (resolvers.coupons imports it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tortoise.expressions import F
+
+from infra.clock import now
+from models import Category, Coupon, HeldCouponStatus, MemberCoupon, Order, OrderStatus
+from services.errors import DomainError, ErrorCode
+from services.marketing.coupons.choice import (
+    Choice,
+    CouponLine,
+    HeldCoupon,
+    Verdict,
+    apply_in_order,
+    best_combination,
+    evaluate,
+    judge,
+)
+from services.marketing.pipeline import couponable_lines
+from services.orders import states
+from services.orders.pipeline import Basket, DiscountSource, PricingContext, Stage, register_step
+from services.orders.pricing import Quote
+from services.orders.states import Announcements
+
+MEMO_KEY = "coupons"
+CHOICE_FIELD = "input.couponIds"
+
+
+@dataclass(frozen=True)
+class CouponReport:
+    """What the COUPON step found, for the preview: every held coupon's verdict and which were used."""
+
+    held: tuple[tuple[MemberCoupon, Verdict], ...]
+    chosen: tuple[int, ...]  # held coupon ids taken off the order, in the order applied
+    auto_picked: bool
+    discount: int
+
+
+def held_coupon(row: MemberCoupon) -> HeldCoupon:
+    c: Coupon = row.coupon
+    return HeldCoupon(
+        id=row.id,
+        coupon_id=c.id,
+        name=c.name,
+        kind=c.kind,
+        amount_off=c.amount_off,
+        discount_percent=c.discount_percent,
+        max_discount=c.max_discount,
+        min_amount=c.min_amount,
+        scope=c.scope,
+        scope_ids=frozenset(c.scope_ids),
+        stackable=c.stackable,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+    )
+
+
+async def _held(member_id: int, at_ids: Sequence[int] | None) -> list[MemberCoupon]:
+    """The member's unused, unexpired coupons (and any chosen ones whatever their state, to name them)."""
+    rows = list(
+        await MemberCoupon.filter(member_id=member_id, status=HeldCouponStatus.UNUSED, valid_until__gt=now())
+        .select_related("coupon")
+        .order_by("valid_until", "id")
+    )
+    if at_ids:
+        known = {row.id for row in rows}
+        missing = [i for i in at_ids if i not in known]
+        if missing:
+            rows += list(
+                await MemberCoupon.filter(member_id=member_id, id__in=missing).select_related("coupon")
+            )
+    return rows
+
+
+async def _coupon_lines(basket: Basket) -> list[CouponLine]:
+    ok = set(couponable_lines(basket))
+    category_ids = {line.category_id for line in basket.lines if line.category_id is not None}
+    ancestors: dict[int, frozenset[int]] = {}
+    if category_ids:
+        for cid, path in await Category.filter(id__in=sorted(category_ids)).values_list("id", "path"):
+            ancestors[int(cid)] = frozenset({int(cid), *(int(p) for p in str(path).split("/") if p)})
+    return [
+        CouponLine(
+            key=i,
+            product_id=line.product_id,
+            category_ids=ancestors.get(line.category_id, frozenset()) if line.category_id else frozenset(),
+            brand_id=line.brand_id,
+            amount=basket.amount(i),
+            coupon_ok=i in ok,
+        )
+        for i, line in enumerate(basket.lines)
+    ]
+
+
+def _penalty(basket: Basket, ctx: PricingContext) -> Callable[[int], int]:
+    """The shipping fee a coupon discount `d` would leave the shopper paying (0 when shipping is waived)."""
+    fee = ctx.shipping_fee
+    if fee is None or basket.free_shipping:
+        return lambda _d: 0
+    goods = basket.goods
+    return lambda d: fee(goods - d)
+
+
+def _refuse(message: str, index: int | None) -> DomainError:
+    field = CHOICE_FIELD if index is None else f"{CHOICE_FIELD}[{index}]"
+    return DomainError(ErrorCode.COUPON_NOT_APPLICABLE, message, field)
+
+
+class CouponStep:
+    stage = Stage.COUPON
+
+    async def apply(self, basket: Basket, ctx: PricingContext) -> None:
+        """Judge the held coupons and take off the chosen ones, or the best combination (see the module)."""
+        if ctx.member_id is None:
+            return
+        chosen_ids = ctx.coupons
+        rows = await _held(ctx.member_id, chosen_ids)
+        lines = await _coupon_lines(basket)
+        verdicts = {row.id: judge(held_coupon(row), lines, ctx.now) for row in rows}
+        by_id = {row.id: row for row in rows}
+        if chosen_ids is None:
+            choice: Choice = best_combination(list(verdicts.values()), lines, _penalty(basket, ctx))
+            coupons = choice.coupons
+        else:
+            coupons = self._chosen(chosen_ids, by_id, lines, ctx)
+        total, shares = apply_in_order(coupons, lines)
+        for coupon in coupons:
+            basket.take_per_line(
+                shares[coupon.id],
+                stage=Stage.COUPON,
+                source=DiscountSource.COUPON,
+                source_id=coupon.coupon_id,
+                kind=by_id[coupon.id].coupon.kind.value,
+                title=coupon.name,
+            )
+        held = tuple((row, verdicts[row.id]) for row in rows if row.status == HeldCouponStatus.UNUSED)
+        ctx.memo[MEMO_KEY] = CouponReport(held, tuple(c.id for c in coupons), chosen_ids is None, total)
+
+    def _chosen(
+        self,
+        chosen_ids: tuple[int, ...],
+        by_id: dict[int, MemberCoupon],
+        lines: Sequence[CouponLine],
+        ctx: PricingContext,
+    ) -> tuple[HeldCoupon, ...]:
+        for i, held_id in enumerate(chosen_ids):
+            row = by_id.get(held_id)
+            if row is None:
+                raise _refuse("This coupon is not yours", i)
+            if row.status != HeldCouponStatus.UNUSED:
+                raise _refuse(f"「{row.coupon.name}」已使用", i)
+        if len(set(chosen_ids)) != len(chosen_ids):
+            raise _refuse("A coupon is chosen twice", None)
+        coupons = [held_coupon(by_id[i]) for i in chosen_ids]
+        verdicts, problem = evaluate(coupons, lines, ctx.now)
+        if problem is not None:
+            first_bad = next((v for v in verdicts if not v.applicable), None)
+            index = chosen_ids.index(first_bad.coupon.id) if first_bad else None
+            raise _refuse(problem, index)
+        return tuple(v.coupon for v in verdicts)
+
+    async def attach(self, order: Order, quote: Quote, ctx: PricingContext) -> None:
+        """Spend the coupons the order used, inside its transaction (guarded: each coupon once)."""
+        report: CouponReport | None = ctx.memo.get(MEMO_KEY)
+        if report is None or not report.chosen:
+            return
+        at = now()
+        names = {row.id: row.coupon.name for row, _ in report.held}
+        for held_id in report.chosen:
+            spent = await MemberCoupon.filter(
+                id=held_id,
+                member_id=order.member_id,  # type: ignore[attr-defined]
+                status=HeldCouponStatus.UNUSED,
+                valid_from__lte=at,
+                valid_until__gt=at,
+            ).update(status=HeldCouponStatus.USED, order_id=order.id, used_at=at)
+            if not spent:
+                raise _refuse(f"「{names.get(held_id, held_id)}」刚刚被用掉或已过期", None)
+            coupon_id = await MemberCoupon.filter(id=held_id).first().values_list("coupon_id", flat=True)
+            await Coupon.filter(id=coupon_id).update(used=F("used") + 1)
+
+
+async def give_back(order: Order, from_status: OrderStatus, _news: Announcements) -> None:
+    """CANCELLED: an unpaid order's coupons come back; a refunded one's only if the coupon says so. Only coupons
+    still valid come back (an expired one stays spent)."""
+    if from_status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID):
+        return
+    at = now()
+    rows = await MemberCoupon.filter(order_id=order.id, status=HeldCouponStatus.USED).select_related("coupon")
+    for row in rows:
+        if from_status == OrderStatus.PAID and not row.coupon.return_on_refund:
+            continue
+        if row.valid_until <= at:
+            continue
+        back = await MemberCoupon.filter(id=row.id, status=HeldCouponStatus.USED, order_id=order.id).update(
+            status=HeldCouponStatus.UNUSED, order_id=None, used_at=None
+        )
+        if back:
+            await Coupon.filter(id=row.coupon.id, used__gt=0).update(used=F("used") - 1)
+
+
+def install() -> None:
+    """Fill the pipeline's COUPON stage and hear cancellations (again, if a test replaced the step)."""
+    register_step(CouponStep())
+    if give_back not in states.entry_hooks(OrderStatus.CANCELLED):
+        states.register_entry_hook(OrderStatus.CANCELLED, give_back)
+
+
+install()
