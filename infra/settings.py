@@ -95,6 +95,7 @@ class Settings(BaseSettings):
         default=99, ge=1, le=MAX_PURCHASE_LIMIT, alias="PURCHASE_LIMIT_PER_SKU"
     )
     order_auto_receive_days: int = Field(default=10, ge=1, alias="ORDER_AUTO_RECEIVE_DAYS")
+    bargain_helps_per_day: int = Field(default=5, ge=1, le=1000, alias="BARGAIN_HELPS_PER_DAY")
     sweep_interval_seconds: float = Field(default=15.0, gt=0, alias="SWEEP_INTERVAL_SECONDS")
     wechat_ship_template_id: str = Field(default="", alias="WECHAT_SHIP_TEMPLATE_ID")
 

@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 
 from resolvers.access import AccessMutation, AccessQuery
 from resolvers.addresses import AddressMutation, AddressQuery
+from resolvers.bargain import BargainMutation, BargainQuery
 from resolvers.cart import CartMutation, CartQuery
 from resolvers.catalog import CatalogQuery, CatalogSubscription
 from resolvers.catalog_admin import CatalogMutation
@@ -50,6 +51,7 @@ QUERIES: tuple[type, ...] = (
     FlashSaleQuery,
     GroupBuyQuery,
     RedPacketQuery,
+    BargainQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -67,6 +69,7 @@ MUTATIONS: tuple[type, ...] = (
     FlashSaleMutation,
     GroupBuyMutation,
     RedPacketMutation,
+    BargainMutation,
 )
 
 Query = merge_types("Query", QUERIES)

@@ -248,6 +248,44 @@ async def _rain(_: World) -> int:
     return rain.id
 
 
+async def _bargain_activity(_: World) -> int:
+    from models import BargainActivity
+
+    sku = (
+        await Sku.filter(product__status=ProductStatus.ON_SALE)
+        .order_by("id")
+        .first()
+        .values("id", "product_id")
+    )
+    moment = now()
+    row = await BargainActivity.create(
+        shop=await Shop.first(),
+        title="节点砍价",
+        sku_id=sku["id"],
+        product_id=sku["product_id"],
+        start_price=1000,
+        floor_price=10,
+        helpers_needed=3,
+        hours_to_finish=24,
+        starts_at=moment,
+        ends_at=moment + timedelta(days=1),
+        stock=1,
+    )
+    return int(row.id)
+
+
+async def _bargain(world: World) -> int:
+    from models import Bargain
+
+    row = await Bargain.create(
+        activity_id=await _bargain_activity(world),
+        member_id=world.owner.id,
+        current_price=1000,
+        expires_at=now() + timedelta(days=1),
+    )
+    return int(row.id)
+
+
 async def _level(_: World) -> int:
     await ensure_default_levels()
     return await _first(MemberLevel)
@@ -339,6 +377,9 @@ SAMPLES: dict[str, Sample] = {
     "FlashSale": Sample(_flash_sale_row, frozenset({"admin", "operator"})),
     # Shown in its live room to everyone.
     "RedPacketRain": Sample(_rain, EVERYONE),
+    # A bargain is shared by link: anyone may see it.
+    "BargainActivity": Sample(_bargain_activity, EVERYONE),
+    "Bargain": Sample(_bargain, EVERYONE),
 }
 
 

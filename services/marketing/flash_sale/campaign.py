@@ -142,8 +142,11 @@ class FlashSaleCampaign:
         try:
             taken = await stock.reserve(ref.id, member_id, quantity)
         except REDIS_ERRORS as exc:
-            # Redis away: the database's guarded updates alone decide (exact, just without the fast path).
+            # Redis away: the database's guarded updates alone decide (exact, just without the fast path); a
+            # sold-out item is refused by one indexed read instead of a whole order transaction.
             log.warning("flash item %s: Redis unavailable (%s); the database decides alone", ref.id, exc)
+            if not await FlashSaleItem.filter(id=ref.id, sold__lte=F("allotment") - quantity).exists():
+                raise DomainError(ErrorCode.INSUFFICIENT_STOCK, "Sold out", FIELD) from None
             return
         if taken.outcome == stock.TAKEN:
             self._epochs[(member_id, ref.id, key)] = taken.epoch
