@@ -54,6 +54,7 @@ from models.payment import (
     Refund,
     RefundStatus,
 )
+from models.points_mall import PointsMallExchange, PointsMallItem, PointsMallItemKind
 from models.product import (
     MediaKind,
     Product,
@@ -137,6 +138,9 @@ __all__ = [
     "PaymentNotice",
     "PaymentStatus",
     "PointsEntry",
+    "PointsMallExchange",
+    "PointsMallItem",
+    "PointsMallItemKind",
     "PointsReason",
     "Product",
     "ProductMedia",

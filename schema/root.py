@@ -28,6 +28,7 @@ from resolvers.members import MemberMutation, MemberQuery
 from resolvers.node import NodeQuery
 from resolvers.orders import OrderMutation, OrderQuery, OrderSubscription
 from resolvers.payments import PaymentMutation, PaymentQuery
+from resolvers.points_mall import PointsMallMutation, PointsMallQuery
 from resolvers.red_packets import RedPacketMutation, RedPacketQuery
 from schema.catalog import Media, Sku
 from schema.extensions import LianmallSchema, edge_extensions
@@ -48,6 +49,7 @@ QUERIES: tuple[type, ...] = (
     ContentQuery,
     HotWordsQuery,
     CouponQuery,
+    PointsMallQuery,
     FlashSaleQuery,
     GroupBuyQuery,
     RedPacketQuery,
@@ -66,6 +68,7 @@ MUTATIONS: tuple[type, ...] = (
     ContentMutation,
     HotWordsMutation,
     CouponMutation,
+    PointsMallMutation,
     FlashSaleMutation,
     GroupBuyMutation,
     RedPacketMutation,

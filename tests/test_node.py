@@ -344,6 +344,15 @@ async def _member_coupon(world: World) -> int:
     return (await grant(world.owner.id, await _coupon(world), CouponSource.ISSUED)).id
 
 
+async def _points_mall_item(world: World) -> int:
+    from models import PointsMallItem, PointsMallItemKind
+
+    row = await PointsMallItem.create(
+        title="积分换券", kind=PointsMallItemKind.COUPON, coupon_id=await _coupon(world), points=100, stock=5
+    )
+    return row.id
+
+
 SAMPLES: dict[str, Sample] = {
     "Product": Sample(lambda _: _first(Product, status=ProductStatus.ON_SALE), EVERYONE),
     "Sku": Sample(lambda _: _first(Sku, product__status=ProductStatus.ON_SALE), EVERYONE),
@@ -372,6 +381,7 @@ SAMPLES: dict[str, Sample] = {
     "Image": Sample(_pending_image, frozenset({"owner", "admin", "operator"}), id_name="Upload"),
     "Coupon": Sample(_coupon, EVERYONE),
     "MemberCoupon": Sample(_member_coupon, frozenset({"owner"})),
+    "PointsMallItem": Sample(_points_mall_item, EVERYONE),
     "FlashSaleSession": Sample(_flash_sale_session, EVERYONE),
     "FlashSaleItem": Sample(_flash_sale_item, EVERYONE),
     "FlashSale": Sample(_flash_sale_row, frozenset({"admin", "operator"})),

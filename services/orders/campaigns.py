@@ -27,6 +27,7 @@ class CampaignKind(StrEnum):
     PRESALE = "PRESALE"
     LIVE_ROOM = "LIVE_ROOM"
     AUCTION = "AUCTION"
+    POINTS_MALL = "POINTS_MALL"  # a SKU exchanged for points plus cash in the points mall
 
 
 @dataclass(frozen=True)
