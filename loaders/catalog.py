@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
-from typing import TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 from tortoise.expressions import Q, Subquery
 
-from models import Brand, Category, Product, ProductMedia, ProductTag, Sku, SkuSpecValue, SpecValue, Tag
+from loaders.sql import Rows, fetch
+from models import Brand, Category, Product, ProductMedia, Sku, Tag
+from models.product import MediaKind, ProductStatus
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -22,52 +26,114 @@ def _grouped(keys: Iterable[K], pairs: Iterable[tuple[K, V]]) -> list[list[V]]:
     return [groups.get(key, []) for key in keys]
 
 
-class ProductLoader(DataLoader[int, Product | None]):
-    async def batch_load_fn(self, ids: list[int]) -> list[Product | None]:
-        found = {p.id: p for p in await Product.filter(id__in=ids)}
-        return [found.get(i) for i in ids]
+@dataclass(slots=True)
+class ProductRow:
+    """A product as catalog reads see it (every column but the search text); see loaders/sql.py."""
+
+    id: int
+    shop_id: int
+    category_id: int
+    brand_id: int | None
+    title: str
+    subtitle: str
+    description: str
+    status: ProductStatus
+    sales_count: int
+    stock_warning: int
+    min_price: int
+    max_price: int
+    total_stock: int
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
 
 
-# What the schema reads of a SKU. Leaving out the timestamps matters: parsing them was a fifth of a listing's
-# execution time on SQLite.
-SKU_FIELDS = (
-    "id",
-    "product_id",
-    "spec_key",
-    "price",
-    "original_price",
-    "member_price",
-    "tier_prices",
-    "stock",
-    "barcode",
-    "weight_grams",
-)
+@dataclass(slots=True)
+class SkuRow:
+    """What the schema and the unit price read of a SKU. Leaving out the timestamps matters: parsing them was
+    a fifth of a listing's execution time on SQLite."""
+
+    id: int
+    product_id: int
+    spec_key: str
+    price: int
+    original_price: int | None
+    member_price: int | None
+    tier_prices: list[dict[str, int]]
+    stock: int
+    barcode: str
+    weight_grams: int
 
 
-class SkusByProductLoader(DataLoader[int, list[Sku]]):
-    async def batch_load_fn(self, product_ids: list[int]) -> list[list[Sku]]:
-        skus = await Sku.filter(product_id__in=product_ids).only(*SKU_FIELDS).order_by("product_id", "id")
+@dataclass(slots=True)
+class MediaRow:
+    id: int
+    product_id: int
+    kind: MediaKind
+    url: str
+    sort: int
+
+
+@dataclass(slots=True)
+class BrandRow:
+    id: int
+    shop_id: int
+    name: str
+    logo_url: str
+
+
+@dataclass(slots=True)
+class TagRow:
+    id: int
+    shop_id: int
+    name: str
+
+
+PRODUCT_ROWS = Rows(Product, ProductRow)
+SKU_ROWS = Rows(Sku, SkuRow)
+MEDIA_ROWS = Rows(ProductMedia, MediaRow)
+BRAND_ROWS = Rows(Brand, BrandRow)
+TAG_ROWS = Rows(Tag, TagRow)
+
+# The columns a listing reads (`list_products` selects them with its own filters and order).
+PRODUCT_FIELDS = PRODUCT_ROWS.names
+SKU_FIELDS = SKU_ROWS.names
+
+
+def _by_id(ids: list[int], rows: Iterable[Any]) -> list[Any]:
+    found = {row.id: row for row in rows}
+    return [found.get(i) for i in ids]
+
+
+class ProductLoader(DataLoader[int, ProductRow | None]):
+    async def batch_load_fn(self, ids: list[int]) -> list[ProductRow | None]:
+        return _by_id(ids, await PRODUCT_ROWS.by_ids(ids))
+
+
+class SkusByProductLoader(DataLoader[int, list[SkuRow]]):
+    async def batch_load_fn(self, product_ids: list[int]) -> list[list[SkuRow]]:
+        skus = await SKU_ROWS.by_ids(product_ids, column="product_id", order_by="product_id, id")
         return _grouped(product_ids, ((s.product_id, s) for s in skus))
 
 
-class SkuLoader(DataLoader[int, Sku | None]):
-    async def batch_load_fn(self, ids: list[int]) -> list[Sku | None]:
-        found = {s.id: s for s in await Sku.filter(id__in=ids)}
-        return [found.get(i) for i in ids]
+class SkuLoader(DataLoader[int, SkuRow | None]):
+    async def batch_load_fn(self, ids: list[int]) -> list[SkuRow | None]:
+        return _by_id(ids, await SKU_ROWS.by_ids(ids))
+
+
+_SPEC_VALUES_BY_SKU = (
+    "SELECT l.sku_id, d.name, v.value FROM sku_spec_values l "
+    "JOIN spec_values v ON v.id = l.spec_value_id JOIN spec_dimensions d ON d.id = v.dimension_id "
+    "WHERE l.sku_id {ids} ORDER BY l.sku_id, d.sort, d.id"
+)
 
 
 class SpecValuesBySkuLoader(DataLoader[int, list[tuple[str, str]]]):
     """(dimension name, value) pairs of each SKU, in the product's dimension order."""
 
     async def batch_load_fn(self, sku_ids: list[int]) -> list[list[tuple[str, str]]]:
-        links = (
-            await SkuSpecValue.filter(sku_id__in=sku_ids)
-            .select_related("spec_value__dimension")
-            .order_by("sku_id", "spec_value__dimension__sort", "spec_value__dimension_id")
-        )
-        return _grouped(
-            sku_ids, ((ln.sku_id, (ln.spec_value.dimension.name, ln.spec_value.value)) for ln in links)
-        )
+        rows = await fetch(_SPEC_VALUES_BY_SKU, sku_ids)
+        return _grouped(sku_ids, ((sku_id, (name, value)) for sku_id, name, value in rows))
 
 
 class CategoryLoader(DataLoader[int, Category | None]):
@@ -101,43 +167,48 @@ class CategoryLoader(DataLoader[int, Category | None]):
         return list(self._all.values())
 
 
-class BrandLoader(DataLoader[int, Brand | None]):
-    async def batch_load_fn(self, ids: list[int]) -> list[Brand | None]:
-        found = {b.id: b for b in await Brand.filter(id__in=ids)}
-        return [found.get(i) for i in ids]
+class BrandLoader(DataLoader[int, BrandRow | None]):
+    async def batch_load_fn(self, ids: list[int]) -> list[BrandRow | None]:
+        return _by_id(ids, await BRAND_ROWS.by_ids(ids))
 
 
-class TagLoader(DataLoader[int, Tag | None]):
-    async def batch_load_fn(self, ids: list[int]) -> list[Tag | None]:
-        found = {t.id: t for t in await Tag.filter(id__in=ids)}
-        return [found.get(i) for i in ids]
+class TagLoader(DataLoader[int, TagRow | None]):
+    async def batch_load_fn(self, ids: list[int]) -> list[TagRow | None]:
+        return _by_id(ids, await TAG_ROWS.by_ids(ids))
 
 
-class TagsByProductLoader(DataLoader[int, list[Tag]]):
-    async def batch_load_fn(self, product_ids: list[int]) -> list[list[Tag]]:
-        links = await ProductTag.filter(product_id__in=product_ids).select_related("tag").order_by("tag_id")
-        return _grouped(product_ids, ((ln.product_id, ln.tag) for ln in links))
+_TAGS_BY_PRODUCT = (
+    "SELECT l.product_id, t.id, t.shop_id, t.name FROM product_tags l JOIN tags t ON t.id = l.tag_id "
+    "WHERE l.product_id {ids} ORDER BY l.tag_id"
+)
 
 
-class MediaByProductLoader(DataLoader[int, list[ProductMedia]]):
-    async def batch_load_fn(self, product_ids: list[int]) -> list[list[ProductMedia]]:
-        media = await ProductMedia.filter(product_id__in=product_ids).order_by("product_id", "sort", "id")
+class TagsByProductLoader(DataLoader[int, list[TagRow]]):
+    async def batch_load_fn(self, product_ids: list[int]) -> list[list[TagRow]]:
+        rows = await fetch(_TAGS_BY_PRODUCT, product_ids)
+        return _grouped(product_ids, ((r[0], TagRow(r[1], r[2], r[3])) for r in rows))
+
+
+class MediaByProductLoader(DataLoader[int, list[MediaRow]]):
+    async def batch_load_fn(self, product_ids: list[int]) -> list[list[MediaRow]]:
+        media = await MEDIA_ROWS.by_ids(product_ids, column="product_id", order_by="product_id, sort, id")
         return _grouped(product_ids, ((m.product_id, m) for m in media))
+
+
+_SPEC_DIMENSIONS = (
+    "SELECT d.product_id, d.id, d.name, v.value FROM spec_values v "
+    "JOIN spec_dimensions d ON d.id = v.dimension_id "
+    "WHERE d.product_id {ids} ORDER BY d.product_id, d.sort, d.id, v.sort, v.id"
+)
 
 
 class SpecDimensionsByProductLoader(DataLoader[int, list[tuple[str, list[str]]]]):
     """Each product's spec dimensions with their values, in display order."""
 
     async def batch_load_fn(self, product_ids: list[int]) -> list[list[tuple[str, list[str]]]]:
-        values = (
-            await SpecValue.filter(dimension__product_id__in=product_ids)
-            .select_related("dimension")
-            .order_by("dimension__product_id", "dimension__sort", "dimension_id", "sort", "id")
-        )
         by_dimension: dict[int, tuple[int, str, list[str]]] = {}
-        for v in values:
-            entry = by_dimension.setdefault(v.dimension_id, (v.dimension.product_id, v.dimension.name, []))
-            entry[2].append(v.value)
+        for product_id, dimension_id, name, value in await fetch(_SPEC_DIMENSIONS, product_ids):
+            by_dimension.setdefault(dimension_id, (product_id, name, []))[2].append(value)
         return _grouped(product_ids, ((pid, (name, vals)) for pid, name, vals in by_dimension.values()))
 
 

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from infra.runtime import current_runtime
+from loaders.catalog import PRODUCT_FIELDS, ProductRow
 from models import Brand as BrandModel
 from models import ProductMedia
 from models import ProductStatus as ProductStatusModel
@@ -110,13 +111,16 @@ async def products(
     context.depends_on("listing")
     if listing_filter.in_stock is not None:
         context.depends_on(IN_STOCK_TAG)
-    page = await list_products(listing_filter, ListingSort(sort.value) if sort else None, offset, limit)
+    page = await list_products(
+        listing_filter, ListingSort(sort.value) if sort else None, offset, limit, PRODUCT_FIELDS
+    )
     if listing_filter.keyword:
         await hot_words.record_search(listing_filter.keyword, searcher_key(context.viewer, context.request))
         context.search_terms.append(listing_filter.keyword)
-    for model in page.products:
-        context.loaders.product.prime(model.id, model)
-    edges, page_info = build_edges([Product.from_model(p) for p in page.products], offset)
+    rows = [ProductRow(*values) for values in page.products]
+    for row in rows:
+        context.loaders.product.prime(row.id, row)
+    edges, page_info = build_edges([Product.from_model(row) for row in rows], offset)
     page_info.has_next_page = page.has_next
     return ProductConnection(edges=edges, page_info=page_info, _total=page.total_count)
 

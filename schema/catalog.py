@@ -10,6 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from infra.volatile import AT_MOST, NUMBER
+from loaders.catalog import BrandRow, MediaRow, ProductRow, SkuRow, TagRow
 from models import Brand as BrandModel
 from models import Category as CategoryModel
 from models import Product as ProductModel
@@ -69,7 +70,7 @@ class Media(Node):
     sort: int
 
     @classmethod
-    def from_model(cls, m: MediaModel) -> Media:
+    def from_model(cls, m: MediaModel | MediaRow) -> Media:
         return cls(id=encode_id("Media", m.id), kind=m.kind, url=m.url, sort=m.sort)
 
 
@@ -78,7 +79,7 @@ class Tag(Node):
     name: str
 
     @classmethod
-    def from_model(cls, m: TagModel) -> Tag:
+    def from_model(cls, m: TagModel | TagRow) -> Tag:
         return cls(id=encode_id("Tag", m.id), name=m.name)
 
 
@@ -88,7 +89,7 @@ class Brand(Node):
     logo_url: str
 
     @classmethod
-    def from_model(cls, m: BrandModel) -> Brand:
+    def from_model(cls, m: BrandModel | BrandRow) -> Brand:
         return cls(id=encode_id("Brand", m.id), name=m.name, logo_url=m.logo_url)
 
 
@@ -137,10 +138,10 @@ class Sku(Node):
     stock: int
     barcode: str
     weight_grams: int
-    _model: strawberry.Private[SkuModel]
+    _model: strawberry.Private[SkuModel | SkuRow]
 
     @classmethod
-    def from_model(cls, m: SkuModel) -> Sku:
+    def from_model(cls, m: SkuModel | SkuRow) -> Sku:
         return cls(
             id=encode_id("Sku", m.id),
             original_price=m.original_price,
@@ -185,10 +186,10 @@ class Product(Node):
     total_stock: int
     created_at: datetime
     published_at: datetime | None
-    _model: strawberry.Private[ProductModel]
+    _model: strawberry.Private[ProductModel | ProductRow]
 
     @classmethod
-    def from_model(cls, m: ProductModel) -> Product:
+    def from_model(cls, m: ProductModel | ProductRow) -> Product:
         return cls(
             id=encode_id("Product", m.id),
             title=m.title,

@@ -45,7 +45,7 @@ class ProductFilter:
 
 @dataclass
 class ProductPage:
-    products: list[Product]
+    products: list[Product] | list[tuple[object, ...]]
     offset: int
     has_next: bool
     search_terms: tuple[str, ...] = ()
@@ -93,9 +93,16 @@ def _validate(filter: ProductFilter) -> None:
 
 
 async def list_products(
-    filter: ProductFilter, sort: ProductSort | None, offset: int, limit: int
+    filter: ProductFilter,
+    sort: ProductSort | None,
+    offset: int,
+    limit: int,
+    fields: tuple[str, ...] | None = None,
 ) -> ProductPage:
-    """One page of products matching `filter`, ordered by `sort` (relevance when searching, else sales)."""
+    """One page of products matching `filter`, ordered by `sort` (relevance when searching, else sales).
+
+    With `fields`, the page holds tuples of those fields' values instead of model instances (what read paths
+    want: building instances was a large share of a cold listing's time)."""
     _validate(filter)
     qs = Product.all()
     if not filter.include_unpublished:
@@ -133,7 +140,8 @@ async def list_products(
     else:
         qs = qs.order_by(*_ORDERINGS[sort])
 
-    rows = await qs.offset(offset).limit(limit + 1)
+    page = qs.offset(offset).limit(limit + 1)
+    rows = await (page.values_list(*fields) if fields else page)
     return ProductPage(
         products=list(rows[:limit]),
         offset=offset,

@@ -4,10 +4,20 @@ checkout all price units here; order totals (discounts, shipping, points) are bu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from models import Sku
+
+class PricedSku(Protocol):
+    """What pricing reads of a SKU: a model instance or a catalog read's row (loaders/catalog.py)."""
+
+    @property
+    def price(self) -> int: ...
+    @property
+    def member_price(self) -> int | None: ...
+    @property
+    def tier_prices(self) -> Sequence[dict[str, int]]: ...
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,7 @@ def _apply_percent(amount: int, percent: int) -> int:
     return max(1, (amount * percent + 50) // 100) if amount > 0 else 0
 
 
-def unit_price(sku: Sku, ctx: PriceContext = PUBLIC, quantity: int = 1) -> int:
+def unit_price(sku: PricedSku, ctx: PriceContext = PUBLIC, quantity: int = 1) -> int:
     """The unit price in fen for `quantity` of `sku`: the lowest of list, tier, member and level prices."""
     candidates = [sku.price]
     for tier in sku.tier_prices or ():
@@ -42,7 +52,7 @@ def unit_price(sku: Sku, ctx: PriceContext = PUBLIC, quantity: int = 1) -> int:
     return min(candidates)
 
 
-def price_range(skus: Iterable[Sku], ctx: PriceContext = PUBLIC) -> tuple[int, int]:
+def price_range(skus: Iterable[PricedSku], ctx: PriceContext = PUBLIC) -> tuple[int, int]:
     """Lowest and highest single-unit price over `skus`; (0, 0) for a product without SKUs."""
     prices = [unit_price(sku, ctx) for sku in skus]
     if not prices:

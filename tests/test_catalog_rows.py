@@ -1,0 +1,113 @@
+"""Catalog reads build plain rows in SQL (loaders/catalog.py, loaders/sql.py) instead of ORM instances: for the
+whole demo catalog (brandless, unpublished and off-shelf products, member, tier and missing struck-through
+prices) every loader answers exactly what the ORM queries it replaced answer, value for value and type for
+type, on each backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loaders.catalog import (
+    BRAND_ROWS,
+    MEDIA_ROWS,
+    PRODUCT_ROWS,
+    SKU_ROWS,
+    TAG_ROWS,
+    CatalogLoaders,
+)
+from loaders.sql import Rows
+from models import Brand, Product, ProductMedia, ProductTag, Sku, SkuSpecValue, SpecValue, Tag
+
+
+def _same(model_object: Any, row: Any, rows: Rows) -> None:
+    for name in rows.names:
+        expected, got = getattr(model_object, name), getattr(row, name)
+        assert (got, type(got), str(got)) == (expected, type(expected), str(expected)), (rows.row_class, name)
+
+
+async def test_the_demo_catalog_has_the_awkward_cases(seeded: None) -> None:
+    # What makes the comparisons below worth running.
+    assert await Product.filter(brand_id=None).exists()
+    assert await Product.filter(published_at=None).exists()
+    assert await Product.exclude(status="ON_SALE").exists()
+    assert await Sku.exclude(member_price=None).exists()
+    assert await Sku.filter(original_price=None).exists()
+    assert any(sku.tier_prices for sku in await Sku.all())
+
+
+async def test_rows_by_id_hold_what_the_models_hold(seeded: None) -> None:
+    loaders = CatalogLoaders()
+    products = await Product.all().order_by("id")
+    ids = [p.id for p in products]
+    for product, row in zip(products, await loaders.product.load_many(ids), strict=True):
+        _same(product, row, PRODUCT_ROWS)
+    skus = await Sku.all().order_by("id")
+    for sku, row in zip(skus, await loaders.sku.load_many([s.id for s in skus]), strict=True):
+        _same(sku, row, SKU_ROWS)
+    for model, loader, rows in ((Brand, loaders.brand, BRAND_ROWS), (Tag, loaders.tag, TAG_ROWS)):
+        expected = await model.all().order_by("id")
+        got = await loader.load_many([m.id for m in expected])
+        for model_object, row in zip(expected, got, strict=True):
+            _same(model_object, row, rows)
+    assert await loaders.product.load(10**9) is None
+
+
+def _by_product(pairs: list[tuple[int, Any]]) -> dict[int, list[Any]]:
+    grouped: dict[int, list[Any]] = {}
+    for product_id, value in pairs:
+        grouped.setdefault(product_id, []).append(value)
+    return grouped
+
+
+async def test_rows_by_product_hold_what_the_models_hold(seeded: None) -> None:
+    loaders = CatalogLoaders()
+    ids = [p.id for p in await Product.all().order_by("id")]
+    # The ORM queries the loaders ran before, for the whole catalog at once.
+    all_skus = _by_product([(s.product_id, s) for s in await Sku.all().order_by("product_id", "id")])
+    all_media = _by_product(
+        [(m.product_id, m) for m in await ProductMedia.all().order_by("product_id", "sort", "id")]
+    )
+    links = await ProductTag.all().select_related("tag").order_by("tag_id")
+    all_tags = _by_product([(link.product_id, link.tag) for link in links])
+    values = (
+        await SpecValue.all()
+        .select_related("dimension")
+        .order_by("dimension__product_id", "dimension__sort", "dimension_id", "sort", "id")
+    )
+    dimensions: dict[int, tuple[int, str, list[str]]] = {}
+    for value in values:
+        entry = dimensions.setdefault(
+            value.dimension_id, (value.dimension.product_id, value.dimension.name, [])
+        )
+        entry[2].append(value.value)
+    all_dimensions = _by_product([(pid, (name, vals)) for pid, name, vals in dimensions.values()])
+
+    skus = await loaders.skus_by_product.load_many(ids)
+    media = await loaders.media_by_product.load_many(ids)
+    tags = await loaders.tags_by_product.load_many(ids)
+    assert await loaders.spec_dimensions_by_product.load_many(ids) == [all_dimensions.get(i, []) for i in ids]
+    for index, product_id in enumerate(ids):
+        for expected, got, rows in (
+            (all_skus, skus, SKU_ROWS),
+            (all_media, media, MEDIA_ROWS),
+            (all_tags, tags, TAG_ROWS),
+        ):
+            assert len(got[index]) == len(expected.get(product_id, [])), (rows.row_class, product_id)
+            for model_object, row in zip(expected.get(product_id, []), got[index], strict=True):
+                _same(model_object, row, rows)
+    assert any(tags) and any(media) and any(skus)
+
+
+async def test_spec_values_of_every_sku_match_the_models(seeded: None) -> None:
+    sku_ids = [s.id for s in await Sku.all().order_by("id")]
+    got = await CatalogLoaders().spec_values_by_sku.load_many(sku_ids)
+    links = (
+        await SkuSpecValue.all()
+        .select_related("spec_value__dimension")
+        .order_by("sku_id", "spec_value__dimension__sort", "spec_value__dimension_id")
+    )
+    expected: dict[int, list[tuple[str, str]]] = {}
+    for link in links:
+        expected.setdefault(link.sku_id, []).append((link.spec_value.dimension.name, link.spec_value.value))
+    assert any(got)
+    assert got == [expected.get(i, []) for i in sku_ids]
