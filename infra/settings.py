@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     order_auto_receive_days: int = Field(default=10, ge=1, alias="ORDER_AUTO_RECEIVE_DAYS")
     bargain_helps_per_day: int = Field(default=5, ge=1, le=1000, alias="BARGAIN_HELPS_PER_DAY")
     sweep_interval_seconds: float = Field(default=15.0, gt=0, alias="SWEEP_INTERVAL_SECONDS")
+    # Copy WeChat's own live rooms (小程序直播, getliveinfo) into ours on every sweep.
+    live_wechat_sync: bool = Field(default=False, alias="LIVE_WECHAT_SYNC")
     wechat_ship_template_id: str = Field(default="", alias="WECHAT_SHIP_TEMPLATE_ID")
 
     # Content: WeChat's message push (media check verdicts), uploads and their storage, reviews, articles.

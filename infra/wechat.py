@@ -462,3 +462,29 @@ async def upload_shipping_info(body: dict[str, Any]) -> None:
         ),
         needs_token=True,
     )
+
+
+async def get_live_info(start: int, limit: int) -> dict[str, Any]:
+    """One page of the mini-program's live rooms (小程序直播 wxa/business/getliveinfo): `room_info` (each with
+    roomid, name, cover_img, anchor_name, start_time, end_time, live_status 101-107, goods) and `total`.
+
+    Raises DomainError WECHAT_RATE_LIMITED or WECHAT_UNAVAILABLE.
+    """
+
+    def page(client: LianmallWeChatClient) -> Any:
+        try:
+            return client.post(
+                "wxa/business/getliveinfo",
+                data={"start": start, "limit": limit},
+                api_base_url=client.wxa.API_BASE_URL,
+            )
+        except WeChatClientException as exc:
+            if exc.errcode == LIVE_ROOMS_EMPTY:  # WeChat's way of saying "no rooms", not a failure
+                return {"errcode": 0, "room_info": [], "total": 0}
+            raise
+
+    return await _call(page, needs_token=True)
+
+
+# getliveinfo's answer when the mini-program has no live rooms (or `start` is past the last one).
+LIVE_ROOMS_EMPTY = 9410000

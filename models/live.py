@@ -32,6 +32,8 @@ class LiveRoom(Model):
     wechat_room_id = fields.IntField(null=True, unique=True)
     wechat_status = fields.IntField(null=True)
     wechat_synced_at = fields.DatetimeField(null=True)
+    # WeChat's goods list of the room as getliveinfo last gave it ([{name, coverUrl, url, price}]).
+    wechat_goods = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -8,13 +8,162 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
+from models import LiveRoom as LiveRoomModel
+from models import LiveRoomProduct as LiveRoomProductModel
+from models import LiveRoomStatus as LiveRoomStatusModel
+from resolvers.access import staff_mutation
+from resolvers.node import node_type
+from schema.connection import build_edges, cursor_offset
 from schema.context import Context
-from schema.live_events import LiveRoomEvent, event_object
+from schema.live import (
+    LiveRoom,
+    LiveRoomConnection,
+    LiveRoomInput,
+    LiveRoomPayload,
+    LiveRoomProduct,
+    LiveRoomProductInput,
+    LiveRoomProductPayload,
+    LiveRoomProductUpdateInput,
+    LiveRoomUpdateInput,
+)
+from schema.live_events import LiveRoomEvent, LiveRoomStatus, event_object
 from schema.node import decode_id
+from services.access.permissions import Permission
+from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
-from services.live import feed, rooms
+from services.live import feed, products, rooms
 
 LiveInfo = Info[Context, None]
+
+
+# --- node(id:) -------------------------------------------------------------------------------------------------
+
+
+@node_type("LiveRoom")
+async def live_room_node(context: Context, pk: int) -> LiveRoom | None:
+    row = await context.rows(LiveRoomModel).load(pk)
+    return LiveRoom.from_model(row) if row else None
+
+
+@node_type("LiveRoomProduct")
+async def live_room_product_node(context: Context, pk: int) -> LiveRoomProduct | None:
+    row = await context.rows(LiveRoomProductModel).load(pk)
+    if row is None:
+        return None
+    room = await context.rows(LiveRoomModel).load(row.room_id)
+    return LiveRoomProduct.from_model(row, pinned=room is not None and room.pinned_id == row.id)
+
+
+# --- Shoppers ----------------------------------------------------------------------------------------------------
+
+
+async def live_rooms(
+    info: LiveInfo, status: LiveRoomStatus | None = None, first: int | None = 20, after: str | None = None
+) -> LiveRoomConnection:
+    """Rooms, latest start first; `status: LIVE` for the ones on air now."""
+    info.context.cache_blocked = True  # statuses, pins and stock change by the second
+    limit = check_page_size(first, info.context.settings.max_page_size)
+    offset = cursor_offset(after)
+    wanted = LiveRoomStatusModel(status.value) if status else None
+    rows, has_next = await rooms.list_rooms(wanted, offset, limit)
+    edges, page_info = build_edges([LiveRoom.from_model(r) for r in rows], offset)
+    page_info.has_next_page = has_next
+    return LiveRoomConnection(edges=edges, page_info=page_info, total_count=await rooms.count_rooms(wanted))
+
+
+async def live_room(info: LiveInfo, id: strawberry.ID) -> LiveRoom | None:
+    info.context.cache_blocked = True
+    row = await LiveRoomModel.get_or_none(id=decode_id(id, "LiveRoom"))
+    return LiveRoom.from_model(row) if row else None
+
+
+# --- Staff: rooms --------------------------------------------------------------------------------------------------
+
+
+def _draft(input: LiveRoomInput | LiveRoomUpdateInput) -> rooms.RoomDraft:
+    return rooms.RoomDraft(
+        title=input.title,
+        cover_url=input.cover_url,
+        anchor_name=input.anchor_name,
+        scheduled_start=input.scheduled_start,
+        scheduled_end=input.scheduled_end,
+    )
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomSchedule")
+async def live_room_schedule(info: LiveInfo, input: LiveRoomInput) -> LiveRoomPayload:
+    return LiveRoomPayload(room=LiveRoom.from_model(await rooms.schedule_room(_draft(input))))
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomUpdate")
+async def live_room_update(info: LiveInfo, id: strawberry.ID, input: LiveRoomUpdateInput) -> LiveRoomPayload:
+    room = await rooms.update_room(decode_id(id, "LiveRoom"), _draft(input))
+    return LiveRoomPayload(room=LiveRoom.from_model(room))
+
+
+async def _move(id: strawberry.ID, to: LiveRoomStatusModel) -> LiveRoomPayload:
+    return LiveRoomPayload(room=LiveRoom.from_model(await rooms.move_room(decode_id(id, "LiveRoom"), to)))
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomGoLive")
+async def live_room_go_live(info: LiveInfo, id: strawberry.ID) -> LiveRoomPayload:
+    return await _move(id, LiveRoomStatusModel.LIVE)
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomPause")
+async def live_room_pause(info: LiveInfo, id: strawberry.ID) -> LiveRoomPayload:
+    return await _move(id, LiveRoomStatusModel.PAUSED)
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomEnd")
+async def live_room_end(info: LiveInfo, id: strawberry.ID) -> LiveRoomPayload:
+    return await _move(id, LiveRoomStatusModel.ENDED)
+
+
+# --- Staff: room products ----------------------------------------------------------------------------------------
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomProductAdd")
+async def live_room_product_add(info: LiveInfo, input: LiveRoomProductInput) -> LiveRoomProductPayload:
+    row = await products.add_room_product(
+        decode_id(input.room_id, "LiveRoom", "input.roomId"),
+        decode_id(input.sku_id, "Sku", "input.skuId"),
+        input.live_price,
+        input.allotment,
+    )
+    return LiveRoomProductPayload(room_product=LiveRoomProduct.from_model(row))
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomProductUpdate")
+async def live_room_product_update(
+    info: LiveInfo, id: strawberry.ID, input: LiveRoomProductUpdateInput
+) -> LiveRoomProductPayload:
+    row = await products.update_room_product(
+        decode_id(id, "LiveRoomProduct"), live_price=input.live_price, allotment=input.allotment
+    )
+    room = await LiveRoomModel.get(id=row.room_id)  # type: ignore[attr-defined]
+    return LiveRoomProductPayload(
+        room_product=LiveRoomProduct.from_model(row, pinned=room.pinned_id == row.id)
+    )
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomProductRemove")
+async def live_room_product_remove(info: LiveInfo, id: strawberry.ID) -> LiveRoomPayload:
+    room = await products.remove_room_product(decode_id(id, "LiveRoomProduct"))
+    return LiveRoomPayload(room=LiveRoom.from_model(room))
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveRoomPin")
+async def live_room_pin(
+    info: LiveInfo, room_id: strawberry.ID, room_product_id: strawberry.ID | None = None
+) -> LiveRoomPayload:
+    """Present this product now (讲解中); without `roomProductId`, present none."""
+    pk = decode_id(room_product_id, "LiveRoomProduct", "roomProductId") if room_product_id else None
+    room = await products.pin(decode_id(room_id, "LiveRoom", "roomId"), pk)
+    return LiveRoomPayload(room=LiveRoom.from_model(room))
+
+
+# --- The room's event stream ---------------------------------------------------------------------------------
 
 
 async def live_room_events(
@@ -29,6 +178,36 @@ async def live_room_events(
         raise DomainError(ErrorCode.NOT_FOUND, "No such live room", "roomId")
     async for envelope in feed.room_events(pk, after_seq):
         yield event_object(envelope)
+
+
+@strawberry.type
+class LiveQuery:
+    live_rooms: LiveRoomConnection = strawberry.field(resolver=live_rooms)
+    live_room: LiveRoom | None = strawberry.field(resolver=live_room)
+
+
+@strawberry.type
+class LiveMutation:
+    live_room_schedule: LiveRoomPayload = strawberry.mutation(
+        resolver=live_room_schedule, description="Staff with CONTENT_WRITE: a new SCHEDULED room."
+    )
+    live_room_update: LiveRoomPayload = strawberry.mutation(resolver=live_room_update)
+    live_room_go_live: LiveRoomPayload = strawberry.mutation(
+        resolver=live_room_go_live, description="SCHEDULED or PAUSED → LIVE: live prices hold from now."
+    )
+    live_room_pause: LiveRoomPayload = strawberry.mutation(
+        resolver=live_room_pause, description="LIVE → PAUSED."
+    )
+    live_room_end: LiveRoomPayload = strawberry.mutation(
+        resolver=live_room_end, description="→ ENDED, for good."
+    )
+    live_room_product_add: LiveRoomProductPayload = strawberry.mutation(resolver=live_room_product_add)
+    live_room_product_update: LiveRoomProductPayload = strawberry.mutation(resolver=live_room_product_update)
+    live_room_product_remove: LiveRoomPayload = strawberry.mutation(resolver=live_room_product_remove)
+    live_room_pin: LiveRoomPayload = strawberry.mutation(resolver=live_room_pin)
+
+
+# --- The room's events ---------------------------------------------------------------------------------------------
 
 
 @strawberry.type

@@ -13,8 +13,15 @@ from typing import Annotated, Any
 
 import strawberry
 
+from models import LiveRoomStatus as LiveRoomStatusModel
 from schema.node import encode_id
 from services.live import events as ev
+
+LiveRoomStatus = strawberry.enum(
+    LiveRoomStatusModel,
+    name="LiveRoomStatus",
+    description="SCHEDULED, then LIVE (PAUSED in between, as often as needed), then ENDED.",
+)
 
 
 @strawberry.interface(description="What every room event carries.")
@@ -22,6 +29,11 @@ class LiveEvent:
     seq: int = strawberry.field(description="The room's sequence number of this event (1, 2, 3, ...).")
     room_id: strawberry.ID
     at: datetime = strawberry.field(description="When it was published.")
+
+
+@strawberry.type(description="Staff went live, paused or ended the room.")
+class RoomStatusChanged(LiveEvent):
+    status: LiveRoomStatus
 
 
 @strawberry.type(description="A room product is presented now (讲解中); every ID null: nothing is pinned.")
@@ -122,7 +134,8 @@ class ViewerCount(LiveEvent):
 
 
 LiveRoomEvent = Annotated[
-    ProductPinned
+    RoomStatusChanged
+    | ProductPinned
     | PriceChanged
     | LiveStockChanged
     | CommentPosted
@@ -138,6 +151,7 @@ LiveRoomEvent = Annotated[
 ]
 
 _GRAPHQL_TYPES: dict[str, type] = {
+    ev.RoomStatusChanged.KIND: RoomStatusChanged,
     ev.ProductPinned.KIND: ProductPinned,
     ev.PriceChanged.KIND: PriceChanged,
     ev.StockChanged.KIND: LiveStockChanged,
@@ -163,7 +177,9 @@ def _value(name: str, value: Any) -> Any:
 
 def event_object(envelope: ev.Envelope) -> Any:
     """The GraphQL object of a published event."""
-    data = envelope.event.__dict__
+    data = dict(envelope.event.__dict__)
+    if envelope.event.KIND == ev.RoomStatusChanged.KIND:
+        data["status"] = LiveRoomStatusModel(data["status"])
     return _GRAPHQL_TYPES[envelope.event.KIND](
         seq=envelope.seq,
         room_id=encode_id("LiveRoom", envelope.room_id),

@@ -22,7 +22,7 @@ from resolvers.coupons import CouponMutation, CouponQuery
 from resolvers.flash_sale import FlashSaleMutation, FlashSaleQuery, FlashSaleSubscription
 from resolvers.group_buy import GroupBuyMutation, GroupBuyQuery
 from resolvers.hot_words import HotWordsMutation, HotWordsQuery
-from resolvers.live import LiveSubscription
+from resolvers.live import LiveMutation, LiveQuery, LiveSubscription
 from resolvers.loyalty import LoyaltyMutation, LoyaltyQuery
 from resolvers.members import MemberMutation, MemberQuery
 from resolvers.node import NodeQuery
@@ -54,6 +54,7 @@ QUERIES: tuple[type, ...] = (
     GroupBuyQuery,
     RedPacketQuery,
     BargainQuery,
+    LiveQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -73,6 +74,7 @@ MUTATIONS: tuple[type, ...] = (
     GroupBuyMutation,
     RedPacketMutation,
     BargainMutation,
+    LiveMutation,
 )
 
 Query = merge_types("Query", QUERIES)

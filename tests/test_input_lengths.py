@@ -67,6 +67,8 @@ PLAUSIBLE: dict[str, Any] = {
     "logoUrl": "https://img.example.com/a.png",
     "avatarUrl": "https://img.example.com/a.png",
     "birthday": "2000-01-01",
+    "scheduledStart": "2030-01-01T10:00:00+08:00",
+    "scheduledEnd": "2030-01-01T12:00:00+08:00",
 }
 _EXPECTED_TYPE = re.compile(r"Expected an? (\w+) ID")
 
@@ -139,7 +141,7 @@ def _value(type_: Any, name: str, target: tuple[str, ...] | None, ids: dict[str,
         if type_.name == "Date":
             return PLAUSIBLE["birthday"]
         if type_.name == "DateTime":
-            return "2030-01-01T08:00:00+08:00"
+            return PLAUSIBLE.get(name, "2030-01-01T08:00:00+08:00")
         raise AssertionError(f"no plausible value for the scalar {type_.name}: add one")
     if isinstance(type_, GraphQLEnumType):
         return next(iter(type_.values))

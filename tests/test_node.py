@@ -353,6 +353,28 @@ async def _points_mall_item(world: World) -> int:
     return row.id
 
 
+async def _live_room(world: World) -> int:
+    from models import LiveRoom
+
+    start = now()
+    room = await LiveRoom.create(
+        title="直播", anchor_name="小林", scheduled_start=start, scheduled_end=start + timedelta(hours=1)
+    )
+    return int(room.id)
+
+
+async def _live_room_product(world: World) -> int:
+    from models import LiveRoomProduct
+
+    sku = await Sku.filter(product__status=ProductStatus.ON_SALE).order_by("id").first()
+    assert sku is not None
+    room_id = await _live_room(world)
+    row = await LiveRoomProduct.create(
+        room_id=room_id, product_id=sku.product_id, sku_id=sku.id, live_price=100, allotment=5
+    )
+    return int(row.id)
+
+
 SAMPLES: dict[str, Sample] = {
     "Product": Sample(lambda _: _first(Product, status=ProductStatus.ON_SALE), EVERYONE),
     "Sku": Sample(lambda _: _first(Sku, product__status=ProductStatus.ON_SALE), EVERYONE),
@@ -390,6 +412,8 @@ SAMPLES: dict[str, Sample] = {
     # A bargain is shared by link: anyone may see it.
     "BargainActivity": Sample(_bargain_activity, EVERYONE),
     "Bargain": Sample(_bargain, EVERYONE),
+    "LiveRoom": Sample(_live_room, EVERYONE),
+    "LiveRoomProduct": Sample(_live_room_product, EVERYONE),
 }
 
 

@@ -51,6 +51,7 @@ GET_PHONE_NUMBER = "getuserphonenumber"
 MSG_SEC_CHECK = "msg_sec_check"
 MEDIA_CHECK_ASYNC = "media_check_async"
 SUBSCRIBE_SEND = "subscribe_send"
+GET_LIVE_INFO = "getliveinfo"
 UPLOAD_SHIPPING_INFO = "upload_shipping_info"
 
 
@@ -134,6 +135,7 @@ class _State:
     http_failures: dict[str, list[int]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    live_rooms: list[dict[str, Any]] = field(default_factory=list)
 
 
 class WeChatStandIn(ThreadedServer):
@@ -163,6 +165,7 @@ class WeChatStandIn(ThreadedServer):
                 Route("/wxa/media_check_async", self._media_check_async, methods=["POST"]),
                 Route("/cgi-bin/message/subscribe/send", self._subscribe_send, methods=["POST"]),
                 Route("/wxa/sec/order/upload_shipping_info", self._upload_shipping_info, methods=["POST"]),
+                Route("/wxa/business/getliveinfo", self._get_live_info, methods=["POST"]),
             ]
         )
 
@@ -300,6 +303,11 @@ class WeChatStandIn(ThreadedServer):
         """Every access token issued so far expires now (WeChat then answers 42001)."""
         with self._lock:
             self._tokens = dict.fromkeys(self._tokens, 0.0)
+
+    def set_live_rooms(self, rooms: list[dict[str, Any]]) -> None:
+        """The mini-program's live rooms (小程序直播) as getliveinfo's `room_info` lists them."""
+        with self._lock:
+            self._state.live_rooms = [dict(r) for r in rooms]
 
     def calls(self, endpoint: str | None = None) -> list[Call]:
         with self._lock:
@@ -505,6 +513,25 @@ class WeChatStandIn(ThreadedServer):
         if not isinstance(body.get("payer"), dict) or not body["payer"].get("openid"):
             return _error(268485216, "payer openid is missing")
         return _json({"errcode": 0, "errmsg": "ok"})
+
+    async def _get_live_info(self, request: Request) -> Response:
+        body, failure = await self._begin(GET_LIVE_INFO, request)
+        if failure:
+            return failure
+        refused = self._check_access_token(request.query_params)
+        if refused:
+            return refused
+        body = body or {}
+        start, limit = body.get("start"), body.get("limit")
+        if not isinstance(start, int) or not isinstance(limit, int) or start < 0 or not 0 < limit <= 100:
+            return _error(47001, "data format error hint")
+        with self._lock:
+            rooms = list(self._state.live_rooms)
+        if not rooms:
+            return _error(9410000, "直播间列表为空")
+        return _json(
+            {"errcode": 0, "errmsg": "ok", "room_info": rooms[start : start + limit], "total": len(rooms)}
+        )
 
 
 def _sha1(*parts: str) -> str:

@@ -69,6 +69,14 @@ class RoomEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RoomStatusChanged(RoomEvent):
+    """Staff went live, paused or ended the room (a LiveRoomStatus value)."""
+
+    KIND: ClassVar[str] = "RoomStatusChanged"
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProductPinned(RoomEvent):
     """The anchor pinned a room product (讲解中); all ids None: nothing is pinned any more."""
 
@@ -191,6 +199,7 @@ class ViewerCount(RoomEvent):
 EVENT_TYPES: dict[str, type[RoomEvent]] = {
     cls.KIND: cls
     for cls in (
+        RoomStatusChanged,
         ProductPinned,
         PriceChanged,
         StockChanged,
