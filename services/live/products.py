@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from tortoise import connections
 from tortoise.expressions import F
 
 from infra.clock import now
@@ -214,11 +215,21 @@ _pending: set[asyncio.Task[None]] = set()
 COMMIT_WAIT_SECONDS = 2.0
 
 
+def _leave_transaction() -> None:
+    """In a task started inside a transaction (it copied the transaction's connection with its context): go back
+    to the connection the transaction was opened on, or every query would wait on, or break, the transaction."""
+    connection = connections.get("default")
+    while (parent := getattr(connection, "_parent", None)) is not None:
+        connection = parent
+    connections.set("default", connection)
+
+
 def _after(settled: Callable[[], Awaitable[bool]], room_product_ids: list[int]) -> None:
     """Announce the stock of these room products once `settled()` says the transaction that changed them has
     committed (or after COMMIT_WAIT_SECONDS: it rolled back, and the stock read then is right anyway)."""
 
     async def wait_then_announce() -> None:
+        _leave_transaction()
         deadline = asyncio.get_running_loop().time() + COMMIT_WAIT_SECONDS
         while asyncio.get_running_loop().time() < deadline:
             if await settled():
