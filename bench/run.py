@@ -16,13 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import cpustat
+import during_sale
 import loadgen
 import servers
 
@@ -121,6 +122,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="seconds to wait for startup")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument(
+        "--sale-rates",
+        type=lambda text: [int(r) for r in text.split(",") if r.strip()],
+        default=[20, 100],
+        metavar="N,N",
+        help="orders/s placed on the hot product during the 'during sale' rows ('' to skip them)",
+    )
     # For testing the harness against a stand-in: a directory with a main.py that has a `serve` command.
     parser.add_argument("--server-dir", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -296,12 +304,15 @@ def measure_server(
     server_cpu: int | None,
     data_dir: Path,
     workdir: Path,
+    sale: dict[int, during_sale.SaleResult] | None = None,
 ) -> tuple[dict[str, Measured], int, dict[str, str]]:
-    """Start Lianmall with the cache on or off, run its scenarios, return results, worker RSS and the ids."""
+    """Start Lianmall with the cache on or off, run its scenarios, return results, worker RSS and the ids.
+    With `sale` (cache on), also the "during sale" rows, into `sale`."""
     port = servers.free_port()
     command = [sys.executable, "main.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
     name = "lianmall-cache-on" if cache else "lianmall-cache-off"
     env = server_env(data_dir, args.real, cache)
+    env.update(getattr(args, "sale_env", {}))
     server = servers.start(
         name, servers.pinned(command, server_cpu), port, env, args.server_dir, workdir / f"{name}.log"
     )
@@ -318,6 +329,8 @@ def measure_server(
                 wrk, server.url, json.dumps(body).encode(), load, workdir, scenario.key, pid
             )
             results[scenario.key] = Measured(load=result, probe=probe)
+        if sale is not None and "product_hot" in results:
+            measure_sale(server, ids, args, wrk, load, env, workdir, sale)
         rss_kib, _ = servers.worker_rss_kib(server)
     except Exception:
         print(f"--- {name} log tail ---\n{server.log_tail()}", file=sys.stderr)
@@ -325,6 +338,39 @@ def measure_server(
     finally:
         servers.stop(server)
     return results, rss_kib, ids
+
+
+def measure_sale(
+    server: servers.RunningServer,
+    ids: dict[str, str],
+    args: argparse.Namespace,
+    wrk: str,
+    load: loadgen.LoadSettings,
+    env: dict[str, str],
+    workdir: Path,
+    sale: dict[int, during_sale.SaleResult],
+) -> None:
+    """The hot product page under the same wrk load while N orders/s are placed on it (bench/during_sale.py)."""
+    shoppers = during_sale.prepare(env, args.server_dir, ids["product"], workdir)
+    hot = next(s for s in SCENARIOS if s.key == "product_hot")
+    body = json.dumps(request_body(hot, ids)).encode()
+    for rate in args.sale_rates:
+        if load.quiet_wait_s > 0:
+            cpustat.wait_for_quiet(load.quiet_wait_s, load.quiet_cores)
+        print(f"  product page (hot) while {rate} orders/s are placed on it ...", flush=True)
+        seconds = load.warmup_s + load.duration_s + 1
+        driver = during_sale.start_orders(server.url, shoppers, rate, seconds, load.warmup_s, load.cpu, env)
+        try:
+            page = loadgen.run_wrk(
+                wrk, server.url, body, replace(load, quiet_wait_s=0.0), workdir, f"sale_{rate}", None
+            )
+        finally:
+            orders = during_sale.finish_orders(driver, timeout=seconds + during_sale.GRACE_SECONDS + 30)
+        if orders["errors"]:
+            raise loadgen.LoadError(
+                f"{orders['errors']} orders failed during the sale: {orders['first_error']}"
+            )
+        sale[rate] = during_sale.SaleResult(rate, page, orders)
 
 
 def count_sql(env: dict[str, str], ids: dict[str, str], server_dir: Path) -> dict[str, Any]:
@@ -476,12 +522,45 @@ def print_table(report: dict[str, Any]) -> None:
     busy = max(row["other_cpu_cores"] for row in rows)
     if busy > BUSY_WARNING_CORES:
         print(f"note: other processes used up to {busy:.2f} cores during a measurement: numbers disturbed")
+    print_sale(report)
     memory = report["memory"]
     print(
         f"worker memory after the run (VmRSS): cache on {memory['cache_on_mb']:.1f} MB, "
         f"cache off {memory['cache_off_mb']:.1f} MB (ceiling {memory['ceiling_mb']:.1f} MB); "
         f"target <= {MEMORY_TARGET_MB:.0f} MB " + ("ok" if memory["meets_target"] else "MISS")
     )
+
+
+def print_sale(report: dict[str, Any]) -> None:
+    rows = report.get("during_sale") or {}
+    if not rows:
+        return
+    quiet = report["scenarios"]["product_hot"]["rps"]
+    print(
+        f"\nduring sale: the hot product page under the same load while orders are placed on it "
+        f"(quiet: {quiet:.0f} req/s)"
+    )
+    print(
+        f"{'orders/s asked':>15} {'placed/s':>9} {'order p50':>10} {'order p99':>10} {'page req/s':>11} "
+        f"{'page p99':>9} {'sale/quiet':>11}"
+    )
+    late = {rate: row["orders"]["unanswered"] for rate, row in rows.items() if row["orders"]["unanswered"]}
+    for rate, row in rows.items():
+        orders, page = row["orders"], row["page"]
+        ratio = row["sale_quiet_ratio"]
+        verdict = ""
+        if int(rate) >= 100:
+            verdict = f" (>={during_sale.ORDER_TARGET_RATIO} " + (
+                "ok)" if ratio >= during_sale.ORDER_TARGET_RATIO else "MISS)"
+            )
+        print(
+            f"{rate:>15} {orders['orders_per_s']:>9.1f} {orders['p50_ms']:>8.1f}ms {orders['p99_ms']:>8.1f}ms "
+            f"{page['rps']:>11.0f} {page['p99_ms']:>7.2f}ms {ratio:>11.2f}{verdict}"
+        )
+    for rate, count in late.items():
+        print(
+            f"note: at {rate} orders/s, {count} orders were still unanswered {during_sale.GRACE_SECONDS:g}s after the last was sent"
+        )
 
 
 def main() -> int:
@@ -532,7 +611,17 @@ def run_all(
         prepare_real_database(server_env(data_dir, real=True, cache=True), args.server_dir)
     check_background(background, "before the cache-on server")
     print(f"lianmall, response cache on (DATA_DIR={data_dir}) ...", flush=True)
-    hot, hot_rss, ids = measure_server(True, args, wrk, load, server_cpu, data_dir, workdir)
+    sale: dict[int, during_sale.SaleResult] = {}
+    if args.sale_rates:
+        # WeChat Pay's far side for the orders (each order includes its prepay, as in production).
+        pay = start_pay_standin(args)
+    try:
+        hot, hot_rss, ids = measure_server(
+            True, args, wrk, load, server_cpu, data_dir, workdir, sale if args.sale_rates else None
+        )
+    finally:
+        if args.sale_rates:
+            pay.stop()
     if args.real:
         # Start the cold server without the hot one's cache entries in Redis.
         asyncio.run(_flush_bench_redis())
@@ -549,9 +638,27 @@ def run_all(
     save_wrk_output(args.output.parent, {"ceiling": ceiling, **all_results})
     report = build_report(args, load, wrk, server_cpu, ceiling, all_results, sql, ids)
     report["memory"] = memory_report(ceiling_rss, hot_rss, cold_rss)
+    quiet_rps = hot["product_hot"].load.rps
+    report["during_sale"] = {str(rate): result.to_json(quiet_rps) for rate, result in sale.items()}
     report["meta"]["background_busy_cores"] = [round(b, 2) for b in background]
     report["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
     return report
+
+
+def start_pay_standin(args: argparse.Namespace) -> Any:
+    """The WeChat Pay stand-in of the tests, in this process; the cache-on server is pointed at it."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.wechat_pay_standin import WeChatPayStandIn
+
+    pay = WeChatPayStandIn()
+    pay.start()
+    args.sale_env = {
+        "WECHAT_APPID": pay.appid,
+        "WECHAT_MCH_ID": pay.mch_id,
+        "WECHAT_PAY_API_KEY": pay.api_key,
+        "WECHAT_PAY_API_BASE_URL": pay.base_url,
+    }
+    return pay
 
 
 def check_background(samples: list[float], when: str) -> None:

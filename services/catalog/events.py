@@ -39,6 +39,8 @@ class StockChange:
     stock: int  # the SKU's level after the write
     # By how much the write changed it (negative: sold), when the writer knows; None: unknown.
     delta: int | None = None
+    # The product's total stock after the write, when the writer read it (else `stock_changed` reads it).
+    product_stock: int | None = None
 
 
 def stock_channel(product_id: int) -> str:
@@ -76,11 +78,13 @@ async def stock_changed(changes: Iterable[StockChange]) -> None:
         return
     runtime = current_runtime()
     product_ids = sorted({c.product_id for c in changes})
-    try:
-        totals = dict(await Product.filter(id__in=product_ids).values_list("id", "total_stock"))
-    except Exception as exc:  # committed already: say what is known, conservatively
-        log.warning("product totals not read after a stock change: %s", exc)
-        totals = {}
+    totals = {c.product_id: c.product_stock for c in changes if c.product_stock is not None}
+    if len(totals) < len(product_ids):
+        try:
+            totals = dict(await Product.filter(id__in=product_ids).values_list("id", "total_stock"))
+        except Exception as exc:  # committed already: say what is known, conservatively
+            log.warning("product totals not read after a stock change: %s", exc)
+            totals = {}
     deltas: dict[int, int | None] = {}
     for change in changes:
         known = deltas.get(change.product_id, 0)

@@ -433,13 +433,16 @@ async def _write_order(
                 raise DomainError(exc.code, exc.message, "input.pointsToUse") from None
         if request.from_cart:
             await CartItem.filter(member_id=member_id, sku_id__in=[i.sku_id for i in items]).delete()
-        rows = await Sku.filter(id__in=list(skus)).values_list("id", "product_id", "stock")
+        # The products' totals too, read in the same statement: the stock event carries them.
+        rows = await Sku.filter(id__in=list(skus)).values_list(
+            "id", "product_id", "stock", "product__total_stock"
+        )
     sold: dict[int, int] = {}
     for item in items:
         sold[item.sku_id] = sold.get(item.sku_id, 0) + item.quantity
     changes = [
-        StockChange(product_id=pid, sku_id=sid, stock=stock, delta=-sold.get(sid, 0))
-        for sid, pid, stock in rows
+        StockChange(product_id=pid, sku_id=sid, stock=stock, delta=-sold.get(sid, 0), product_stock=total)
+        for sid, pid, stock, total in rows
     ]
     return order, changes
 
