@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     # Copy WeChat's own live rooms (小程序直播, getliveinfo) into ours on every sweep.
     live_wechat_sync: bool = Field(default=False, alias="LIVE_WECHAT_SYNC")
     wechat_ship_template_id: str = Field(default="", alias="WECHAT_SHIP_TEMPLATE_ID")
+    wechat_presale_balance_template_id: str = Field(default="", alias="WECHAT_PRESALE_BALANCE_TEMPLATE_ID")
 
     # Content: WeChat's message push (media check verdicts), uploads and their storage, reviews, articles.
     wechat_message_token: str = Field(default="", alias="WECHAT_MESSAGE_TOKEN")

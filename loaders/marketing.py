@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiodataloader import DataLoader
 
 from services.marketing.group_buy import groups, rules
+from services.marketing.presale import setup
 
 
 class GroupBuyStatsLoader(DataLoader[int, rules.RuleStats]):
@@ -17,3 +18,9 @@ class GroupBuyMembersLoader(DataLoader[int, list[groups.GroupMember]]):
     async def batch_load_fn(self, group_ids: list[int]) -> list[list[groups.GroupMember]]:
         found = await groups.members_of(group_ids)
         return [found.get(gid, []) for gid in group_ids]
+
+
+class PresaleStatsLoader(DataLoader[int, setup.PresaleStats]):
+    async def batch_load_fn(self, presale_ids: list[int]) -> list[setup.PresaleStats]:
+        found = await setup.stats_of(presale_ids)
+        return [found.get(pid, setup.PresaleStats()) for pid in presale_ids]

@@ -50,11 +50,13 @@ from models.payment import (
     AfterSaleStatus,
     Payment,
     PaymentNotice,
+    PaymentStage,
     PaymentStatus,
     Refund,
     RefundStatus,
 )
 from models.points_mall import PointsMallExchange, PointsMallItem, PointsMallItemKind
+from models.presale import Presale, PresaleOrder, PresaleQuota, PresaleStage
 from models.product import (
     MediaKind,
     Product,
@@ -136,12 +138,17 @@ __all__ = [
     "OrderStatus",
     "Payment",
     "PaymentNotice",
+    "PaymentStage",
     "PaymentStatus",
     "PointsEntry",
     "PointsMallExchange",
     "PointsMallItem",
     "PointsMallItemKind",
     "PointsReason",
+    "Presale",
+    "PresaleOrder",
+    "PresaleQuota",
+    "PresaleStage",
     "Product",
     "ProductMedia",
     "ProductStatus",

@@ -12,6 +12,12 @@ class PaymentStatus(StrEnum):
     CLOSED = "CLOSED"
 
 
+class PaymentStage(StrEnum):
+    FULL = "FULL"  # the whole order at once
+    DEPOSIT = "DEPOSIT"  # the first of two payments of an order (a presale's deposit)
+    BALANCE = "BALANCE"  # the second: what is left after the deposit
+
+
 class RefundStatus(StrEnum):
     PENDING = "PENDING"
     SUCCEEDED = "SUCCEEDED"
@@ -47,6 +53,8 @@ class Payment(Model):
     sandbox = fields.BooleanField(default=False)
     # When the sweeper last asked WeChat Pay about it (order query), while no notification settled it.
     checked_at = fields.DatetimeField(null=True)
+    # Which part of the order it pays (services.payments.plans): FULL, or a presale's DEPOSIT then BALANCE.
+    stage = fields.CharEnumField(PaymentStage, max_length=8, default=PaymentStage.FULL)
 
     class Meta:
         table = "payments"

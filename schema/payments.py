@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from models import Payment as PaymentModel
+from models import PaymentStage as PaymentStageModel
 from models import PaymentStatus as PaymentStatusModel
 from models import Refund as RefundModel
 from models import RefundStatus as RefundStatusModel
@@ -19,6 +20,9 @@ RefundStatus = strawberry.enum(
     name="RefundStatus",
     description="PENDING until WeChat Pay's refund notification says SUCCEEDED (or FAILED).",
 )
+
+
+PaymentStage = strawberry.enum(PaymentStageModel, name="PaymentStage")
 
 
 @strawberry.type(description="One refunded line of a partial refund.")
@@ -45,6 +49,9 @@ class Payment(Node):
     sandbox: bool = strawberry.field(
         description="Made with the built-in WeChat sandbox (embedded default only): no money moved."
     )
+    stage: PaymentStage = strawberry.field(
+        description="FULL, or the DEPOSIT then BALANCE of an order paid in two (a presale)."
+    )
     created_at: datetime
     paid_at: datetime | None
 
@@ -58,6 +65,7 @@ class Payment(Node):
             status=m.status,
             transaction_id=m.transaction_id,
             sandbox=m.sandbox,
+            stage=m.stage,
             created_at=m.created_at,
             paid_at=m.paid_at,
         )

@@ -29,6 +29,7 @@ from resolvers.node import NodeQuery
 from resolvers.orders import OrderMutation, OrderQuery, OrderSubscription
 from resolvers.payments import PaymentMutation, PaymentQuery
 from resolvers.points_mall import PointsMallMutation, PointsMallQuery
+from resolvers.presale import PresaleMutation, PresaleQuery
 from resolvers.red_packets import RedPacketMutation, RedPacketQuery
 from schema.catalog import Media, Sku
 from schema.extensions import LianmallSchema, edge_extensions
@@ -55,6 +56,7 @@ QUERIES: tuple[type, ...] = (
     RedPacketQuery,
     BargainQuery,
     LiveQuery,
+    PresaleQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -75,6 +77,7 @@ MUTATIONS: tuple[type, ...] = (
     RedPacketMutation,
     BargainMutation,
     LiveMutation,
+    PresaleMutation,
 )
 
 Query = merge_types("Query", QUERIES)

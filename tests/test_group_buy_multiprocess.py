@@ -150,9 +150,11 @@ async def test_fifty_members_race_for_the_last_seat_through_two_processes_and_on
     answers = await asyncio.gather(
         *(place(a if i % 2 else b, token, address, sku, gid) for i, (_, token, address) in enumerate(racers))
     )
-    winners = [x for x in answers if not x["errors"]]
-    assert len(winners) == 1, [x["errors"] for x in answers if x["errors"]][:3]
-    assert sorted({e["code"] for x in answers for e in x["errors"]}) == ["GROUP_FULL"]
+    # The winner's order is placed (its payment may still have to be asked for again); the others are refused.
+    winners = [x for x in answers if x["order"] is not None]
+    assert len(winners) == 1, ([x["errors"] for x in answers][:3], a.log()[-2000:], b.log()[-2000:])
+    losers = [e["code"] for x in answers if x["order"] is None for e in x["errors"]]
+    assert losers == ["GROUP_FULL"] * 49
     group = await GroupBuy.get(id=group.id)
     assert group.seats_taken == 5
     assert await GroupBuySeat.filter(group_id=group.id).count() == 1
@@ -169,7 +171,7 @@ async def test_an_expired_group_refunds_each_member_once_across_a_kill_mid_sweep
     rule_id = await new_rule(sku, size=5)
     _, token, address = await shopper()
     placed = await place(a, token, address, sku, encode_id("GroupBuyRule", rule_id))
-    assert placed["errors"] == [], placed
+    assert placed["errors"] == [], (placed, a.log()[-3000:])
     leader = await pay(a, standin, placed["order"]["id"])
     group_id = (await GroupBuySeat.get(order_id=leader.id)).group_id  # type: ignore[attr-defined]
     orders = [leader]

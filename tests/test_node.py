@@ -324,6 +324,33 @@ async def _group_buy(world: World) -> int:
     ).id
 
 
+async def _presale(_: World) -> int:
+    from models import Presale
+
+    sku = (
+        await Sku.filter(product__status=ProductStatus.ON_SALE)
+        .select_related("product")
+        .order_by("id")
+        .first()
+    )
+    assert sku is not None
+    row = await Presale.create(
+        shop_id=sku.product.shop_id,  # type: ignore[attr-defined]
+        product_id=sku.product.id,
+        sku_id=sku.id,
+        title="预售",
+        price=10000,
+        deposit=1000,
+        deposit_worth=2000,
+        per_member_limit=1,
+        deposit_starts_at=now(),
+        deposit_ends_at=now() + timedelta(days=1),
+        balance_starts_at=now() + timedelta(days=2),
+        balance_ends_at=now() + timedelta(days=3),
+    )
+    return row.id
+
+
 async def _on_sale_media(_: World) -> int:
     return await _first(ProductMedia, product__status=ProductStatus.ON_SALE)
 
@@ -400,6 +427,7 @@ SAMPLES: dict[str, Sample] = {
     # A group buy and its groups are shared by link: anyone may see them.
     "GroupBuyRule": Sample(_group_buy_rule, EVERYONE),
     "GroupBuy": Sample(_group_buy, EVERYONE),
+    "Presale": Sample(_presale, EVERYONE),
     "Image": Sample(_pending_image, frozenset({"owner", "admin", "operator"}), id_name="Upload"),
     "Coupon": Sample(_coupon, EVERYONE),
     "MemberCoupon": Sample(_member_coupon, frozenset({"owner"})),

@@ -18,6 +18,7 @@ from models import (
     OrderLine,
     OrderStatus,
     Payment,
+    PaymentStage,
     PointsReason,
     Product,
     Refund,
@@ -29,7 +30,7 @@ from services.loyalty import levels
 from services.loyalty.points import apply_points_change, points_entry
 from services.orders import after_sales
 from services.orders import states as order_states
-from services.payments import notifications
+from services.payments import notifications, plans
 from services.payments.refunds import EXTRA_PAYMENT_PREFIX, line_refund, refund_payment, start_refund
 
 log = logging.getLogger("lianmall.settlement")
@@ -39,14 +40,20 @@ async def settle_payment(payment_id: int) -> None:
     """The order of a succeeded payment is paid by it; money that cannot pay the order goes back."""
     payment = await Payment.get(id=payment_id)
     order = await Order.get(id=payment.order_id)  # type: ignore[attr-defined]
-    if order.status == OrderStatus.PENDING_PAYMENT:
+    if payment.stage == PaymentStage.DEPOSIT:
+        # The first of two payments (a presale's deposit): its plan records it; the order waits for the balance.
+        if await plans.settle_deposit(order, payment):
+            return
+    elif order.status == OrderStatus.PENDING_PAYMENT:
+        # A BALANCE payment completes what the deposit (already in paid_amount) began.
+        paid = payment.amount + (order.paid_amount if payment.stage == PaymentStage.BALANCE else 0)
         try:
             order = await order_states.transition(
                 order.id,
                 OrderStatus.PAID,
                 actor=ActorKind.WECHAT,
                 reason=f"WeChat Pay {payment.transaction_id}",
-                paid_amount=payment.amount,
+                paid_amount=paid,
                 transaction_id=payment.transaction_id,
             )
         except DomainError:

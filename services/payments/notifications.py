@@ -31,6 +31,7 @@ from models import (
     Order,
     Payment,
     PaymentNotice,
+    PaymentStage,
     PaymentStatus,
     Refund,
     RefundStatus,
@@ -167,7 +168,8 @@ async def settle_paid_trade(
     """
     out_trade_no = payment.out_trade_no
     order = await Order.get(id=payment.order_id)  # type: ignore[attr-defined]
-    if total_fee != payment.amount or total_fee != order.payable:
+    # A stage payment (deposit, balance) is for the amount its plan set; a FULL one pays the whole order.
+    if total_fee != payment.amount or (payment.stage == PaymentStage.FULL and total_fee != order.payable):
         await _notice(
             kind, evidence, "mismatched", out_trade_no, f"total_fee {total_fee}, expected {payment.amount}"
         )

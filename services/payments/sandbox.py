@@ -13,13 +13,17 @@ from infra.wechat_sandbox.pay import NotifyFailed, UnknownTrade
 from infra.wechat_sandbox.routes import pay_sandbox
 from models import Member, Order, Payment, PaymentStatus
 from services.errors import DomainError, ErrorCode
+from services.payments import plans
 from services.payments.wechat_pay import prepay
 
 
 async def _open_payment(order: Order, openid: str) -> Payment:
     await prepay(order, openid)
+    due = await plans.amount_due(order)
     payment = (
-        await Payment.filter(order_id=order.id, status=PaymentStatus.PENDING, amount=order.payable)
+        await Payment.filter(
+            order_id=order.id, status=PaymentStatus.PENDING, amount=due.amount, stage=due.stage
+        )
         .exclude(prepay_id="")
         .order_by("-id")
         .first()

@@ -24,8 +24,9 @@ from wechatpy.pay import WeChatPay
 
 from infra.blocking_io import ThreadLane
 from infra.settings import Settings, get_settings
-from models import Order, OrderLine, OrderStatus, Payment, PaymentStatus, Shop
+from models import Order, OrderLine, OrderStatus, Payment, PaymentStage, PaymentStatus, Shop
 from services.errors import DomainError, ErrorCode
+from services.payments import plans
 
 log = logging.getLogger("lianmall.wechat_pay")
 
@@ -188,10 +189,16 @@ async def prepay(order: Order, openid: str, client_ip: str | None = None) -> Pay
     past its deadline) or PAYMENT_UNAVAILABLE.
     """
     settings = _configured()
-    if order.status == OrderStatus.PAID or order.paid_amount:
+    if order.status == OrderStatus.PAID or (
+        order.paid_amount and order.status != OrderStatus.PENDING_PAYMENT
+    ):
         raise DomainError(ErrorCode.ORDER_ALREADY_PAID, "This order is already paid")
     if order.status != OrderStatus.PENDING_PAYMENT or order.payable <= 0:
         raise DomainError(ErrorCode.ORDER_NOT_PAYABLE, "This order is not waiting for payment")
+    # One payment, or a plan's stage (a presale's deposit, then its balance in its window).
+    due = await plans.amount_due(order)
+    if due.stage == PaymentStage.FULL and order.paid_amount:
+        raise DomainError(ErrorCode.ORDER_ALREADY_PAID, "This order is already paid")
     now = datetime.now(UTC)
     deadline = _aware(order.pay_deadline)
     if deadline - now < _MIN_EXPIRE:
@@ -201,7 +208,8 @@ async def prepay(order: Order, openid: str, client_ip: str | None = None) -> Pay
         await Payment.filter(
             order_id=order.id,
             status=PaymentStatus.PENDING,
-            amount=order.payable,
+            amount=due.amount,
+            stage=due.stage,
             created_at__gte=now - PREPAY_REUSE,
         )
         .exclude(prepay_id="")
@@ -214,7 +222,8 @@ async def prepay(order: Order, openid: str, client_ip: str | None = None) -> Pay
     payment = await Payment.create(
         order_id=order.id,
         out_trade_no=new_trade_number("P"),
-        amount=order.payable,
+        amount=due.amount,
+        stage=due.stage,
         sandbox=bool(settings.wechat_sandbox),
     )
     body = await _body(order)
@@ -225,7 +234,7 @@ async def prepay(order: Order, openid: str, client_ip: str | None = None) -> Pay
             lambda c: c.order.create(
                 trade_type="JSAPI",
                 body=body,
-                total_fee=order.payable,
+                total_fee=due.amount,
                 notify_url=notify_url(NOTIFY_PATH),
                 client_ip=client_ip or "127.0.0.1",
                 user_id=openid,

@@ -1,0 +1,57 @@
+"""Payment plans: what an order is paid in. Most orders are paid in one payment (FULL); a plan registered by a
+higher domain (marketing's presale) can split an order into a DEPOSIT and a BALANCE, two WeChat Pay payments.
+
+Payments asks the plans (`amount_due`) what to charge now, and prepay makes a Payment of that stage and
+amount; the orders domain's settlement asks them (`settle_deposit`) to record a paid deposit. A plan never
+moves an order to PAID: the BALANCE (or FULL) payment does that through the state machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from models import Order, Payment, PaymentStage
+
+
+@dataclass(frozen=True)
+class Due:
+    """What to charge for an order now: the stage of the payment and its amount in fen."""
+
+    stage: PaymentStage
+    amount: int
+
+
+@dataclass(frozen=True)
+class PaymentPlan:
+    """`due(order)` answers None for an order the plan does not split, a Due, or raises DomainError
+    (ORDER_NOT_PAYABLE) when nothing can be paid now (e.g. before the balance window). `deposit_paid(order,
+    payment)` records a succeeded DEPOSIT payment, idempotently; False when the order cannot take it (then the
+    money goes back)."""
+
+    due: Callable[[Order], Awaitable[Due | None]]
+    deposit_paid: Callable[[Order, Payment], Awaitable[bool]]
+
+
+_plans: list[PaymentPlan] = []
+
+
+def register_payment_plan(plan: PaymentPlan) -> None:
+    _plans.append(plan)
+
+
+async def amount_due(order: Order) -> Due:
+    """The payment to ask for now: a plan's split, or the whole payable."""
+    for plan in _plans:
+        due = await plan.due(order)
+        if due is not None:
+            return due
+    return Due(PaymentStage.FULL, order.payable)
+
+
+async def settle_deposit(order: Order, payment: Payment) -> bool:
+    """Let the plans record a succeeded DEPOSIT payment; False when none took it."""
+    for plan in _plans:
+        if await plan.deposit_paid(order, payment):
+            return True
+    return False

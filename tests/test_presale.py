@@ -1,0 +1,281 @@
+"""Presales (预售), a shop's day: staff set one up (定金膨胀: pay ¥50, worth ¥100 off); a shopper pays the deposit,
+is reminded once by subscribe message when the balance window opens, pays the balance in it (a second WeChat Pay
+payment on the same order) and the order ships; another shopper lets the window close and forfeits the deposit
+(as shown before paying) while the stock goes back; the shop refunds a deposit it cannot honour."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.clock import now, set_clock
+from infra.settings import get_settings
+from models import (
+    AuditLog,
+    Member,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStage,
+    Presale,
+    PresaleOrder,
+    PresaleStage,
+    Refund,
+    RefundStatus,
+    Sku,
+    StaffRole,
+)
+from schema.node import decode_id, encode_id
+from services.access.staff import create_staff
+from services.orders import fulfilment
+from services.orders.sweeper import sweep_once
+from services.payments.notifications import handle_payment_notification, handle_refund_notification
+from tests.graphql_client import gql
+from tests.test_cart import new_address, new_member, new_sku
+from tests.test_checkout import PLACE
+from tests.test_payments import ok
+from tests.wechat_pay_standin import WeChatPayStandIn
+from tests.wechat_standin import SUBSCRIBE_SEND, WeChatStandIn
+
+ERRORS = "errors { field message code }"
+CREATE = f"""mutation($input: PresaleInput!) {{ presaleCreate(input: $input) {{
+  presale {{ id price deposit depositWorth balance total forfeitNotice }} {ERRORS} }} }}"""
+PRESALE_ORDER = """query($orderId: ID!) { presaleOrder(orderId: $orderId) {
+  stage deposit depositWorth balance forfeitNotice } }"""
+ORDER_PAY = f"""mutation($orderId: ID!) {{ orderPay(orderId: $orderId) {{
+  payParams {{ package }} {ERRORS} }} }}"""
+ORDER_CANCEL = f"mutation($id: ID!) {{ orderCancel(id: $id) {{ order {{ status }} {ERRORS} }} }}"
+REFUND_DEPOSIT = f"""mutation($orderId: ID!) {{ presaleRefundDeposit(orderId: $orderId) {{
+  presaleOrder {{ stage }} {ERRORS} }} }}"""
+ADMIN = """{ presalesAdmin(first: 50) { edges { node { id
+  stats { depositsPaid waitingForBalance balancesPaid forfeited cancelled } } } } }"""
+
+DEPOSIT_OPENS = timedelta(minutes=-1)
+BALANCE_OPENS = timedelta(hours=2)
+BALANCE_CLOSES = timedelta(hours=26)
+
+
+@pytest.fixture
+def clock() -> Iterator[list[datetime]]:
+    moment = [now()]
+    set_clock(lambda: moment[0])
+    yield moment
+    set_clock(None)
+
+
+async def staff(role: StaffRole = StaffRole.ADMIN) -> str:
+    _, token = await create_staff(f"presale-{secrets.token_hex(3)}", role)
+    return token
+
+
+def presale_input(sku: Sku, start: datetime, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "skuId": encode_id("Sku", sku.id),
+        "title": "新品预售",
+        "price": 20000,
+        "deposit": 5000,
+        "depositWorth": 10000,
+        "perMemberLimit": 2,
+        "depositStartsAt": (start + DEPOSIT_OPENS).isoformat(),
+        "depositEndsAt": (start + timedelta(hours=1)).isoformat(),
+        "balanceStartsAt": (start + BALANCE_OPENS).isoformat(),
+        "balanceEndsAt": (start + BALANCE_CLOSES).isoformat(),
+    }
+    values.update(overrides)
+    return values
+
+
+async def buy(
+    client: httpx.AsyncClient, token: str, address: int, sku: Sku, presale_id: str, quantity: int = 1
+) -> dict[str, Any]:
+    item = {
+        "skuId": encode_id("Sku", sku.id),
+        "quantity": quantity,
+        "campaign": {"kind": "PRESALE", "id": presale_id},
+    }
+    variables = {
+        "input": {"addressId": encode_id("Address", address), "items": [item]},
+        "key": secrets.token_hex(6),
+    }
+    return dict((await gql(client, PLACE, variables, token))["data"]["placeOrder"])
+
+
+async def pay_latest(standin: WeChatPayStandIn, order_id: int) -> Payment:
+    payment = await Payment.filter(order_id=order_id).order_by("-id").first()
+    assert payment is not None
+    assert ok(await handle_payment_notification(standin.payment_notification(payment.out_trade_no)))
+    return await Payment.get(id=payment.id)
+
+
+async def deposit_paid_order(
+    client: httpx.AsyncClient, standin: WeChatPayStandIn, sku: Sku, presale_id: str
+) -> tuple[Member, Order]:
+    member, token = await new_member()
+    address = await new_address(member)
+    placed = await buy(client, token, address, sku, presale_id)
+    assert placed["errors"] == [], placed
+    order_id = decode_id(placed["order"]["id"], "Order")
+    await pay_latest(standin, order_id)
+    return member, await Order.get(id=order_id)
+
+
+def codes(payload: dict[str, Any]) -> list[tuple[str, str | None]]:
+    return [(e["code"], e["field"]) for e in payload["errors"]]
+
+
+async def test_staff_set_up_presales_with_typed_errors_and_audit_rows(client: httpx.AsyncClient) -> None:
+    sku = await new_sku(price=25000, stock=10)
+    token = await staff()
+    start = now()
+    bad = presale_input(
+        sku,
+        start,
+        deposit=5000,
+        depositWorth=4000,
+        balanceStartsAt=(start + timedelta(minutes=30)).isoformat(),
+        perMemberLimit=0,
+    )
+    refused = (await gql(client, CREATE, {"input": bad}, token))["data"]["presaleCreate"]
+    assert set(codes(refused)) == {
+        ("BAD_USER_INPUT", "input.depositWorth"),
+        ("BAD_USER_INPUT", "input.balanceStartsAt"),
+        ("BAD_USER_INPUT", "input.perMemberLimit"),
+    }
+    too_much = presale_input(sku, start, deposit=20000)
+    refused = (await gql(client, CREATE, {"input": too_much}, token))["data"]["presaleCreate"]
+    assert ("BAD_USER_INPUT", "input.deposit") in codes(refused)
+    made = (await gql(client, CREATE, {"input": presale_input(sku, start)}, token))["data"]["presaleCreate"]
+    assert made["errors"] == []
+    shown = made["presale"]
+    assert (shown["balance"], shown["total"]) == (10000, 15000), "¥50 is worth ¥100: ¥150 in all"
+    assert "定金不退" in shown["forfeitNotice"]
+    actions = await AuditLog.filter(action="presaleCreate").order_by("-id").limit(3)
+    assert [a.succeeded for a in actions] == [True, False, False]
+
+
+async def test_deposit_then_balance_in_its_window_two_payments_one_order(
+    seeded: None,
+    wechat_pay: WeChatPayStandIn,
+    wechat: WeChatStandIn,
+    client: httpx.AsyncClient,
+    clock: list[datetime],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One mini-program: WeChat Pay must know the appid the subscribe messages are sent for.
+    monkeypatch.setattr(wechat_pay, "appid", wechat.appid)
+    monkeypatch.setattr(get_settings(), "wechat_appid", wechat.appid)
+    monkeypatch.setattr(get_settings(), "wechat_presale_balance_template_id", "tpl-balance")
+    sku = await new_sku(price=25000, stock=10)
+    start = clock[0]
+    made = (await gql(client, CREATE, {"input": presale_input(sku, start)}, await staff()))["data"]
+    presale_id = made["presaleCreate"]["presale"]["id"]
+    member, token = await new_member()
+    address = await new_address(member)
+    placed = await buy(client, token, address, sku, presale_id)
+    assert placed["errors"] == [] and placed["order"]["payable"] == 15000
+    order_id = decode_id(placed["order"]["id"], "Order")
+    shown = (await gql(client, PRESALE_ORDER, {"orderId": placed["order"]["id"]}, token))["data"][
+        "presaleOrder"
+    ]
+    assert (shown["stage"], shown["deposit"], shown["balance"]) == ("DEPOSIT_DUE", 5000, 10000)
+    assert "定金不退" in shown["forfeitNotice"], "the shopper sees the forfeit rule before paying"
+    assert wechat_pay.calls("unifiedorder")[-1]["total_fee"] == "5000"
+
+    deposit = await pay_latest(wechat_pay, order_id)
+    order = await Order.get(id=order_id)
+    assert (deposit.stage, order.status, order.paid_amount) == (
+        PaymentStage.DEPOSIT,
+        OrderStatus.PENDING_PAYMENT,
+        5000,
+    )
+    assert order.pay_deadline == (await Presale.get(id=decode_id(presale_id, "Presale"))).balance_ends_at
+    # Before the window: no balance payment, and the deposit holds the order (no cancelling it away).
+    early = (await gql(client, ORDER_PAY, {"orderId": placed["order"]["id"]}, token))["data"]["orderPay"]
+    assert codes(early) == [("ORDER_NOT_PAYABLE", None)]
+    cancel = (await gql(client, ORDER_CANCEL, {"id": placed["order"]["id"]}, token))["data"]["orderCancel"]
+    assert codes(cancel) == [("CONFLICT", "id")]
+    await sweep_once(start + timedelta(hours=1))
+    assert not wechat.calls(SUBSCRIBE_SEND)
+
+    # The window opens: one reminder, however many sweeps.
+    clock[0] = start + BALANCE_OPENS + timedelta(minutes=1)
+    await sweep_once(clock[0])
+    await sweep_once(clock[0])
+    [reminder] = wechat.calls(SUBSCRIBE_SEND)
+    assert (reminder.body or {})["touser"] == member.openid
+    assert (reminder.body or {})["template_id"] == "tpl-balance"
+
+    paying = (await gql(client, ORDER_PAY, {"orderId": placed["order"]["id"]}, token))["data"]["orderPay"]
+    assert paying["errors"] == [] and paying["payParams"]["package"].startswith("prepay_id=")
+    assert wechat_pay.calls("unifiedorder")[-1]["total_fee"] == "10000"
+    balance = await pay_latest(wechat_pay, order_id)
+    assert ok(await handle_payment_notification(wechat_pay.payment_notification(balance.out_trade_no)))
+    order = await Order.get(id=order_id)
+    assert (balance.stage, order.status, order.paid_amount) == (PaymentStage.BALANCE, OrderStatus.PAID, 15000)
+    assert order.transaction_id == balance.transaction_id
+    row = await PresaleOrder.get(order_id=order_id)
+    assert (row.stage, row.deposit_payment_id, row.balance_payment_id) == (
+        PresaleStage.BALANCE_PAID,
+        deposit.id,
+        balance.id,
+    )
+    assert not await Refund.filter(order_id=order_id).exists(), "neither payment was taken for an extra one"
+    assert (await fulfilment.ship_order(order_id, "SF", "SF300", None)).status == OrderStatus.SHIPPED
+
+
+async def test_an_unpaid_balance_forfeits_the_deposit_and_releases_the_stock(
+    seeded: None, wechat_pay: WeChatPayStandIn, client: httpx.AsyncClient, clock: list[datetime]
+) -> None:
+    sku = await new_sku(price=25000, stock=10)
+    start = clock[0]
+    token = await staff()
+    made = (await gql(client, CREATE, {"input": presale_input(sku, start)}, token))["data"]
+    presale_id = made["presaleCreate"]["presale"]["id"]
+    _, order = await deposit_paid_order(client, wechat_pay, sku, presale_id)
+    _, refunded = await deposit_paid_order(client, wechat_pay, sku, presale_id)
+    assert (await Sku.get(id=sku.id)).stock == 8
+
+    # The shop cannot honour one of them: its deposit goes back in full, its unit back to stock.
+    service = await staff(StaffRole.CUSTOMER_SERVICE)
+    answer = (await gql(client, REFUND_DEPOSIT, {"orderId": encode_id("Order", refunded.id)}, service))[
+        "data"
+    ]
+    assert (
+        answer["presaleRefundDeposit"]["errors"] == []
+        and answer["presaleRefundDeposit"]["presaleOrder"]["stage"] == "CANCELLED"
+    )
+    again = (await gql(client, REFUND_DEPOSIT, {"orderId": encode_id("Order", refunded.id)}, service))["data"]
+    assert again["presaleRefundDeposit"]["errors"] == []
+    [refund] = await Refund.filter(order_id=refunded.id)
+    assert refund.amount == 5000
+    assert ok(await handle_refund_notification(wechat_pay.refund_notification(refund.out_refund_no)))
+    assert (await Refund.get(id=refund.id)).status == RefundStatus.SUCCEEDED
+    assert (await Order.get(id=refunded.id)).status == OrderStatus.CANCELLED
+    assert (await Sku.get(id=sku.id)).stock == 9
+
+    # Still inside the window the sweeper leaves the other one alone; once it has closed, the deposit is forfeited.
+    clock[0] = start + BALANCE_CLOSES - timedelta(minutes=1)
+    await sweep_once(clock[0])
+    assert (await Order.get(id=order.id)).status == OrderStatus.PENDING_PAYMENT
+    clock[0] = start + BALANCE_CLOSES + timedelta(seconds=1)
+    await sweep_once(clock[0])
+    forfeited = await Order.get(id=order.id)
+    assert (forfeited.status, forfeited.paid_amount) == (OrderStatus.CANCELLED, 5000)
+    assert (await PresaleOrder.get(order_id=order.id)).stage == PresaleStage.FORFEITED
+    assert not await Refund.filter(order_id=order.id).exists(), "a forfeited deposit is kept"
+    assert (await Sku.get(id=sku.id)).stock == 10
+
+    admin = (await gql(client, ADMIN, {}, token))["data"]["presalesAdmin"]["edges"]
+    [stats] = [e["node"]["stats"] for e in admin if e["node"]["id"] == presale_id]
+    assert stats == {
+        "depositsPaid": 1,
+        "waitingForBalance": 0,
+        "balancesPaid": 0,
+        "forfeited": 1,
+        "cancelled": 1,
+    }
