@@ -8,14 +8,20 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
+from models import LiveComment as LiveCommentModel
 from models import LiveRoom as LiveRoomModel
 from models import LiveRoomProduct as LiveRoomProductModel
 from models import LiveRoomStatus as LiveRoomStatusModel
+from models import Moderation as ModerationModel
 from resolvers.access import staff_mutation
 from resolvers.node import node_type
+from resolvers.payloads import payload_mutation
 from schema.connection import build_edges, cursor_offset
 from schema.context import Context
 from schema.live import (
+    LiveComment,
+    LiveCommentPayload,
+    LiveMutePayload,
     LiveRoom,
     LiveRoomConnection,
     LiveRoomInput,
@@ -28,10 +34,10 @@ from schema.live import (
 )
 from schema.live_events import LiveRoomEvent, LiveRoomStatus, event_object
 from schema.node import decode_id
-from services.access.permissions import Permission
+from services.access.permissions import Permission, holds, require_permission
 from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
-from services.live import feed, products, rooms
+from services.live import comments, feed, products, rooms
 
 LiveInfo = Info[Context, None]
 
@@ -163,6 +169,80 @@ async def live_room_pin(
     return LiveRoomPayload(room=LiveRoom.from_model(room))
 
 
+# --- Comments ---------------------------------------------------------------------------------------------------------
+
+
+@payload_mutation
+async def live_comment_post(info: LiveInfo, room_id: strawberry.ID, text: str) -> LiveCommentPayload:
+    """A member's comment: shown at once when WeChat's check passes it (status PASSED), or HELD for staff."""
+    if len(text) > comments.COMMENT_MAX * 4:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, f"A comment has at most {comments.COMMENT_MAX} characters", "text"
+        )
+    viewer = info.context.viewer
+    if viewer.member is None:
+        if viewer.is_anonymous:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, "Log in with WeChat first")
+        raise DomainError(ErrorCode.FORBIDDEN, "Only members can comment")
+    posted = await comments.post_comment(decode_id(room_id, "LiveRoom", "roomId"), viewer.member.id, text)
+    await posted.comment.fetch_related("member")
+    return LiveCommentPayload(comment=LiveComment.from_model(posted.comment))
+
+
+async def _comment_payload(row: LiveCommentModel) -> LiveCommentPayload:
+    await row.fetch_related("member")
+    return LiveCommentPayload(comment=LiveComment.from_model(row))
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveCommentApprove")
+async def live_comment_approve(info: LiveInfo, id: strawberry.ID) -> LiveCommentPayload:
+    return await _comment_payload(await comments.approve_comment(decode_id(id, "LiveComment")))
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveCommentRemove")
+async def live_comment_remove(info: LiveInfo, id: strawberry.ID) -> LiveCommentPayload:
+    staff = info.context.viewer.staff
+    assert staff is not None
+    return await _comment_payload(await comments.remove_comment(decode_id(id, "LiveComment"), staff.id))
+
+
+@staff_mutation(Permission.CONTENT_WRITE, action="liveMemberMute")
+async def live_member_mute(
+    info: LiveInfo, room_id: strawberry.ID, member_id: strawberry.ID, minutes: int | None = None
+) -> LiveMutePayload:
+    """Silence a member in a room for `minutes` (omitted: for the rest of the room; 0: unmute)."""
+    staff = info.context.viewer.staff
+    assert staff is not None
+    until = await comments.mute_member(
+        decode_id(room_id, "LiveRoom", "roomId"),
+        decode_id(member_id, "Member", "memberId"),
+        minutes,
+        staff.id,
+    )
+    return LiveMutePayload(muted_until=until)
+
+
+async def live_held_comments(
+    info: LiveInfo, room_id: strawberry.ID, first: int | None = 50
+) -> list[LiveComment]:
+    """Staff with CONTENT_WRITE: the room's comments waiting for a decision, oldest first."""
+    require_permission(info.context.viewer, Permission.CONTENT_WRITE)
+    limit = check_page_size(first, info.context.settings.max_page_size)
+    rows = await comments.held_comments(decode_id(room_id, "LiveRoom", "roomId"), limit)
+    return [LiveComment.from_model(r) for r in rows]
+
+
+@node_type("LiveComment")
+async def live_comment_node(context: Context, pk: int) -> LiveComment | None:
+    """Everyone sees a shown comment; content staff see every one."""
+    row = await LiveCommentModel.get_or_none(id=pk).prefetch_related("member")
+    if row is None:
+        return None
+    if row.moderation == ModerationModel.PASSED and not row.removed:
+        return LiveComment.from_model(row)
+    return LiveComment.from_model(row) if holds(context.viewer, Permission.CONTENT_WRITE) else None
+
+
 # --- The room's event stream ---------------------------------------------------------------------------------
 
 
@@ -184,6 +264,7 @@ async def live_room_events(
 class LiveQuery:
     live_rooms: LiveRoomConnection = strawberry.field(resolver=live_rooms)
     live_room: LiveRoom | None = strawberry.field(resolver=live_room)
+    live_held_comments: list[LiveComment] = strawberry.field(resolver=live_held_comments)
 
 
 @strawberry.type
@@ -205,6 +286,14 @@ class LiveMutation:
     live_room_product_update: LiveRoomProductPayload = strawberry.mutation(resolver=live_room_product_update)
     live_room_product_remove: LiveRoomPayload = strawberry.mutation(resolver=live_room_product_remove)
     live_room_pin: LiveRoomPayload = strawberry.mutation(resolver=live_room_pin)
+    live_comment_post: LiveCommentPayload = strawberry.mutation(
+        resolver=live_comment_post,
+        description="Members: at most 100 characters, 5 per 10 seconds per room, while the room is on air; "
+        "WeChat's content check decides (CONTENT_REJECTED, or HELD for staff).",
+    )
+    live_comment_approve: LiveCommentPayload = strawberry.mutation(resolver=live_comment_approve)
+    live_comment_remove: LiveCommentPayload = strawberry.mutation(resolver=live_comment_remove)
+    live_member_mute: LiveMutePayload = strawberry.mutation(resolver=live_member_mute)
 
 
 # --- The room's events ---------------------------------------------------------------------------------------------

@@ -8,15 +8,18 @@ import strawberry
 from strawberry.types import Info
 
 from loaders.live import RoomProductsByRoom
+from models import LiveComment as LiveCommentModel
 from models import LiveRoom as LiveRoomModel
 from models import LiveRoomProduct as LiveRoomProductModel
+from models import Member as MemberModel
 from schema.catalog import Product, Sku
 from schema.catalog_inputs import UserError
 from schema.connection import Edge, PageInfo
+from schema.content import ModerationStatus
 from schema.context import Context
 from schema.live_events import LiveRoomStatus
 from schema.node import Node, encode_id
-from services.live import events
+from services.live import comments, events
 from services.live.products import remaining
 
 
@@ -127,6 +130,12 @@ class LiveRoom(Node):
         pinned = next((r for r in rows if r.id == self._model.pinned_id), None)
         return LiveRoomProduct.from_model(pinned, pinned=True) if pinned else None
 
+    @strawberry.field(description="The latest shown comments, oldest first (at most 100).")
+    async def comments(self, last: int = 50) -> list[LiveComment]:
+        return [
+            LiveComment.from_model(c) for c in await comments.recent_comments(self._model.id, max(0, last))
+        ]
+
     @strawberry.field(
         description="The room's latest event number: subscribe to `liveRoomEvents` with it as `afterSeq` to miss "
         "nothing that happens after this answer."
@@ -183,4 +192,42 @@ class LiveRoomPayload:
 @strawberry.type
 class LiveRoomProductPayload:
     room_product: LiveRoomProduct | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="A viewer's comment in a live room.")
+class LiveComment(Node):
+    text: str
+    nickname: str
+    avatar_url: str
+    created_at: datetime
+    status: ModerationStatus = strawberry.field(description="PASSED: shown; HELD: waiting for staff.")
+    removed: bool
+
+    @classmethod
+    def from_model(cls, m: LiveCommentModel) -> LiveComment:
+        member = m.member if isinstance(m.member, MemberModel) else None  # type: ignore[attr-defined]
+        return cls(
+            id=encode_id("LiveComment", m.id),
+            text=m.text,
+            nickname=(member.nickname if member else "") or "观众",
+            avatar_url=member.avatar_url if member else "",
+            created_at=m.created_at,
+            status=m.moderation,
+            removed=m.removed,
+        )
+
+
+@strawberry.type
+class LiveCommentPayload:
+    comment: LiveComment | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class LiveMutePayload:
+    muted_until: datetime | None = strawberry.field(
+        default=None,
+        description="When the mute ends; null: for the rest of the room (or unmuted, minutes 0).",
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)

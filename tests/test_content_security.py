@@ -30,7 +30,7 @@ TEXT_MATRIX = {
     (ContentKind.ARTICLE, "review"): Moderation.HELD,
     (ContentKind.ARTICLE, "risky"): ErrorCode.CONTENT_REJECTED,
     (ContentKind.LIVE_COMMENT, "pass"): Moderation.PASSED,
-    (ContentKind.LIVE_COMMENT, "review"): ErrorCode.CONTENT_REJECTED,
+    (ContentKind.LIVE_COMMENT, "review"): Moderation.HELD,
     (ContentKind.LIVE_COMMENT, "risky"): ErrorCode.CONTENT_REJECTED,
 }
 WORDS = {"pass": "好看的衣服", "review": "可疑的话", "risky": "违规的话"}

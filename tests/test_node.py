@@ -402,6 +402,13 @@ async def _live_room_product(world: World) -> int:
     return int(row.id)
 
 
+async def _live_comment(world: World) -> int:
+    from models import LiveComment
+
+    row = await LiveComment.create(room_id=await _live_room(world), member=world.owner, text="好看")
+    return int(row.id)
+
+
 SAMPLES: dict[str, Sample] = {
     "Product": Sample(lambda _: _first(Product, status=ProductStatus.ON_SALE), EVERYONE),
     "Sku": Sample(lambda _: _first(Sku, product__status=ProductStatus.ON_SALE), EVERYONE),
@@ -442,6 +449,7 @@ SAMPLES: dict[str, Sample] = {
     "Bargain": Sample(_bargain, EVERYONE),
     "LiveRoom": Sample(_live_room, EVERYONE),
     "LiveRoomProduct": Sample(_live_room_product, EVERYONE),
+    "LiveComment": Sample(_live_comment, EVERYONE),
 }
 
 

@@ -7,11 +7,11 @@ images through media_check_async, whose verdict comes back later (services.conte
 |--------------|--------------------|------------------------|-------|
 | review text  | CONTENT_REJECTED   | held for staff (HELD)  | shown |
 | article text | CONTENT_REJECTED   | held for staff (HELD)  | shown |
-| live comment | CONTENT_REJECTED   | CONTENT_REJECTED       | shown |
+| live comment | CONTENT_REJECTED   | held for staff (HELD)  | shown |
 | image        | never shown        | held for staff (HELD)  | shown |
 
-A live comment is shown now or never, so it has no queue to be held in. Nicknames follow the live-comment rule;
-members apply it themselves (services.members.profile.check_nickname) because members may not import content.
+A held live comment waits for the room's staff (services.live.comments). Nicknames are shown now or never:
+a review verdict refuses them too, and members apply that themselves (services.members.profile.check_nickname) because members may not import content.
 Every check fails closed: when WeChat cannot answer, nothing is written (WECHAT_UNAVAILABLE), and an image
 stays hidden until its verdict arrives. Staff writing is not checked: staff are not the public.
 """
@@ -46,7 +46,7 @@ class Policy:
 POLICIES: dict[ContentKind, Policy] = {
     ContentKind.REVIEW: Policy(Scene.COMMENT, holds_for_review=True),
     ContentKind.ARTICLE: Policy(Scene.FORUM, holds_for_review=True),
-    ContentKind.LIVE_COMMENT: Policy(Scene.COMMENT, holds_for_review=False),
+    ContentKind.LIVE_COMMENT: Policy(Scene.COMMENT, holds_for_review=True),
 }
 
 _SEVERITY = {Suggest.PASS: 0, Suggest.REVIEW: 1, Suggest.RISKY: 2}

@@ -1,0 +1,152 @@
+"""Comments in a live room: members post short texts, WeChat checks each one, staff remove them and mute people.
+
+Every comment passes msg_sec_check version 2 with the writer's openid and the comment scene
+(services.content.security, kind LIVE_COMMENT): `risky` is refused (CONTENT_REJECTED, nothing kept), `review`
+is kept HELD until staff approve it, `pass` is shown at once. A member posts at most COMMENT_LIMIT comments per
+COMMENT_WINDOW_SECONDS in a room (counted in Redis across processes; counted per process while Redis is away).
+Shown comments reach the room as CommentPosted; a removed one as CommentRemoved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from infra.clock import now
+from models import LiveComment, LiveMute, LiveRoomStatus, Member, Moderation
+from services import rate_limit
+from services.content.security import ContentKind, check_text
+from services.errors import DomainError, ErrorCode
+from services.live.events import CommentPosted, CommentRemoved, publish_room_event
+from services.live.rooms import get_room
+
+COMMENT_MAX = 100
+COMMENT_LIMIT = 5
+COMMENT_WINDOW_SECONDS = 10
+LONGEST_MUTE = timedelta(days=30)
+RECENT_MAX = 100
+
+
+@dataclass(frozen=True)
+class PostedComment:
+    comment: LiveComment
+    shown: bool
+
+
+def _clean(text: str) -> str:
+    text = " ".join(text.split())
+    if not text:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, "Write something first", "text")
+    if len(text) > COMMENT_MAX:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, f"A comment has at most {COMMENT_MAX} characters", "text")
+    return text
+
+
+async def _muted(room_id: int, member_id: int) -> bool:
+    mute = await LiveMute.get_or_none(room_id=room_id, member_id=member_id)
+    return mute is not None and (mute.until is None or mute.until > now())
+
+
+async def post_comment(room_id: int, member_id: int, text: str) -> PostedComment:
+    """A member's comment: shown (CommentPosted in the room) or held for staff.
+
+    Raises BAD_USER_INPUT (empty, too long), NOT_FOUND, CONFLICT (the room is not on air), FORBIDDEN (muted),
+    RATE_LIMITED, CONTENT_REJECTED, WECHAT_UNAVAILABLE / WECHAT_RATE_LIMITED (nothing kept then).
+    """
+    text = _clean(text)
+    room = await get_room(room_id, "roomId")
+    if room.status not in (LiveRoomStatus.LIVE, LiveRoomStatus.PAUSED):
+        raise DomainError(ErrorCode.CONFLICT, "Comments open while the room is on air", "roomId")
+    if await _muted(room_id, member_id):
+        raise DomainError(ErrorCode.FORBIDDEN, "You have been muted in this room")
+    if not await rate_limit.hit(f"live-comment:{room_id}:{member_id}", COMMENT_LIMIT, COMMENT_WINDOW_SECONDS):
+        raise DomainError(ErrorCode.RATE_LIMITED, "Too many comments; wait a few seconds")
+    member = await Member.get(id=member_id)
+    moderation = await check_text(ContentKind.LIVE_COMMENT, member.openid, text, "text")
+    comment = await LiveComment.create(room_id=room_id, member_id=member_id, text=text, moderation=moderation)
+    shown = moderation == Moderation.PASSED
+    if shown:
+        await _announce(comment, member)
+    return PostedComment(comment, shown)
+
+
+async def _announce(comment: LiveComment, member: Member) -> None:
+    await publish_room_event(
+        comment.room_id,  # type: ignore[attr-defined]
+        CommentPosted(
+            comment_id=comment.id,
+            nickname=member.nickname or "观众",
+            avatar_url=member.avatar_url,
+            text=comment.text,
+            posted_at=comment.created_at,
+        ),
+    )
+
+
+async def _comment(comment_id: int) -> LiveComment:
+    comment = await LiveComment.get_or_none(id=comment_id)
+    if comment is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such comment", "id")
+    return comment
+
+
+async def approve_comment(comment_id: int) -> LiveComment:
+    """Staff show a held comment (CommentPosted in the room). Raises NOT_FOUND, CONFLICT when it is not held."""
+    comment = await _comment(comment_id)
+    shown = await LiveComment.filter(id=comment_id, moderation=Moderation.HELD, removed=False).update(
+        moderation=Moderation.PASSED
+    )
+    if not shown:
+        raise DomainError(ErrorCode.CONFLICT, "Only a held comment can be approved", "id")
+    comment = await _comment(comment_id)
+    await _announce(comment, await Member.get(id=comment.member_id))  # type: ignore[attr-defined]
+    return comment
+
+
+async def remove_comment(comment_id: int, staff_id: int) -> LiveComment:
+    """Staff take a comment down (CommentRemoved in the room, if it was shown). Removing twice is harmless."""
+    comment = await _comment(comment_id)
+    removed = await LiveComment.filter(id=comment_id, removed=False).update(removed=True, removed_by=staff_id)
+    if removed and comment.moderation == Moderation.PASSED:
+        await publish_room_event(comment.room_id, CommentRemoved(comment_id=comment.id))  # type: ignore[attr-defined]
+    return await _comment(comment_id)
+
+
+async def mute_member(room_id: int, member_id: int, minutes: int | None, staff_id: int) -> datetime | None:
+    """Silence a member in a room for `minutes` (None: for the rest of the room; 0: unmute). The end, or None."""
+    if minutes is not None and not 0 <= minutes <= LONGEST_MUTE.total_seconds() // 60:
+        raise DomainError(ErrorCode.BAD_USER_INPUT, "At most 30 days (43,200 minutes)", "minutes")
+    await get_room(room_id, "roomId")
+    if not await Member.exists(id=member_id):
+        raise DomainError(ErrorCode.NOT_FOUND, "No such member", "memberId")
+    if minutes == 0:
+        await LiveMute.filter(room_id=room_id, member_id=member_id).delete()
+        return None
+    until = now() + timedelta(minutes=minutes) if minutes is not None else None
+    updated = await LiveMute.filter(room_id=room_id, member_id=member_id).update(
+        until=until, staff_id=staff_id
+    )
+    if not updated:
+        await LiveMute.create(room_id=room_id, member_id=member_id, until=until, staff_id=staff_id)
+    return until
+
+
+async def recent_comments(room_id: int, limit: int) -> list[LiveComment]:
+    """The latest shown comments of a room, oldest first (what a page shows when it opens)."""
+    rows = (
+        await LiveComment.filter(room_id=room_id, moderation=Moderation.PASSED, removed=False)
+        .order_by("-id")
+        .limit(min(limit, RECENT_MAX))
+        .prefetch_related("member")
+    )
+    return list(reversed(rows))
+
+
+async def held_comments(room_id: int, limit: int) -> list[LiveComment]:
+    """Comments waiting for staff, oldest first."""
+    return (
+        await LiveComment.filter(room_id=room_id, moderation=Moderation.HELD, removed=False)
+        .order_by("id")
+        .limit(min(limit, RECENT_MAX))
+        .prefetch_related("member")
+    )
