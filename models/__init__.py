@@ -68,6 +68,7 @@ from models.product import (
     SpecDimension,
     SpecValue,
 )
+from models.promotion import Promotion, PromotionKind, PromotionStatus
 from models.red_packet import RainStatus, RedPacket, RedPacketPrize, RedPacketRain
 from models.shop import DEFAULT_SHOP_CODE, Shop
 from models.staff import Staff, StaffRole, StaffToken
@@ -153,6 +154,9 @@ __all__ = [
     "ProductMedia",
     "ProductStatus",
     "ProductTag",
+    "Promotion",
+    "PromotionKind",
+    "PromotionStatus",
     "RainStatus",
     "RedPacket",
     "RedPacketPrize",

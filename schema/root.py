@@ -30,6 +30,7 @@ from resolvers.orders import OrderMutation, OrderQuery, OrderSubscription
 from resolvers.payments import PaymentMutation, PaymentQuery
 from resolvers.points_mall import PointsMallMutation, PointsMallQuery
 from resolvers.presale import PresaleMutation, PresaleQuery
+from resolvers.promotions import PromotionMutation, PromotionQuery
 from resolvers.red_packets import RedPacketMutation, RedPacketQuery
 from schema.catalog import Media, Sku
 from schema.extensions import LianmallSchema, edge_extensions
@@ -57,6 +58,7 @@ QUERIES: tuple[type, ...] = (
     BargainQuery,
     LiveQuery,
     PresaleQuery,
+    PromotionQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -78,6 +80,7 @@ MUTATIONS: tuple[type, ...] = (
     BargainMutation,
     LiveMutation,
     PresaleMutation,
+    PromotionMutation,
 )
 
 Query = merge_types("Query", QUERIES)

@@ -364,6 +364,20 @@ async def _coupon(world: World) -> int:
     return row.id
 
 
+async def _promotion(world: World) -> int:
+    from datetime import UTC, datetime
+
+    from models import Promotion, PromotionKind
+
+    row = await Promotion.create(
+        title="草稿满减",
+        kind=PromotionKind.THRESHOLD,
+        starts_at=datetime(2030, 1, 1, tzinfo=UTC),
+        actions=[{"type": "AMOUNT_OFF", "args": {"amount": 100}}],
+    )
+    return row.id  # a DRAFT: it never applies to other tests' orders
+
+
 async def _member_coupon(world: World) -> int:
     from models import CouponSource
     from services.marketing.coupons.wallet import grant
@@ -450,6 +464,7 @@ SAMPLES: dict[str, Sample] = {
     "LiveRoom": Sample(_live_room, EVERYONE),
     "LiveRoomProduct": Sample(_live_room_product, EVERYONE),
     "LiveComment": Sample(_live_comment, EVERYONE),
+    "Promotion": Sample(_promotion, frozenset({"admin", "operator"})),
 }
 
 

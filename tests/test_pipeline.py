@@ -19,10 +19,10 @@ from services.orders.pipeline import (
     DiscountSource,
     PricingContext,
     Stage,
+    only_steps,
     prorate,
     register_step,
     registered_steps,
-    unregister_step,
 )
 from services.orders.pricing import PointsRules, PricedLine, ShippingRules
 from services.payments.notifications import handle_payment_notification
@@ -98,11 +98,8 @@ class FlatOff:
 @pytest.fixture
 def steps() -> Iterator[list[FlatOff]]:
     made = [FlatOff(Stage.COUPON, 500, 9), FlatOff(Stage.THRESHOLD, 1000, 3)]
-    for step in made:
-        register_step(step)
-    yield made
-    for step in made:
-        unregister_step(step.stage)
+    with only_steps(*made):
+        yield made
 
 
 async def test_steps_run_in_stage_order_and_lines_always_sum_to_the_order(steps: list[FlatOff]) -> None:
@@ -129,14 +126,10 @@ async def test_steps_run_in_stage_order_and_lines_always_sum_to_the_order(steps:
 
 
 async def test_a_step_never_takes_more_than_the_goods_cost() -> None:
-    step = FlatOff(Stage.THRESHOLD, 10**6)
-    register_step(step)
-    try:
+    with only_steps(FlatOff(Stage.THRESHOLD, 10**6)):
         quote = await pricing.quote(
             [_line(1, 1), _line(2, 2)], _ctx(), shipping=ShippingRules(), points=PointsRules()
         )
-    finally:
-        unregister_step(Stage.THRESHOLD)
     assert (quote.discount, quote.line_discounts, quote.payable) == (3, (1, 2), 0 + quote.shipping_fee)
 
 

@@ -21,7 +21,8 @@ lines' discounts always sum to the discount, and a line never gets more off than
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -245,6 +246,20 @@ def register_step(step: PricingStep) -> None:
 
 def unregister_step(stage: Stage) -> None:
     _steps.pop(stage, None)
+
+
+@contextmanager
+def only_steps(*steps: PricingStep) -> Iterator[None]:
+    """Run with exactly `steps` registered, then restore what was (tests, benchmarks)."""
+    saved = dict(_steps)
+    _steps.clear()
+    try:
+        for step in steps:
+            register_step(step)
+        yield
+    finally:
+        _steps.clear()
+        _steps.update(saved)
 
 
 def registered_steps() -> list[PricingStep]:

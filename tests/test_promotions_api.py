@@ -1,0 +1,254 @@
+"""Staff run promotions through the API (create, check, activate, list, change, stop, delete; audited), and a
+shopper's weekend: a 满减 weekend and a limited-time discount priced at checkout and kept on the order lines."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from infra.clock import SHOP_TZ, set_clock
+from models import AuditLog, Order, OrderLine, Promotion, Shop, StaffRole
+from schema.node import encode_id
+from services.access.staff import create_staff
+from services.members.tokens import issue_tokens
+from tests.graphql_client import gql
+from tests.test_cart import new_address, new_member, new_sku
+
+pytestmark = pytest.mark.usefixtures("runtime")
+
+ERRORS = "errors { field message code }"
+FIELDS = """id title kind status startsAt endsAt combinesWithPromotions combinesWithCoupons appliesToCampaignLines
+  priority conditions { type args } actions { type args }"""
+CREATE = f"""mutation($input: PromotionCreateInput!) {{ promotionCreate(input: $input) {{
+  promotion {{ {FIELDS} }} {ERRORS} }} }}"""
+UPDATE = f"""mutation($id: ID!, $input: PromotionUpdateInput!) {{ promotionUpdate(id: $id, input: $input) {{
+  promotion {{ {FIELDS} }} {ERRORS} }} }}"""
+ACTIVATE = f"""mutation($id: ID!) {{ promotionActivate(id: $id) {{ promotion {{ id status }} {ERRORS} }} }}"""
+DEACTIVATE = (
+    f"""mutation($id: ID!) {{ promotionDeactivate(id: $id) {{ promotion {{ id status }} {ERRORS} }} }}"""
+)
+DELETE = f"""mutation($id: ID!) {{ promotionDelete(id: $id) {{ deletedId {ERRORS} }} }}"""
+LIST = """query($filter: PromotionFilter, $first: Int, $after: String) {
+  promotions(filter: $filter, first: $first, after: $after) {
+    edges { cursor node { id title status kind } } pageInfo { hasNextPage endCursor } totalCount } }"""
+PREVIEW = f"""query($input: CheckoutInput!) {{ checkoutPreview(input: $input) {{ preview {{
+  lines {{ unitPrice lineTotal discount paid }} itemsTotal discount shippingFee payable
+  discounts {{ stage source sourceId kind title amount }} }} {ERRORS} }} }}"""
+PLACE = f"""mutation($input: CheckoutInput!, $key: String!) {{ placeOrder(input: $input, idempotencyKey: $key) {{
+  order {{ id number payable discount discounts {{ stage kind title amount }}
+    lines {{ lineTotal discount paid discounts {{ stage sourceId amount }} }} }} {ERRORS} }} }}"""
+
+# Saturday 2026-11-28 10:00 shop time: the weekend.
+SATURDAY = datetime(2026, 11, 28, 10, 0, tzinfo=SHOP_TZ)
+
+
+@pytest.fixture(autouse=True)
+async def no_promotions_left() -> AsyncIterator[None]:
+    """Promotions apply shop-wide: none outlives its test."""
+    yield
+    await Promotion.all().delete()
+
+
+async def real_time_token(member: Any, clock: list[datetime]) -> str:
+    """An access token signed on the real clock (the JWT library checks expiry against it)."""
+    set_clock(None)
+    try:
+        return (await issue_tokens(member)).access_token
+    finally:
+        set_clock(lambda: clock[-1])
+
+
+@pytest.fixture
+def clock() -> Iterator[list[datetime]]:
+    moments = [SATURDAY]
+    set_clock(lambda: moments[-1])
+    yield moments
+    set_clock(None)
+
+
+async def staff(role: StaffRole = StaffRole.OPERATOR) -> str:
+    _, token = await create_staff(f"promo-{role.value.lower()}-{secrets.token_hex(3)}", role)
+    return token
+
+
+def weekend_input(**extra: Any) -> dict[str, Any]:
+    return {
+        "title": "周末满300减40",
+        "kind": "THRESHOLD",
+        "startsAt": "2026-11-28T00:00:00+08:00",
+        "endsAt": "2026-11-30T00:00:00+08:00",
+        "conditions": [{"type": "MIN_AMOUNT", "args": {"amount": 30000}}],
+        "actions": [{"type": "AMOUNT_OFF", "args": {"amount": 4000}}],
+        **extra,
+    }
+
+
+def codes_by_field(payload: dict[str, Any]) -> dict[str, str]:
+    return {e["field"]: e["code"] for e in payload["errors"]}
+
+
+async def test_staff_reject_bad_rules_with_field_errors(client: Any) -> None:
+    token = await staff()
+    bad = weekend_input(
+        endsAt="2026-11-27T00:00:00+08:00",
+        conditions=[
+            {"type": "PRODUCTS", "args": {"ids": []}},
+            {"type": "CATEGORIES", "args": {"ids": [encode_id("Category", 10**8)]}},
+        ],
+        actions=[{"type": "PERCENT_OFF", "args": {"percent": 120}}, {"type": "BOGUS"}],
+    )
+    answer = (await gql(client, CREATE, {"input": bad}, token))["data"]["promotionCreate"]
+    assert answer["promotion"] is None
+    percent = next(e for e in answer["errors"] if e["field"] == "input.actions[0].args")
+    assert percent["message"] == "percent: The percentage off is 1 to 100"
+    assert codes_by_field(answer) == {
+        "input.endsAt": "BAD_USER_INPUT",
+        "input.conditions[0].args": "BAD_USER_INPUT",
+        "input.conditions[1].args": "NOT_FOUND",
+        "input.actions[0].args": "BAD_USER_INPUT",
+        "input.actions[1].type": "BAD_USER_INPUT",
+    }
+    wrong_id = weekend_input(conditions=[{"type": "PRODUCTS", "args": {"ids": ["not-an-id"]}}])
+    answer = (await gql(client, CREATE, {"input": wrong_id}, token))["data"]["promotionCreate"]
+    assert codes_by_field(answer) == {"input.conditions[0].args": "INVALID_ID"}
+    assert answer["errors"][0]["message"].startswith("ids: ")
+    limited = weekend_input(kind="LIMITED_TIME", actions=[{"type": "FREE_SHIPPING"}])
+    answer = (await gql(client, CREATE, {"input": limited}, token))["data"]["promotionCreate"]
+    assert codes_by_field(answer) == {"input.actions[0].type": "BAD_USER_INPUT"}
+    assert not await Promotion.filter(title="周末满300减40").exists(), "nothing written"
+
+
+async def test_staff_run_a_promotion_through_its_life_audited(client: Any) -> None:
+    token = await staff()
+    warehouse = await staff(StaffRole.WAREHOUSE)
+    refused = (await gql(client, CREATE, {"input": weekend_input()}, warehouse))["data"]["promotionCreate"]
+    assert [e["code"] for e in refused["errors"]] == ["FORBIDDEN"]
+
+    sku = await new_sku(price=1000)
+    made = (
+        await gql(
+            client,
+            CREATE,
+            {
+                "input": weekend_input(
+                    conditions=[
+                        {"type": "MIN_AMOUNT", "args": {"amount": 30000}},
+                        {"type": "PRODUCTS", "args": {"ids": [encode_id("Product", sku.product_id)]}},  # type: ignore[attr-defined]
+                    ]
+                )
+            },
+            token,
+        )
+    )["data"]["promotionCreate"]
+    assert made["errors"] == []
+    promotion = made["promotion"]
+    assert promotion["status"] == "DRAFT" and promotion["combinesWithCoupons"] is True
+    assert promotion["conditions"][1] == {
+        "type": "PRODUCTS",
+        "args": {"ids": [encode_id("Product", sku.product_id)]},  # type: ignore[attr-defined]
+    }, "ids go out as global IDs"
+
+    changed = (
+        await gql(
+            client, UPDATE, {"id": promotion["id"], "input": {"title": "周末大促", "endsAt": None}}, token
+        )
+    )["data"]["promotionUpdate"]
+    assert changed["errors"] == [] and changed["promotion"]["title"] == "周末大促"
+    assert changed["promotion"]["endsAt"] is None
+    worse = (
+        await gql(
+            client, UPDATE, {"id": promotion["id"], "input": {"endsAt": "2026-01-01T00:00:00+08:00"}}, token
+        )
+    )["data"]["promotionUpdate"]
+    assert codes_by_field(worse) == {"input.endsAt": "BAD_USER_INPUT"}
+
+    active = (await gql(client, ACTIVATE, {"id": promotion["id"]}, token))["data"]["promotionActivate"]
+    assert active["promotion"]["status"] == "ACTIVE"
+    listed = (
+        await gql(client, LIST, {"filter": {"status": "ACTIVE", "search": "周末大"}, "first": 5}, token)
+    )["data"]["promotions"]
+    assert [e["node"]["id"] for e in listed["edges"]] == [promotion["id"]] and listed["totalCount"] == 1
+    anonymous = await gql(client, LIST, {}, expect_errors=True)
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+    stopped = (await gql(client, DEACTIVATE, {"id": promotion["id"]}, token))["data"]["promotionDeactivate"]
+    assert stopped["promotion"]["status"] == "INACTIVE"
+    gone = (await gql(client, DELETE, {"id": promotion["id"]}, token))["data"]["promotionDelete"]
+    assert gone == {"deletedId": promotion["id"], "errors": []}
+    missing = (await gql(client, ACTIVATE, {"id": promotion["id"]}, token))["data"]["promotionActivate"]
+    assert codes_by_field(missing) == {"id": "NOT_FOUND"}
+
+    actions = await AuditLog.filter(target=promotion["id"]).order_by("id").values_list("action", "succeeded")
+    assert [a for a, ok in actions if ok] == [
+        "promotionCreate",
+        "promotionUpdate",
+        "promotionActivate",
+        "promotionDeactivate",
+        "promotionDelete",
+    ]
+    assert await AuditLog.filter(action="promotionCreate", succeeded=False).exists()
+
+
+async def test_a_shoppers_weekend_limited_time_and_man_jian(client: Any, clock: list[datetime]) -> None:
+    """Staff set up a 满300减40 weekend and a limited-time 8折 on a scarf; a shopper buys the scarf and a coat
+    on Saturday, and what each line paid is kept on the order."""
+    token = await staff()
+    scarf = await new_sku(price=12900, stock=10)
+    shop = await Shop.get(products__skus__id=scarf.id)
+    coat = await new_sku(price=19900, stock=10, shop=shop)
+    scarf_product = encode_id("Product", scarf.product_id)  # type: ignore[attr-defined]
+    limited = {
+        "title": "围巾限时8折",
+        "kind": "LIMITED_TIME",
+        "startsAt": "2026-11-28T09:00:00+08:00",
+        "endsAt": "2026-11-28T12:00:00+08:00",
+        "conditions": [{"type": "PRODUCTS", "args": {"ids": [scarf_product]}}],
+        "actions": [{"type": "PERCENT_OFF", "args": {"percent": 20}}],
+    }
+    ids = []
+    for input in (weekend_input(), limited):
+        made = (await gql(client, CREATE, {"input": input}, token))["data"]["promotionCreate"]
+        assert made["errors"] == []
+        ids.append(made["promotion"]["id"])
+        await gql(client, ACTIVATE, {"id": ids[-1]}, token)
+    weekend_id, limited_id = ids
+
+    member, _ = await new_member()
+    shopper = await real_time_token(member, clock)
+    address = await new_address(member)
+    items = [{"skuId": encode_id("Sku", s.id), "quantity": 1} for s in (scarf, coat)]
+    input = {"addressId": encode_id("Address", address), "items": items}
+    p = (await gql(client, PREVIEW, {"input": input}, shopper))["data"]["checkoutPreview"]["preview"]
+    # Scarf 129.00 → 103.20 (8折); with the coat 199.00 the goods are 302.20 ≥ 300: 40.00 off.
+    assert [(d["stage"], d["sourceId"], d["amount"]) for d in p["discounts"]] == [
+        ("LIMITED_TIME", limited_id, 2580),
+        ("THRESHOLD", weekend_id, 4000),
+    ]
+    assert p["discount"] == 6580 and p["payable"] == 12900 + 19900 - 6580 + p["shippingFee"]
+    assert sum(line["paid"] for line in p["lines"]) == 12900 + 19900 - 6580
+
+    placed = (await gql(client, PLACE, {"input": input, "key": "weekend-1"}, shopper))["data"]["placeOrder"]
+    order = placed["order"]
+    assert order["discount"] == 6580 and order["payable"] == p["payable"]
+    assert [d["kind"] for d in order["discounts"]] == ["LIMITED_TIME", "THRESHOLD"]
+    scarf_line = order["lines"][0] if order["lines"][0]["lineTotal"] == 12900 else order["lines"][1]
+    assert [d["sourceId"] for d in scarf_line["discounts"]] == [limited_id, weekend_id]
+    assert scarf_line["paid"] == 12900 - scarf_line["discount"]
+    stored = await OrderLine.filter(order__number=order["number"])
+    assert (
+        sum(line.paid_total or 0 for line in stored) + (await Order.get(number=order["number"])).shipping_fee
+        == (order["payable"])
+    )
+
+    # At noon the limited-time discount is over: 129.00 + 199.00 = 328.00, still 满300.
+    clock.append(SATURDAY.replace(hour=12))
+    p = (await gql(client, PREVIEW, {"input": input}, shopper))["data"]["checkoutPreview"]["preview"]
+    assert [(d["stage"], d["amount"]) for d in p["discounts"]] == [("THRESHOLD", 4000)]
+    # Monday: the weekend is over.
+    clock.append(SATURDAY + timedelta(days=2))
+    p = (await gql(client, PREVIEW, {"input": input}, shopper))["data"]["checkoutPreview"]["preview"]
+    assert p["discounts"] == [] and p["discount"] == 0
