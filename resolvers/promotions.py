@@ -91,6 +91,7 @@ async def promotions(
         running_at=now() if f.running else None,
         search=f.search,
     )
+    admin.check_filter(criteria)
     rows, has_next = await admin.list_promotions(criteria, offset, limit)
     edges, page_info = build_edges([Promotion.from_model(row) for row in rows], offset)
     page_info.has_next_page = has_next

@@ -23,6 +23,8 @@ from services.marketing.promotions.rules import ACTIONS, CONDITIONS, UNIT_ACTION
 PROMOTIONS_TAG = "promotions"
 TITLE_MAX = 60
 DESCRIPTION_MAX = 200
+SEARCH_MAX = 60
+RULE_TYPE_MAX = 40
 MAX_RULES = 20
 PRIORITY_BOUND = 1000
 
@@ -200,9 +202,38 @@ def _draft_of(p: Promotion) -> PromotionDraft:
     )
 
 
+def check_texts(changes: PromotionChanges) -> None:
+    """Text lengths, checked before anything is read (BAD_USER_INPUT naming the field)."""
+    problems = []
+    if isinstance(changes.title, str) and not 1 <= len(changes.title.strip()) <= TITLE_MAX:
+        problems.append(
+            DomainError(ErrorCode.BAD_USER_INPUT, f"The title is 1 to {TITLE_MAX} characters", "input.title")
+        )
+    if isinstance(changes.description, str) and len(changes.description) > DESCRIPTION_MAX:
+        problems.append(
+            DomainError(
+                ErrorCode.BAD_USER_INPUT,
+                f"The description is at most {DESCRIPTION_MAX} characters",
+                "input.description",
+            )
+        )
+    for name in ("conditions", "actions"):
+        rules = getattr(changes, name)
+        if isinstance(rules, Unchanged):
+            continue
+        for i, raw in enumerate(rules):
+            if len(str(raw.get("type", ""))) > RULE_TYPE_MAX:
+                problems.append(
+                    DomainError(ErrorCode.BAD_USER_INPUT, "Unknown rule type", f"input.{name}[{i}].type")
+                )
+    if problems:
+        raise ValidationErrors(problems)
+
+
 async def update_promotion(promotion_id: int, changes: PromotionChanges) -> Promotion:
     """Change a promotion (also an active one: it applies as changed from now on). The result is checked as
     a whole, as a new one would be. Raises NOT_FOUND, ValidationErrors."""
+    check_texts(changes)
     async with in_transaction():
         promotion = await Promotion.filter(id=promotion_id).select_for_update().first()
         if promotion is None:
@@ -253,6 +284,13 @@ class PromotionFilter:
     kind: PromotionKind | None = None
     running_at: datetime | None = None  # only those that apply at this moment (ACTIVE and within dates)
     search: str | None = None
+
+
+def check_filter(f: PromotionFilter) -> None:
+    if f.search is not None and len(f.search) > SEARCH_MAX:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, f"Search at most {SEARCH_MAX} characters", "filter.search"
+        )
 
 
 def _filtered(f: PromotionFilter) -> Any:
