@@ -191,7 +191,7 @@ async def test_redis_killed_mid_sale_comes_back_empty_and_the_sale_still_ends_at
     pair: tuple[ServerProcess, ServerProcess], own_redis: OwnRedis
 ) -> None:
     item, sku = await running_item(allotment=100, limit=1, stock=500)
-    members = await crowd(300)
+    members = await crowd(200)
     body = flash_input(sku, item)
     # 40 units sell with Redis up; then Redis dies while the rest of the crowd is buying, and comes back empty.
     await attempt_all(pair, [(token, f"w1-{i}") for i, (_, token) in enumerate(members[:40])], body)
@@ -248,3 +248,43 @@ async def test_units_won_on_one_process_reach_a_subscriber_on_the_other(
         "itemId": encode_id("FlashSaleItem", item.id),
         "remaining": 4,
     }
+
+
+async def test_twenty_friends_cut_one_bargain_through_two_processes_exactly_n_times(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    from models import Bargain, BargainActivity, BargainHelp
+    from services.catalog.lookups import default_shop_id
+    from services.marketing.bargain import service
+
+    sku = await new_sku(price=9900, stock=5)
+    moment = now()
+    activity = await BargainActivity.create(
+        shop_id=await default_shop_id(),
+        title="二十人砍一刀",
+        sku_id=sku.id,
+        product_id=sku.product_id,  # type: ignore[attr-defined]
+        start_price=9900,
+        floor_price=100,
+        helpers_needed=8,
+        hours_to_finish=24,
+        starts_at=moment - timedelta(minutes=1),
+        ends_at=moment + timedelta(days=1),
+        stock=5,
+    )
+    people = await crowd(21)
+    bargain = await service.start_bargain(people[0][0], activity.id)
+    help_mutation = "mutation($id: ID!) { bargainHelp(bargainId: $id) { cut errors { code } } }"
+    bargain_gid = encode_id("Bargain", bargain.id)
+
+    async def cut(n: int, token: str) -> dict[str, Any]:
+        response = await pair[n % 2].post(help_mutation, {"id": bargain_gid}, token)
+        return dict(response.json()["data"]["bargainHelp"])
+
+    results = await asyncio.gather(*(cut(n, token) for n, (_, token) in enumerate(people[1:])))
+    cuts = [r["cut"] for r in results if r["cut"] is not None]
+    assert len(cuts) == 8 and sum(cuts) == 9900 - 100
+    assert {e["code"] for r in results for e in r["errors"]} <= {"CONFLICT"}
+    final = await Bargain.get(id=bargain.id)
+    assert (final.current_price, final.cuts_done) == (100, 8)
+    assert await BargainHelp.filter(bargain_id=bargain.id).count() == 8

@@ -34,6 +34,7 @@ from services.errors import DomainError, ErrorCode
 from services.marketing.flash_sale import stock
 from services.orders import states
 from services.orders.campaigns import CampaignKind, CampaignPrice, CampaignRef, register_campaign
+from services.orders.sweeper import register_sweep_job
 
 log = logging.getLogger("lianmall.flash_sale")
 
@@ -226,3 +227,4 @@ def _redis_give_back(item_id: int, member_id: int, quantity: int) -> Callable[[]
 campaign = FlashSaleCampaign()
 register_campaign(campaign)
 states.register_entry_hook(OrderStatus.CANCELLED, give_back_on_cancel)
+register_sweep_job("flash-sale counters", stock.reconcile)

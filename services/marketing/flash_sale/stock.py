@@ -250,6 +250,45 @@ async def forget(item_ids: list[int]) -> None:
         await get_redis().delete(*[item_key(i) for i in item_ids])
 
 
+async def reconcile(at: datetime) -> int:
+    """Sweep job: rebuild the counters of items whose Redis count has disagreed with the database, unchanged,
+    over two sweeps. That catches what no request can: units a process took and never used because it died
+    between the script and its order (they would stay taken for good), or a give-back lost while Redis was
+    unreachable. An attempt in flight makes the counts differ for a moment only; a rebuild is always safe anyway
+    (the database's guards decide). Returns how many items it rebuilt."""
+    day = at.astimezone(SHOP_TZ).date()
+    rows = await FlashSaleItem.filter(
+        flash_sale__status=FlashSaleStatus.SCHEDULED,
+        flash_sale__starts_on__lte=day,
+        flash_sale__ends_on__gte=day,
+    ).values_list("id", "allotment", "sold")
+    if not rows:
+        return 0
+    redis = get_redis()
+    async with redis.pipeline(transaction=False) as pipe:
+        for item_id, _, _ in rows:
+            pipe.hmget(item_key(item_id), "epoch", "left")
+            pipe.get(f"{item_key(item_id)}:seen")
+        found = await pipe.execute()
+    rebuilt = 0
+    for n, (item_id, allotment, sold) in enumerate(rows):
+        (epoch, left), seen = found[2 * n], found[2 * n + 1]
+        if epoch is None:
+            continue  # no counters: the next attempt builds them
+        if int(left) == max(0, allotment - sold):
+            if seen is not None:
+                await redis.delete(f"{item_key(item_id)}:seen")
+            continue
+        state = f"{_text(epoch)}:{int(left)}:{sold}"
+        if seen is not None and _text(seen) == state:
+            await rebuild(item_id)
+            await redis.delete(f"{item_key(item_id)}:seen")
+            rebuilt += 1
+        else:
+            await redis.set(f"{item_key(item_id)}:seen", state, ex=3600)
+    return rebuilt
+
+
 def seconds_until(moment: datetime) -> int:
     return max(0, int((moment - now()).total_seconds()))
 
