@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 
 from resolvers.access import AccessMutation, AccessQuery
 from resolvers.addresses import AddressMutation, AddressQuery
+from resolvers.auctions import AuctionMutation, AuctionQuery
 from resolvers.bargain import BargainMutation, BargainQuery
 from resolvers.cart import CartMutation, CartQuery
 from resolvers.catalog import CatalogQuery, CatalogSubscription
@@ -59,6 +60,7 @@ QUERIES: tuple[type, ...] = (
     LiveQuery,
     PresaleQuery,
     PromotionQuery,
+    AuctionQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
@@ -81,6 +83,7 @@ MUTATIONS: tuple[type, ...] = (
     LiveMutation,
     PresaleMutation,
     PromotionMutation,
+    AuctionMutation,
 )
 
 Query = merge_types("Query", QUERIES)

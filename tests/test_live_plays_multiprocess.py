@@ -2,7 +2,9 @@
 
 A thousand members grab a hundred packets through two processes at once: exactly a hundred prizes, the sums
 exact, nobody twice. A process killed (SIGKILL) between a grab and its credit leaves the grab in Redis's
-journal; the servers' sweepers credit it, once.
+journal; the servers' sweepers credit it, once. Forty members bid the same amount at once through both
+processes: one bid is accepted per amount. A bid in the last seconds moves the end, and the sweepers close the
+auction only after the moved end.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,7 +24,19 @@ import pytest
 
 from infra.clock import now
 from infra.settings import PROJECT_ROOT, Settings
-from models import Member, MemberSession, PointsEntry, PointsReason, RedPacket, StaffRole
+from models import (
+    Auction,
+    AuctionBid,
+    AuctionStatus,
+    Member,
+    MemberSession,
+    PointsEntry,
+    PointsReason,
+    ProductStatus,
+    RedPacket,
+    Sku,
+    StaffRole,
+)
 from schema.node import decode_id, encode_id
 from services.access.staff import create_staff
 from services.members.tokens import _access_token
@@ -218,3 +232,97 @@ async def test_a_process_killed_between_grab_and_credit_is_credited_once(
     again = (await b.gql(GRAB, {"rainId": rain_gid}, token=token))["redPacketGrab"]
     assert again["packet"] == {"amount": int(amount), "repeated": True, "credited": True}
     assert await PointsEntry.filter(member_id=member_id).count() == 1
+
+
+BID = """mutation($auctionId: ID!, $amount: Int!) {
+  auctionBid(auctionId: $auctionId, amount: $amount) {
+    bid { amount extended } auction { endsAt extensions } errors { field message code } } }"""
+SCHEDULE_AUCTION = """mutation($input: AuctionInput!) {
+  auctionSchedule(input: $input) { auction { id status endsAt } errors { field message code } } }"""
+
+
+async def schedule_auction(server: ServerProcess, token: str, ends_in: timedelta, snipe: int = 30) -> str:
+    sku_id = (
+        await Sku.filter(product__status=ProductStatus.ON_SALE)
+        .order_by("id")
+        .first()
+        .values_list("id", flat=True)
+    )
+    data = await server.gql(
+        SCHEDULE_AUCTION,
+        {
+            "input": {
+                "roomId": encode_id("LiveRoom", await new_room()),
+                "skuId": encode_id("Sku", sku_id),
+                "startPrice": 10000,
+                "increment": 100,
+                "startsAt": now().isoformat(),
+                "endsAt": (now() + ends_in).isoformat(),
+                "snipeSeconds": snipe,
+                "extendSeconds": snipe,
+            }
+        },
+        token=token,
+    )
+    payload = data["auctionSchedule"]
+    assert payload["errors"] == [] and payload["auction"]["status"] == "LIVE", payload
+    return str(payload["auction"]["id"])
+
+
+async def test_equal_bids_on_two_processes_one_is_accepted(
+    servers: tuple[ServerProcess, ServerProcess], staff_token: str
+) -> None:
+    a, b = servers
+    auction_gid = await schedule_auction(a, staff_token, timedelta(minutes=10))
+    auction_id = decode_id(auction_gid, "Auction")
+    bidders = await members(40)
+    for amount in (10000, 10100, 10200):  # three rounds, every member bidding the same amount at once
+        answers = await asyncio.gather(
+            *(
+                (a if i % 2 else b).gql(BID, {"auctionId": auction_gid, "amount": amount}, token=token)
+                for i, (_, token) in enumerate(bidders)
+            )
+        )
+        payloads = [x["auctionBid"] for x in answers]
+        assert sum(1 for p in payloads if p["bid"]) == 1, amount
+        assert {p["errors"][0]["code"] for p in payloads if not p["bid"]} == {"BID_TOO_LOW"}
+    # Below the last bid plus the increment: refused on either process.
+    low = (await a.gql(BID, {"auctionId": auction_gid, "amount": 10299}, token=bidders[0][1]))["auctionBid"]
+    assert low["errors"][0]["code"] == "BID_TOO_LOW"
+    rows = await AuctionBid.filter(auction_id=auction_id).order_by("amount").values_list("amount", flat=True)
+    assert list(rows) == [10000, 10100, 10200]
+    auction = await Auction.get(id=auction_id)
+    assert (auction.current_price, auction.next_min, auction.bid_count) == (10200, 10300, 3)
+
+
+async def test_a_late_bid_extends_the_auction_and_the_sweepers_close_it_after_the_new_end(
+    servers: tuple[ServerProcess, ServerProcess], staff_token: str
+) -> None:
+    a, b = servers
+    # Ends in 8 s with a 3 s window: a bid now is outside it, a bid 1.5 s before the end is inside.
+    [(_, alice_token), (bob, bob_token)] = await members(2)
+    auction_gid = await schedule_auction(a, staff_token, timedelta(seconds=8), snipe=3)
+    auction_id = decode_id(auction_gid, "Auction")
+    early = (await a.gql(BID, {"auctionId": auction_gid, "amount": 10000}, token=alice_token))["auctionBid"]
+    assert early["bid"] == {"amount": 10000, "extended": False}
+    scheduled_end = (await Auction.get(id=auction_id)).ends_at
+    await asyncio.sleep(max(0.0, (scheduled_end - now()).total_seconds() - 1.5))
+    late = (await b.gql(BID, {"auctionId": auction_gid, "amount": 10100}, token=bob_token))["auctionBid"]
+    assert late["bid"] == {"amount": 10100, "extended": True}, late
+    moved = datetime.fromisoformat(late["auction"]["endsAt"])
+    assert moved > scheduled_end and late["auction"]["extensions"] == 1
+    # Past the old end the auction is still open on both processes; past the new one the sweepers close it.
+    await asyncio.sleep(max(0.0, (scheduled_end - now()).total_seconds() + 0.2))
+    assert (await Auction.get(id=auction_id)).status == AuctionStatus.LIVE
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        closed = await Auction.get(id=auction_id)
+        if closed.status != AuctionStatus.LIVE:
+            break
+        await asyncio.sleep(0.2)
+    assert (closed.status, closed.offer_member_id, closed.offer_price) == (  # type: ignore[attr-defined]
+        AuctionStatus.OFFERED,
+        bob,
+        10100,
+    )
+    assert closed.ended_at is not None and closed.ended_at >= moved

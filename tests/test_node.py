@@ -286,6 +286,23 @@ async def _bargain(world: World) -> int:
     return int(row.id)
 
 
+async def _auction(_: World) -> int:
+    from models import Auction
+
+    sku = await _first(Sku, product__status=ProductStatus.ON_SALE)
+    row = await Auction.create(
+        room_id=1,
+        sku_id=sku,
+        start_price=100,
+        increment=10,
+        next_min=100,
+        starts_at=now(),
+        scheduled_ends_at=now() + timedelta(minutes=5),
+        ends_at=now() + timedelta(minutes=5),
+    )
+    return row.id
+
+
 async def _level(_: World) -> int:
     await ensure_default_levels()
     return await _first(MemberLevel)
@@ -465,6 +482,7 @@ SAMPLES: dict[str, Sample] = {
     "LiveRoomProduct": Sample(_live_room_product, EVERYONE),
     "LiveComment": Sample(_live_comment, EVERYONE),
     "Promotion": Sample(_promotion, frozenset({"admin", "operator"})),
+    "Auction": Sample(_auction, EVERYONE),
 }
 
 
