@@ -108,6 +108,8 @@ class VolatileTable:
                 return None
             if entry.verify_at <= now:
                 due.append(key)
+                # Asked for once: the hits until the read is applied do not ask again.
+                entry.verify_at = now + REFRESH_AFTER
             found[key] = entry.value
         if due:
             self._want(due)

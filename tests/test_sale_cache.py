@@ -16,6 +16,7 @@ from infra.query_counter import count_queries
 from infra.response_cache import CachedResponse
 from infra.runtime import Runtime
 from infra.settings import Settings
+from infra.volatile import SETTLE, VolatileTable, register_reader
 from models import Product, ProductStatus, Sku
 from schema.node import encode_id
 from services.catalog.drafts import SkuChanges
@@ -305,3 +306,29 @@ async def test_without_any_event_shown_stock_is_at_most_about_a_second_old(
         assert time.monotonic() - written < 1.0 + FRESH_WITHIN, "still the old stock"
         await asyncio.sleep(0.05)
     assert runtime.cache.stats.stores == stores, "the page was not computed again"
+
+
+async def test_events_that_cross_settle_on_what_the_database_says() -> None:
+    """Two processes sell the same SKU: the later level's event arrives first. The table shows the event's
+    value at once, then the database's after SETTLE, and a read under way never overwrites a newer event."""
+    truth = {1: 5}
+    reads: list[list[int]] = []
+
+    async def read(ids: list[int]) -> dict[int, int]:
+        reads.append(ids)
+        return {i: truth[i] for i in ids if i in truth}
+
+    register_reader("crossing", read)
+    table = VolatileTable()
+    table.seed("crossing:1", 7, time.monotonic())
+    table.heard("crossing:1", 5)  # the order that left 5 ...
+    table.heard("crossing:1", 6)  # ... was announced before the one that left 6 (crossed)
+    assert table.current(["crossing:1"]) == {"crossing:1": 6}
+    await asyncio.sleep(SETTLE + 0.05)
+    table.current(["crossing:1"])  # a hit after SETTLE asks the database
+    await asyncio.sleep(0.05)
+    assert reads == [[1]]
+    assert table.current(["crossing:1"]) == {"crossing:1": 5}
+    assert table.current(["crossing:2"]) is None, "a value nobody read is not made up"
+    assert await table.values(["crossing:2"]) is None, "nor invented when the database has none"
+    await table.stop()
