@@ -14,6 +14,7 @@ from resolvers.access import AccessMutation, AccessQuery
 from resolvers.addresses import AddressMutation, AddressQuery
 from resolvers.auctions import AuctionMutation, AuctionQuery
 from resolvers.bargain import BargainMutation, BargainQuery
+from resolvers.campaign_sales import CampaignSalesQuery
 from resolvers.cart import CartMutation, CartQuery
 from resolvers.catalog import CatalogQuery, CatalogSubscription
 from resolvers.catalog_admin import CatalogMutation
@@ -61,6 +62,7 @@ QUERIES: tuple[type, ...] = (
     PresaleQuery,
     PromotionQuery,
     AuctionQuery,
+    CampaignSalesQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
