@@ -19,7 +19,7 @@ from schema.content import ModerationStatus
 from schema.context import Context
 from schema.live_events import LiveRoomStatus
 from schema.node import Node, encode_id
-from services.live import comments, events
+from services.live import comments, events, feed
 from services.live.products import remaining
 
 
@@ -129,6 +129,10 @@ class LiveRoom(Node):
         rows = await info.context.loader(RoomProductsByRoom).load(self._model.id)
         pinned = next((r for r in rows if r.id == self._model.pinned_id), None)
         return LiveRoomProduct.from_model(pinned, pinned=True) if pinned else None
+
+    @strawberry.field(description="People watching now, across every server process (approximate).")
+    async def viewer_count(self) -> int:
+        return await feed.viewer_count(self._model.id)
 
     @strawberry.field(description="The latest shown comments, oldest first (at most 100).")
     async def comments(self, last: int = 50) -> list[LiveComment]:

@@ -29,6 +29,7 @@ subscription($roomId: ID!, $afterSeq: Int) {
     ... on LiveStockChanged { skuId stock }
     ... on CommentPosted { commentId nickname text }
     ... on ProductPinned { roomProductId title livePrice stock }
+    ... on ViewerCount { count }
   }
 }"""
 
@@ -42,6 +43,12 @@ async def new_room(title: str = "春季新品直播") -> LiveRoom:
 
 def stock(units: int) -> ev.StockChanged:
     return ev.StockChanged(room_product_id=1, product_id=2, sku_id=3, stock=units)
+
+
+@pytest.fixture(autouse=True)
+def no_viewer_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Viewer counts are written when a test says so, not every few seconds into the numbered streams."""
+    monkeypatch.setattr(feed, "VIEWER_TICK", 3600.0)
 
 
 @pytest.fixture
@@ -206,3 +213,23 @@ async def test_an_unknown_room_or_a_negative_seq_is_refused_with_a_code(ws_url: 
     errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
     await ws.close()
+
+
+async def test_viewers_are_counted_and_a_change_of_the_count_is_announced_once(ws_url: str) -> None:
+    room = await new_room()
+    first, second = await open_room(ws_url, room), await open_room(ws_url, room)
+    await subscribed(room, 2)
+    feeds = feed.room_feeds()
+    await feeds.count_viewers_once([room.id])
+    assert await feed.viewer_count(room.id) == 2
+    counted = await next_event(first)
+    assert (counted["__typename"], counted["seq"]) == ("ViewerCount", 1)
+    await feeds.count_viewers_once([room.id])  # the same count: nothing new to say
+    await nothing_more(first)
+    await second.close()
+    async with asyncio.timeout(5):
+        while feeds.local_viewers(room.id) != 1:  # noqa: ASYNC110 (server-side state)
+            await asyncio.sleep(0.01)
+    await feeds.count_viewers_once([room.id])
+    assert await feed.viewer_count(room.id) == 1
+    await first.close()

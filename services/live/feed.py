@@ -1,4 +1,5 @@
-"""Following a room from this process: one bus handler per watched room, however many subscribers it has.
+"""Following a room from this process: one bus handler per watched room, however many subscribers it has, and
+the room's viewer count across processes.
 
 The handler decodes each bus message once and hands the envelope to every local listener of the room.
 `room_events` turns that into what one subscriber needs: the events it missed (from the room's history, when it
@@ -10,13 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
+import secrets
+import time
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from infra.bus import EventBus
+from infra.redis import REDIS_ERRORS
 from infra.runtime import current_runtime
-from services.live.events import Envelope, current_seq, decode_envelope, history_since, room_channel
+from services.live.events import (
+    Envelope,
+    ViewerCount,
+    current_seq,
+    decode_envelope,
+    history_since,
+    publish_room_event,
+    room_channel,
+)
+
+log = logging.getLogger("lianmall.live.feed")
 
 # Live events one subscriber may fall behind by before it loses the oldest (then read back from the history).
 QUEUE_SIZE = 256
@@ -26,6 +42,52 @@ class Listener(Protocol):
     def deliver(self, envelope: Envelope) -> None: ...
 
 
+# Viewer counts: each process writes how many subscribers each room has on it every VIEWER_TICK seconds; a
+# process's figure counts for VIEWER_STALE seconds (a dead process drops out by itself).
+VIEWER_TICK = 2.0
+VIEWER_STALE = 6.0
+
+# KEYS: the room's viewer hash (process token -> "count:unix time"), the last count announced.
+# ARGV: this process's token, its count, now (unix seconds), VIEWER_STALE. Returns {total, changed}.
+_VIEWERS = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
+redis.call('EXPIRE', KEYS[1], 60)
+local total = 0
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local count, at = string.match(entries[i + 1], '^(%d+):([%d.]+)$')
+  if count == nil or tonumber(ARGV[3]) - tonumber(at) > tonumber(ARGV[4]) then
+    redis.call('HDEL', KEYS[1], entries[i])
+  else
+    total = total + tonumber(count)
+  end
+end
+local last = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], total, 'EX', 60)
+if last == tostring(total) then return {total, 0} end
+return {total, 1}
+"""
+
+
+def _viewer_keys(room_id: int) -> list[str]:
+    return [f"live:room:{room_id}:viewers", f"live:room:{room_id}:viewers:announced"]
+
+
+async def viewer_count(room_id: int) -> int:
+    """People watching the room across every process (as of the last few seconds)."""
+    try:
+        entries = await current_runtime().redis.hgetall(_viewer_keys(room_id)[0])
+    except REDIS_ERRORS:
+        return room_feeds().local_viewers(room_id)
+    moment = time.time()
+    total = 0
+    for value in entries.values():
+        count, _, at = (value.decode() if isinstance(value, bytes) else str(value)).partition(":")
+        if count.isdigit() and moment - float(at or 0) <= VIEWER_STALE:
+            total += int(count)
+    return total
+
+
 class RoomFeeds:
     """This process's listeners per room, fed by one bus handler per room while it has any."""
 
@@ -33,8 +95,12 @@ class RoomFeeds:
         self._bus = bus
         self._rooms: dict[int, set[Listener]] = {}
         self._handlers: dict[int, Callable[[dict[str, Any]], None]] = {}
+        self._token = secrets.token_hex(8)
+        self._ticker: asyncio.Task[None] | None = None
+        self._viewers: Counter[int] = Counter()
 
-    def attach(self, room_id: int, listener: Listener) -> None:
+    def attach(self, room_id: int, listener: Listener, viewer: bool = True) -> None:
+        """Feed `listener` the room's events; a `viewer` also counts in the room's viewer count."""
         listeners = self._rooms.get(room_id)
         if listeners is None:
             listeners = self._rooms[room_id] = set()
@@ -42,22 +108,62 @@ class RoomFeeds:
             self._handlers[room_id] = handler
             self._bus.add_handler(room_channel(room_id), handler)
         listeners.add(listener)
+        if not viewer:
+            return
+        self._viewers[room_id] += 1
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._count_viewers(), name="live-viewer-counts")
 
-    def detach(self, room_id: int, listener: Listener) -> None:
+    def detach(self, room_id: int, listener: Listener, viewer: bool = True) -> None:
         listeners = self._rooms.get(room_id)
-        if listeners is None:
+        if listeners is None or listener not in listeners:
             return
         listeners.discard(listener)
+        if viewer:
+            self._viewers[room_id] -= 1
+            if self._viewers[room_id] <= 0:
+                del self._viewers[room_id]
         if not listeners:
             del self._rooms[room_id]
             self._bus.remove_handler(room_channel(room_id), self._handlers.pop(room_id))
 
     def local_viewers(self, room_id: int) -> int:
         """Subscribers of the room on this process."""
-        return len(self._rooms.get(room_id, ()))
+        return self._viewers.get(room_id, 0)
 
     def rooms(self) -> list[int]:
-        return list(self._rooms)
+        """The rooms this process has viewers of."""
+        return list(self._viewers)
+
+    async def count_viewers_once(self, room_ids: list[int] | None = None) -> None:
+        """Write this process's viewers of each room; the first process to see a room's total change announces
+        it (ViewerCount)."""
+        redis = current_runtime().redis
+        script = redis.register_script(_VIEWERS)
+        for room_id in self.rooms() if room_ids is None else room_ids:
+            try:
+                total, changed = await script(
+                    keys=_viewer_keys(room_id),
+                    args=[self._token, self.local_viewers(room_id), f"{time.time():.3f}", VIEWER_STALE],
+                )
+            except REDIS_ERRORS as exc:
+                log.debug("viewer count of room %s not written: %s", room_id, exc)
+                continue
+            if changed:
+                await publish_room_event(room_id, ViewerCount(count=int(total)))
+
+    async def _count_viewers(self) -> None:
+        """While this process has viewers of any room: count them every VIEWER_TICK seconds, and once more
+        after the last one left (so its figure drops)."""
+        counted: set[int] = set()
+        while True:
+            await asyncio.sleep(VIEWER_TICK)
+            watched = self.rooms()
+            await self.count_viewers_once(sorted(counted | set(watched)))
+            counted = set(watched)
+            if not self.rooms():  # checked with no await before the return: a new viewer starts a new ticker
+                self._ticker = None
+                return
 
     def _dispatch(self, room_id: int, message: dict[str, Any]) -> None:
         envelope = decode_envelope(message)
@@ -158,8 +264,8 @@ async def watching(room_id: int) -> AsyncIterator[QueueListener]:
     """A raw listener on the room, for tests and tools."""
     feeds = room_feeds()
     listener = QueueListener()
-    feeds.attach(room_id, listener)
+    feeds.attach(room_id, listener, viewer=False)
     try:
         yield listener
     finally:
-        feeds.detach(room_id, listener)
+        feeds.detach(room_id, listener, viewer=False)
