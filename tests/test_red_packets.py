@@ -225,15 +225,19 @@ async def test_a_rain_refuses_grabs_before_it_starts_and_after_it_ends(
     _, late_token = await new_member()  # tokens are issued now: a token from the future is refused
     early = await grab(client, token, rain["id"])
     assert early["errors"][0]["code"] == "RAIN_NOT_STARTED"
-    # The sweeper starts it at its time.
+    # At its time it falls: the first winner (or the sweeper, whichever comes first) starts it.
     clock[0] = start + timedelta(seconds=1)
-    assert await red_packets.sweep_rains(clock[0]) >= 1
-    assert (await RedPacketRain.get(id=pk(rain["id"]))).status == RainStatus.LIVE
     assert (await grab(client, token, rain["id"]))["packet"]["credited"]
+    assert (await RedPacketRain.get(id=pk(rain["id"]))).status == RainStatus.LIVE
+    await red_packets.sweep_rains(clock[0])  # nothing left for the sweeper to start: announced once
+    room_id = (await RedPacketRain.get(id=pk(rain["id"]))).room_id
+    assert [type(e.event).__name__ for e in await history_since(room_id, 0)] == ["RedPacketRainStarted"]
     clock[0] = start + timedelta(seconds=31)
     assert (await grab(client, late_token, rain["id"]))["errors"][0]["code"] == "RAIN_OVER"
     await red_packets.sweep_rains(clock[0])
     assert (await RedPacketRain.get(id=pk(rain["id"]))).status == RainStatus.ENDED
+    ended = (await history_since(room_id, 0))[-1].event
+    assert type(ended).__name__ == "RedPacketRainEnded" and ended.packets_grabbed == 1  # type: ignore[attr-defined]
     # Stopping a rain that ended is a conflict; stopping a scheduled one cancels it.
     stopped = (await gql(client, STOP, {"id": rain["id"]}, staff_token))["data"]["redPacketRainStop"]
     assert stopped["errors"][0]["code"] == "CONFLICT"

@@ -347,6 +347,11 @@ async def grab_packet(rain_id: int, member_id: int) -> Grab:
     index, amount, new = await take_packet(rain_id, member_id)
     try:
         credited = await credit_grab(rain_id, index, member_id, clock_now())
+        if new and credited:
+            # A rain loaded before its start falls without the sweeper: its first winner announces it.
+            rain = await get_rain(rain_id, "rainId")
+            if rain.status == RainStatus.SCHEDULED:
+                await _start(rain, clock_now())
     except Exception:
         # The journal keeps the grab: the sweeper credits it once the database answers again.
         log.exception("red packet %s:%s of member %s left to the sweeper", rain_id, index, member_id)
