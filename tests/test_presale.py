@@ -258,6 +258,15 @@ async def test_an_unpaid_balance_forfeits_the_deposit_and_releases_the_stock(
     assert (await Order.get(id=refunded.id)).status == OrderStatus.CANCELLED
     assert (await Sku.get(id=sku.id)).stock == 9
 
+    # A deposit is paid in the deposit window only: an order still unpaid when it closes cannot pay it any more.
+    member, member_token = await new_member()
+    late = await buy(client, member_token, await new_address(member), sku, presale_id)
+    clock[0] = start + timedelta(hours=1, seconds=1)
+    refused = (await gql(client, ORDER_PAY, {"orderId": late["order"]["id"]}, member_token))["data"][
+        "orderPay"
+    ]
+    assert codes(refused) == [("ORDER_NOT_PAYABLE", None)]
+
     # Still inside the window the sweeper leaves the other one alone; once it has closed, the deposit is forfeited.
     clock[0] = start + BALANCE_CLOSES - timedelta(minutes=1)
     await sweep_once(clock[0])
@@ -277,5 +286,5 @@ async def test_an_unpaid_balance_forfeits_the_deposit_and_releases_the_stock(
         "waitingForBalance": 0,
         "balancesPaid": 0,
         "forfeited": 1,
-        "cancelled": 1,
+        "cancelled": 2,
     }

@@ -171,6 +171,10 @@ async def _due(order: Order) -> plans.Due | None:
     if row is None:
         return None
     if row.stage == PresaleStage.DEPOSIT_DUE:
+        if now() >= row.presale.deposit_ends_at:
+            raise DomainError(
+                ErrorCode.ORDER_NOT_PAYABLE, "The time to pay deposits for this presale is over"
+            )
         return plans.Due(PaymentStage.DEPOSIT, row.deposit)
     if row.stage == PresaleStage.DEPOSIT_PAID:
         at = now()
