@@ -137,9 +137,9 @@ async def set_up(allotment: int, members: int) -> dict[str, Any]:
     )
     sku = await Sku.create(product=product, spec_key="flash-bench", price=PRICE, stock=stock)
     moment = now().astimezone(SHOP_TZ)
-    start = max(0, moment.hour * 60 + moment.minute - 1)
+    start = max(0, min(moment.hour * 60 + moment.minute - 1, 22 * 60))  # until midnight, 2 h at least
     session = await FlashSaleSession.create(
-        shop_id=shop_id, name="压测场", starts_minute=start, ends_minute=min(1440, start + 120)
+        shop_id=shop_id, name="压测场", starts_minute=start, ends_minute=1440
     )
     sale = await FlashSale.create(
         shop_id=shop_id,
@@ -334,10 +334,14 @@ def main() -> int:
             "DATA_DIR": str(data_dir),
             "PYTHONUNBUFFERED": "1",
             "COST_BUCKET_SIZE": "0",  # the crowd is one client here; throttling is not what is measured
+            # As in production: a configured key (without one every token check reads the key file).
+            "SECRET_KEY": secrets.token_urlsafe(48),
             "SWEEP_INTERVAL_SECONDS": "600",
         }
     )
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DATA_DIR", "COST_BUCKET_SIZE")})
+    os.environ.update(
+        {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "DATA_DIR", "COST_BUCKET_SIZE", "SECRET_KEY")}
+    )
     from tests.wechat_pay_standin import WeChatPayStandIn
 
     print(f"PostgreSQL {args.database} (recreated) + {args.redis_url}; allotment {args.allotment}")

@@ -42,6 +42,7 @@ from tests.test_checkout import PLACE
 
 pytestmark = pytest.mark.usefixtures("runtime", "seeded")
 
+
 ERRORS = "errors { field message code }"
 SESSION_CREATE = f"""mutation($input: FlashSaleSessionInput!) {{
   flashSaleSessionCreate(input: $input) {{ session {{ id name startsAt endsAt enabled }} {ERRORS} }} }}"""
@@ -62,14 +63,15 @@ def _clock(minutes: int) -> str:
 
 
 async def open_slot(client: Any, token: str) -> str:
-    """A slot running now (until at most midnight): the earlier tests' slots are disabled so none overlaps."""
+    """A slot running now until midnight: the earlier tests' slots are disabled so none overlaps."""
     await FlashSaleSession.filter(enabled=True).update(enabled=False)
     moment = now().astimezone(SHOP_TZ)
-    start = max(0, moment.hour * 60 + moment.minute - 1)
+    # Until midnight and at least two hours long: a test late in the shop's day still finds it on.
+    start = max(0, min(moment.hour * 60 + moment.minute - 1, 22 * 60))
     answer = await gql(
         client,
         SESSION_CREATE,
-        {"input": {"name": "此刻场", "startsAt": _clock(start), "endsAt": _clock(min(1440, start + 120))}},
+        {"input": {"name": "此刻场", "startsAt": _clock(start), "endsAt": "24:00"}},
         token,
     )
     payload = answer["data"]["flashSaleSessionCreate"]

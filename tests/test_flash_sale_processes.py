@@ -45,6 +45,18 @@ STOCK_CHANGED = """subscription($id: ID!) { flashSaleStockChanged(sessionId: $id
 MEASURED: dict[str, str] = {}
 
 
+def minutes_to_shop_midnight() -> int:
+    moment = now().astimezone(SHOP_TZ)
+    return 24 * 60 - (moment.hour * 60 + moment.minute)
+
+
+def skip_near_shop_midnight() -> None:
+    """Slots do not cross midnight (shop time) and the servers run on the real clock: a sale set up in the last
+    minutes of the shop's day would end under the test (slots here run until midnight)."""
+    if minutes_to_shop_midnight() < 3:
+        pytest.skip("within 3 minutes of midnight in the shop's time zone; run again after it")
+
+
 @pytest.fixture(scope="module")
 async def own_redis(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OwnRedis]:
     redis = OwnRedis(tmp_path_factory.mktemp("flash-redis"))
@@ -97,14 +109,15 @@ async def crowd(count: int) -> list[tuple[int, str]]:
 
 async def running_item(allotment: int, limit: int, stock: int) -> tuple[FlashSaleItem, Sku]:
     """An item selling now, in a slot of its own (earlier slots are disabled so none overlaps)."""
+    skip_near_shop_midnight()
     await FlashSaleSession.filter(enabled=True).update(enabled=False)
     moment = now().astimezone(SHOP_TZ)
-    start = max(0, moment.hour * 60 + moment.minute - 1)
+    start = max(0, min(moment.hour * 60 + moment.minute - 1, 22 * 60))
     from services.catalog.lookups import default_shop_id
 
     shop_id = await default_shop_id()
     session = await FlashSaleSession.create(
-        shop_id=shop_id, name="压测场", starts_minute=start, ends_minute=min(1440, start + 120)
+        shop_id=shop_id, name="压测场", starts_minute=start, ends_minute=1440
     )
     today = moment.date()
     sale = await FlashSale.create(
