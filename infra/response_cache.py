@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ import orjson
 from redis.asyncio import Redis
 
 from infra.bus import EventBus
+from infra.clock import now
 from infra.redis import REDIS_ERRORS
 from infra.volatile import Hole, VolatileTable, encode
 
@@ -103,7 +105,13 @@ class CachedResponse:
     tags: frozenset[str]
     search_terms: tuple[str, ...] = ()
     holes: tuple[Hole, ...] = ()
+    # When the answer stops being true by time alone (a scheduled promotion starting or ending), in Unix seconds
+    # of the server's clock (infra.clock, which tests move); None: only invalidations end it.
+    expires_at: float | None = None
     parts: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and now().timestamp() >= self.expires_at
 
     def __post_init__(self) -> None:
         self.parts = tuple(self.body.split(b"\x00")) if self.holes else (self.body,)
@@ -179,7 +187,7 @@ class ResponseCache:
         entry = self._l1.get(key)
         if entry is None:
             return None
-        if entry.expires_at < time.monotonic():
+        if entry.expires_at < time.monotonic() or entry.response.expired():
             del self._l1[key]
             return None
         self.stats.l1_hits += 1
@@ -201,6 +209,9 @@ class ResponseCache:
             self.stats.misses += 1
             return None
         response = _decode(raw)
+        if response.expired():
+            self.stats.misses += 1
+            return None
         self.stats.l2_hits += 1
         if self._untouched_since(seq, response.tags):
             self._put_local(key, response)
@@ -268,12 +279,18 @@ class ResponseCache:
         seq, generation = marks
         if self.pending:
             return False
+        ttl = self._ttl
+        if response.expires_at is not None:
+            left = math.ceil(response.expires_at - now().timestamp())
+            if left <= 0:
+                return False
+            ttl = min(ttl, left)
         tags = sorted(response.tags)
         stamps = [_STAMP_PREFIX + t for t in (*tags, ALL)]
         keys = [_ENTRY_PREFIX + key, *stamps, *(_TAG_PREFIX + t for t in tags)]
         try:
             stored = await self._store_script(
-                keys=keys, args=[generation, _encode(response), self._ttl, len(stamps)]
+                keys=keys, args=[generation, _encode(response), ttl, len(stamps)]
             )
         except REDIS_ERRORS:
             self.stats.redis_errors += 1
@@ -409,6 +426,8 @@ def _encode(response: CachedResponse) -> bytes:
     meta: dict[str, Any] = {"t": sorted(response.tags), "s": list(response.search_terms)}
     if response.holes:
         meta["h"] = response.holes
+    if response.expires_at is not None:
+        meta["x"] = response.expires_at
     return orjson.dumps(meta) + b"\n" + response.body
 
 
@@ -416,4 +435,10 @@ def _decode(raw: bytes) -> CachedResponse:
     header, _, body = raw.partition(b"\n")
     meta = orjson.loads(header)
     holes = tuple((str(k), str(f), int(a)) for k, f, a in meta.get("h", ()))
-    return CachedResponse(body=body, tags=frozenset(meta["t"]), search_terms=tuple(meta["s"]), holes=holes)
+    return CachedResponse(
+        body=body,
+        tags=frozenset(meta["t"]),
+        search_terms=tuple(meta["s"]),
+        holes=holes,
+        expires_at=meta.get("x"),
+    )

@@ -102,11 +102,11 @@ async def promotions(
 
 @node_type("Promotion")
 async def promotion_node(context: Context, pk: int) -> Promotion | None:
-    """Staff's to see; shoppers see promotions as badges on products."""
-    if not holds(context.viewer, PERMISSION):
-        return None
+    """Active promotions are anyone's to see (shoppers meet them as badges); drafts and stopped ones staff's."""
     row = await context.rows(PromotionModel).load(pk)
-    return Promotion.from_model(row) if row is not None else None
+    if row is None or not (row.status == PromotionStatusModel.ACTIVE or holds(context.viewer, PERMISSION)):
+        return None
+    return Promotion.from_model(row)
 
 
 # --- Staff mutations ---------------------------------------------------------------------------------------

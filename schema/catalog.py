@@ -28,11 +28,13 @@ from services.catalog.stock_levels import product_stock_key, sku_stock_key
 
 if TYPE_CHECKING:
     from schema.content import Review, ReviewConnection, ReviewFilter, ReviewSummary
+    from schema.promotions import Promotion
 
 # The review types live with content (schema.content), which imports this module: referenced lazily.
 _ReviewConnection = Annotated["ReviewConnection", strawberry.lazy("schema.content")]
 _ReviewFilter = Annotated["ReviewFilter", strawberry.lazy("schema.content")]
 _ReviewSummary = Annotated["ReviewSummary", strawberry.lazy("schema.content")]
+_Promotion = Annotated["Promotion", strawberry.lazy("schema.promotions")]
 _Review = Annotated["Review", strawberry.lazy("schema.content")]
 
 ProductStatus = strawberry.enum(ProductStatusModel, description="Where a product is in its life.")
@@ -160,6 +162,17 @@ class Sku(Node):
     def list_price(self) -> int:
         return self._model.price
 
+    @strawberry.field(
+        description="What one costs the viewer now with limited-time discounts (限时折扣), in fen."
+    )
+    async def active_price(self, info: Info[Context, None]) -> int:
+        from schema.promotions import offers
+
+        product = await info.context.loaders.product.load(self._model.product_id)
+        if product is None:
+            return unit_price(self._model, info.context.viewer.price)
+        return (await offers(info.context, product, [self._model]))[0].active_price
+
     @strawberry.field
     def tier_prices(self) -> list[TierPrice]:
         return [TierPrice(min_quantity=t["min_quantity"], price=t["price"]) for t in self._model.tier_prices]
@@ -213,6 +226,24 @@ class Product(Node):
         skus = await info.context.loaders.skus_by_product.load(self._model.id)
         low, high = price_range(skus, info.context.viewer.price)
         return PriceRange(min=low, max=high)
+
+    @strawberry.field(
+        description="What the viewer pays for one unit now with limited-time discounts (限时折扣), over all SKUs; "
+        "`price` stays the price before them."
+    )
+    async def active_price(self, info: Info[Context, None]) -> PriceRange:
+        from schema.promotions import offers
+
+        skus = await info.context.loaders.skus_by_product.load(self._model.id)
+        prices = [o.active_price for o in await offers(info.context, self._model, skus)]
+        return PriceRange(min=min(prices, default=0), max=max(prices, default=0))
+
+    @strawberry.field(description="Promotions running now that the viewer may use on this product (badges).")
+    async def promotions(self, info: Info[Context, None]) -> list[_Promotion]:
+        from schema.promotions import badges, offers
+
+        skus = await info.context.loaders.skus_by_product.load(self._model.id)
+        return await badges(info.context, await offers(info.context, self._model, skus))  # type: ignore[return-value]
 
     @strawberry.field
     async def skus(self, info: Info[Context, None]) -> list[Sku]:

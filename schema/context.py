@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +34,7 @@ class Context:
     response: Any = None
     # Filled while resolving: what a cached copy of this answer depends on.
     cache_tags: set[str] = field(default_factory=set)
+    cache_expires_at: float | None = None  # Unix seconds (infra.clock) when the answer stops being true
     cache_blocked: bool = False
     search_terms: list[str] = field(default_factory=list)
     cache_key: str | None = None
@@ -86,6 +88,13 @@ class Context:
 
     def depends_on(self, *tags: str) -> None:
         self.cache_tags.update(tags)
+
+    def true_until(self, moment: datetime | None) -> None:
+        """A cached copy of this answer stops being true at `moment` (e.g. a promotion's start or end)."""
+        if moment is not None:
+            stamp = moment.timestamp()
+            if self.cache_expires_at is None or stamp < self.cache_expires_at:
+                self.cache_expires_at = stamp
 
     def fresh(self) -> Context:
         """A copy with new loaders, for each subscription event: a WebSocket keeps one context for its whole

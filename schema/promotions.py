@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
+from loaders.promotions import CategoryAncestryLoader, RunningPromotionsLoader
 from models import Promotion as PromotionModel
 from models import PromotionKind as PromotionKindModel
 from models import PromotionStatus as PromotionStatusModel
 from schema.catalog_inputs import UserError
 from schema.connection import Edge, PageInfo
+from schema.context import Context
 from schema.node import Node, encode_id
-from services.marketing.promotions.rules import ACTIONS, CONDITIONS, Rule
+from services.catalog.prices import unit_price
+from services.marketing.promotions.admin import PROMOTIONS_TAG
+from services.marketing.promotions.engine import Compiled, Offer, offer
+from services.marketing.promotions.rules import ACTIONS, CONDITIONS, Facts, Item, Rule
 
 PromotionKind = strawberry.enum(
     PromotionKindModel,
@@ -50,7 +55,10 @@ class PromotionRule:
     )
 
 
-@strawberry.type(description="A promotion (staff with MARKETING_WRITE).")
+@strawberry.type(
+    description="A promotion. Shoppers see the active ones (as badges on products, or by ID); staff with "
+    "MARKETING_WRITE see all."
+)
 class Promotion(Node):
     title: str
     description: str
@@ -86,14 +94,6 @@ class Promotion(Node):
             created_at=m.created_at,
             updated_at=m.updated_at,
         )
-
-
-@strawberry.type(description="A promotion a shopper may use, as a badge on a product.")
-class PromotionBadge:
-    id: strawberry.ID
-    title: str
-    kind: PromotionKind
-    ends_at: datetime | None
 
 
 RULE_HELP = (
@@ -174,3 +174,30 @@ class PromotionConnection:
     @strawberry.field(description="All of them, not just this page (costs a count).")
     async def total_count(self) -> int:
         return await self._total()
+
+
+async def offers(context: Context, product: Any, skus: Sequence[Any]) -> list[Offer]:
+    """What this viewer sees of each SKU of `product` (a product row): the limited-time price and the badges,
+    through the promotion engine. A cached copy depends on the promotions (staff changes drop it) and stops
+    being true at the next moment a promotion starts or ends, or a promotion's day or hour turns."""
+    running = await context.loader(RunningPromotionsLoader).load("now")
+    context.depends_on(PROMOTIONS_TAG)
+    context.true_until(running.until)
+    price = context.viewer.price
+    units = [unit_price(sku, price) for sku in skus]
+    if not running.promotions:
+        return [Offer(unit, ()) for unit in units]
+    ancestry = await context.loader(CategoryAncestryLoader).load(product.category_id)
+    item = Item(product.id, ancestry, product.brand_id)
+    facts = Facts(running.at, price.level_id, price.is_member, None)
+    return [offer(unit, item, running.promotions, facts) for unit in units]
+
+
+async def badges(context: Context, found: Sequence[Offer]) -> list[Promotion]:
+    """The promotions of `found`, once each, as shoppers see them on a product (badges)."""
+    seen: dict[int, Compiled] = {}
+    for o in found:
+        for p in o.promotions:
+            seen.setdefault(p.id, p)
+    rows = await context.rows(PromotionModel).load_many(list(seen))
+    return [Promotion.from_model(row) for row in rows if row is not None]

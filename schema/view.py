@@ -311,7 +311,11 @@ class GraphQLView(GraphQL[Context, None]):
         for _, (key, _, _), value in ctx.volatile or ():
             cache.volatile.seed(key, value, ctx.started)
         entry = CachedResponse(
-            body=body, tags=frozenset(ctx.cache_tags), search_terms=tuple(ctx.search_terms), holes=holes
+            body=body,
+            tags=frozenset(ctx.cache_tags),
+            search_terms=tuple(ctx.search_terms),
+            holes=holes,
+            expires_at=ctx.cache_expires_at,
         )
         await cache.store(ctx.cache_key, entry, ctx.cache_marks)
         return data

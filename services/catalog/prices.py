@@ -28,6 +28,8 @@ class PriceContext:
     is_member: bool = False
     # Percent of the list price a member level pays (100 = no level discount).
     level_percent: int = 100
+    # The member's level (promotions may be for some levels only); None: no level or not a member.
+    level_id: int | None = None
 
 
 PUBLIC = PriceContext()

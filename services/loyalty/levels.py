@@ -134,7 +134,9 @@ def price_context(level: MemberLevel | None) -> PriceContext:
     """How a member of `level` is priced; members of one level share cached answers."""
     if level is None:
         return PriceContext(scope="member", is_member=True)
-    return PriceContext(scope=f"level:{level.id}", is_member=True, level_percent=level.discount_percent)
+    return PriceContext(
+        scope=f"level:{level.id}", is_member=True, level_percent=level.discount_percent, level_id=level.id
+    )
 
 
 async def price_context_for_growth(growth: int) -> PriceContext:

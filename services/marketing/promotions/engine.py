@@ -118,23 +118,18 @@ def compile_promotion(p: Promotion) -> Compiled:
 
 async def active_promotions(at: datetime) -> list[Compiled]:
     """The promotions that run at `at` (ACTIVE and within their dates), priority order."""
+    return (await running_promotions(at))[0]
+
+
+async def running_promotions(at: datetime) -> tuple[list[Compiled], datetime | None]:
+    """The promotions that run at `at`, priority order, and when the next scheduled one starts (one query)."""
     rows = (
-        await Promotion.filter(status=PromotionStatus.ACTIVE, starts_at__lte=at)
+        await Promotion.filter(status=PromotionStatus.ACTIVE)
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at))
         .order_by("-priority", "id")
     )
-    return [compile_promotion(p) for p in rows]
-
-
-async def next_start(after: datetime) -> datetime | None:
-    """When the next scheduled (ACTIVE, not yet started) promotion starts."""
-    row = (
-        await Promotion.filter(status=PromotionStatus.ACTIVE, starts_at__gt=after)
-        .order_by("starts_at")
-        .first()
-        .values_list("starts_at", flat=True)
-    )
-    return row  # type: ignore[return-value]
+    upcoming = [p.starts_at for p in rows if p.starts_at > at]
+    return [compile_promotion(p) for p in rows if p.starts_at <= at], min(upcoming, default=None)
 
 
 async def category_ids(category_ids: Iterable[int]) -> dict[int, frozenset[int]]:
