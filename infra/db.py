@@ -9,8 +9,8 @@ import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
-from tortoise.migrations.api.migrate import migrate
 
+from infra.schema_setup import bring_up_to_date
 from infra.settings import Settings, get_settings
 
 # Seconds to wait for a new PostgreSQL connection (asyncpg's own default is 60): an unreachable database must
@@ -110,8 +110,9 @@ async def init_db(settings: Settings | None = None) -> None:
 
 
 async def migrate_db(settings: Settings | None = None) -> None:
-    """Apply every migration not yet applied (SQLite and PostgreSQL alike)."""
-    await migrate(config=tortoise_config(settings))
+    """Bring the database to the models' schema: a new one created at once, an existing one migrated
+    (infra/schema_setup.py says why and how)."""
+    await bring_up_to_date(tortoise_config(settings))
 
 
 async def close_db() -> None:
