@@ -261,11 +261,14 @@ async def test_an_expired_group_fails_and_refunds_every_paid_member_exactly_once
     assert sorted(set(asked)) == sorted(r.out_refund_no for r in await Refund.filter(reason__contains="拼团"))
 
     for order in (leader_order, paid_member):
+        member = await Member.get(id=order.member_id)  # type: ignore[attr-defined]
+        assert member.points == order.paid_amount // 100, "paying earned purchase points"
         refund = await Refund.get(order_id=order.id)
         assert ok(await handle_refund_notification(wechat_pay.refund_notification(refund.out_refund_no)))
         assert ok(await handle_refund_notification(wechat_pay.refund_notification(refund.out_refund_no)))
         settled = await Order.get(id=order.id)
         assert (settled.status, settled.refunded_amount) == (OrderStatus.CANCELLED, order.paid_amount)
+        assert (await Member.get(id=member.id)).points == 0, "the refund took them back, once"
     await sweep_once(after)
     group = await GroupBuy.get(id=group.id)
     assert group.settled_at is not None
