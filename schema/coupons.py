@@ -284,7 +284,7 @@ def checkout_coupons(memo: dict[str, object]) -> list[CheckoutCoupon]:
 
         found.append(
             CheckoutCoupon(
-                member_coupon=MemberCoupon.from_model(row, load),
+                member_coupon=MemberCoupon.from_model(row, load),  # type: ignore[arg-type]  # a HeldRow reads alike
                 applicable=verdict.applicable,
                 reason=verdict.reason or None,
                 gap=verdict.gap,

@@ -16,13 +16,15 @@ Registered with services.orders when this module is imported (resolvers.coupons 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from tortoise.expressions import F
 
 from infra.clock import now
-from models import Category, Coupon, HeldCouponStatus, MemberCoupon, Order, OrderStatus
+from models import Category, Coupon, CouponSource, HeldCouponStatus, MemberCoupon, Order, OrderStatus
 from services.errors import DomainError, ErrorCode
 from services.marketing.coupons.choice import (
     Choice,
@@ -48,13 +50,13 @@ CHOICE_FIELD = "input.couponIds"
 class CouponReport:
     """What the COUPON step found, for the preview: every held coupon's verdict and which were used."""
 
-    held: tuple[tuple[MemberCoupon, Verdict], ...]
+    held: tuple[tuple[HeldRow, Verdict], ...]
     chosen: tuple[int, ...]  # held coupon ids taken off the order, in the order applied
     auto_picked: bool
     discount: int
 
 
-def held_coupon(row: MemberCoupon) -> HeldCoupon:
+def held_coupon(row: HeldRow) -> HeldCoupon:
     c: Coupon = row.coupon
     return HeldCoupon(
         id=row.id,
@@ -73,21 +75,81 @@ def held_coupon(row: MemberCoupon) -> HeldCoupon:
     )
 
 
-async def _held(member_id: int, at_ids: Sequence[int] | None) -> list[MemberCoupon]:
+@dataclass(frozen=True)
+class HeldRow:
+    """A held coupon as checkout reads it: plain values with its template (building ORM instances was most of
+    a preview's time)."""
+
+    id: int
+    status: HeldCouponStatus
+    source: CouponSource
+    valid_from: datetime
+    valid_until: datetime
+    claimed_at: datetime
+    used_at: datetime | None
+    order_id: int | None
+    coupon: Coupon
+
+
+_HELD_COLUMNS = (
+    "id",
+    "coupon_id",
+    "status",
+    "source",
+    "valid_from",
+    "valid_until",
+    "claimed_at",
+    "used_at",
+    "order_id",
+)
+# Templates are kept per process for this long. What prices a held coupon (templates.RULE_FIELDS) cannot change
+# once members hold it; only its name and description may be this much older than the database's.
+TEMPLATE_TTL = 30.0
+_templates: dict[int, tuple[float, Coupon]] = {}
+
+
+async def templates_by_id(ids: set[int]) -> dict[int, Coupon]:
+    moment = time.monotonic()
+    found = {i: hit[1] for i in ids if (hit := _templates.get(i)) is not None and hit[0] > moment}
+    missing = ids - found.keys()
+    if missing:
+        for row in await Coupon.filter(id__in=sorted(missing)):
+            _templates[row.id] = (moment + TEMPLATE_TTL, row)
+            found[row.id] = row
+        if len(_templates) > 10_000:
+            _templates.clear()
+    return found
+
+
+async def _held(member_id: int, at_ids: Sequence[int] | None) -> list[HeldRow]:
     """The member's unused, unexpired coupons (and any chosen ones whatever their state, to name them)."""
     rows = list(
         await MemberCoupon.filter(member_id=member_id, status=HeldCouponStatus.UNUSED, valid_until__gt=now())
-        .select_related("coupon")
         .order_by("valid_until", "id")
+        .values(*_HELD_COLUMNS)
     )
     if at_ids:
-        known = {row.id for row in rows}
+        known = {row["id"] for row in rows}
         missing = [i for i in at_ids if i not in known]
         if missing:
             rows += list(
-                await MemberCoupon.filter(member_id=member_id, id__in=missing).select_related("coupon")
+                await MemberCoupon.filter(member_id=member_id, id__in=missing).values(*_HELD_COLUMNS)
             )
-    return rows
+    coupons = await templates_by_id({int(row["coupon_id"]) for row in rows})
+    return [
+        HeldRow(
+            id=int(row["id"]),
+            status=HeldCouponStatus(row["status"]),
+            source=CouponSource(row["source"]),
+            valid_from=row["valid_from"],
+            valid_until=row["valid_until"],
+            claimed_at=row["claimed_at"],
+            used_at=row["used_at"],
+            order_id=row["order_id"],
+            coupon=coupons[int(row["coupon_id"])],
+        )
+        for row in rows
+    ]
 
 
 async def _coupon_lines(basket: Basket) -> list[CouponLine]:
@@ -157,7 +219,7 @@ class CouponStep:
     def _chosen(
         self,
         chosen_ids: tuple[int, ...],
-        by_id: dict[int, MemberCoupon],
+        by_id: dict[int, HeldRow],
         lines: Sequence[CouponLine],
         ctx: PricingContext,
     ) -> tuple[HeldCoupon, ...]:
@@ -184,6 +246,7 @@ class CouponStep:
             return
         at = now()
         names = {row.id: row.coupon.name for row, _ in report.held}
+        templates = {row.id: row.coupon.id for row, _ in report.held}
         for held_id in report.chosen:
             spent = await MemberCoupon.filter(
                 id=held_id,
@@ -194,8 +257,7 @@ class CouponStep:
             ).update(status=HeldCouponStatus.USED, order_id=order.id, used_at=at)
             if not spent:
                 raise _refuse(f"「{names.get(held_id, held_id)}」刚刚被用掉或已过期", None)
-            coupon_id = await MemberCoupon.filter(id=held_id).first().values_list("coupon_id", flat=True)
-            await Coupon.filter(id=coupon_id).update(used=F("used") + 1)
+            await Coupon.filter(id=templates[held_id]).update(used=F("used") + 1)
 
 
 async def give_back(order: Order, from_status: OrderStatus, _news: Announcements) -> None:
