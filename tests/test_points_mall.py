@@ -172,6 +172,10 @@ async def test_a_sku_for_points_and_cash_is_bought_at_checkout_and_a_cancel_give
 
     poor, poor_token = await new_member(points=10)
     poor_buy = {**buy, "addressId": encode_id("Address", await new_address(poor))}
+    # The preview says so already, and placing the order is refused (a race would meet the ledger's guard).
+    preview = f"query($input: CheckoutInput!) {{ checkoutPreview(input: $input) {{ {ERRORS} }} }}"
+    said = (await gql(client, preview, {"input": poor_buy}, poor_token))["data"]["checkoutPreview"]
+    assert codes(said) == ["INSUFFICIENT_POINTS"] and "2000" in said["errors"][0]["message"]
     refused = (await gql(client, PLACE, {"input": poor_buy, "key": "mall-poor"}, poor_token))["data"][
         "placeOrder"
     ]

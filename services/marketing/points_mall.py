@@ -38,7 +38,7 @@ from models import (
 )
 from services.catalog.prices import PriceContext
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.loyalty.points import MAX_DELTA, apply_points_change
+from services.loyalty.points import MAX_DELTA, apply_points_change, points_balance
 from services.marketing.coupons.wallet import grant_in_transaction
 from services.orders import states
 from services.orders.campaigns import CampaignKind, CampaignPrice, CampaignRef, register_campaign
@@ -239,6 +239,14 @@ class PointsMallCampaign:
             raise DomainError(ErrorCode.BAD_USER_INPUT, f"「{item.title}」is another SKU", field_name)
         if quantity != 1:
             raise DomainError(ErrorCode.LIMIT_EXCEEDED, "One points mall item per line", field_name)
+        # Said early, for the preview; the order's transaction takes the points with the ledger's own guard.
+        balance = await points_balance(member_id)
+        if balance < item.points:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_POINTS,
+                f"「{item.title}」需要 {item.points} 积分，你有 {balance}",
+                field_name,
+            )
         return CampaignPrice(
             item.cash, {"pointsMallItemId": item.id, "title": item.title, "points": item.points}
         )
