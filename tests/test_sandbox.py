@@ -1,13 +1,16 @@
 """The built-in WeChat sandbox: a newcomer walks the README's shopper day on the embedded default, through the
 public API of a served process (our WeChat and WeChat Pay code talking HTTP to the sandbox's routes), and the
-sandbox can never be turned on where it could touch real shoppers or money."""
+sandbox can never be turned on where it could touch real shoppers or money. On the same served process, staff set
+up a group buy and a presale through the API and shoppers complete each play, paying with `sandboxPay`."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +268,162 @@ async def test_a_newcomer_walks_the_readme_day_in_the_sandbox(
     # Paying again is refused by the production rules, not by the sandbox.
     (again_paid,) = (await server.gql(day["SandboxPay"], {"orderId": order_id}, token)).values()
     assert [e["code"] for e in again_paid["errors"]] == ["ORDER_ALREADY_PAID"]
+
+
+# --- Campaigns in the sandbox: a group buy and a presale completed through the API alone --------------------
+
+CAMPAIGN_LOGIN = (
+    """mutation($code: String!) { loginWithWechat(code: $code) { accessToken errors { code } } }"""
+)
+CAMPAIGN_SKU = (
+    """{ products(first: 1, filter: { inStock: true }) { edges { node { skus { id price stock } } } } }"""
+)
+CAMPAIGN_PLACE = """mutation($input: CheckoutInput!, $key: String!) { placeOrder(input: $input, idempotencyKey: $key) {
+  order { id status payable } errors { field message code } } }"""
+CAMPAIGN_PAY = """mutation($orderId: ID!) { sandboxPay(orderId: $orderId) {
+  order { status paidAmount } errors { field message code } } }"""
+GROUP_RULE = """mutation($input: GroupBuyRuleInput!) { groupBuyRuleCreate(input: $input) {
+  rule { id } errors { field message code } } }"""
+GROUP = """query($id: ID!) { groupBuy(id: $id) { status seatsLeft members { leader } } }"""
+OPEN_GROUPS = """query($productId: ID) { groupBuyRules(productId: $productId, first: 5) {
+  edges { node { id openGroups { id } } } } }"""
+PRESALE = """mutation($input: PresaleInput!) { presaleCreate(input: $input) {
+  presale { id } errors { field message code } } }"""
+PRESALE_ORDER = """query($orderId: ID!) { presaleOrder(orderId: $orderId) { stage deposit balance } }"""
+
+
+async def _campaign_staff(data_dir: Path, name: str) -> str:
+    made = await run_cli(["create-staff", name], child_env({"DATA_DIR": str(data_dir)}), cwd=data_dir)
+    return made.last_line
+
+
+async def _campaign_login(server: ServerProcess, code: str) -> str:
+    return str((await server.gql(CAMPAIGN_LOGIN, {"code": code}))["loginWithWechat"]["accessToken"])
+
+
+async def _campaign_ok(
+    server: ServerProcess, query: str, variables: dict[str, Any], token: str | None
+) -> Any:
+    (payload,) = (await server.gql(query, variables, token)).values()
+    assert not payload.get("errors"), payload
+    return payload
+
+
+def _campaign_item(sku_id: str, kind: str, campaign_id: str) -> dict[str, Any]:
+    return {
+        "delivery": "PICKUP",
+        "items": [{"skuId": sku_id, "quantity": 1, "campaign": {"kind": kind, "id": campaign_id}}],
+    }
+
+
+async def _campaign_sku(server: ServerProcess) -> dict[str, Any]:
+    product = (await server.gql(CAMPAIGN_SKU))["products"]["edges"][0]["node"]
+    return dict(product["skus"][0])
+
+
+@pytest.mark.skipif(BACKEND == "real", reason="the sandbox exists only on the embedded default")
+async def test_two_friends_complete_a_group_buy_in_the_sandbox(
+    sandbox_server: ServerProcess, sandbox_dir: Path
+) -> None:
+    server, data_dir = sandbox_server, sandbox_dir
+    staff = await _campaign_staff(data_dir, "groupbuy-staff")
+    sku = await _campaign_sku(server)
+    at = datetime.now().astimezone()
+    rule = await _campaign_ok(
+        server,
+        GROUP_RULE,
+        {
+            "input": {
+                "skuId": sku["id"],
+                "title": "两人团",
+                "groupPrice": max(1, sku["price"] // 2),
+                "groupSize": 2,
+                "hoursToFill": 24,
+                "perMemberLimit": 1,
+                "startsAt": (at - timedelta(minutes=1)).isoformat(),
+                "endsAt": (at + timedelta(days=1)).isoformat(),
+            }
+        },
+        staff,
+    )
+    rule_id = rule["rule"]["id"]
+    alice = await _campaign_login(server, "groupbuy-alice")
+    placed = await _campaign_ok(
+        server,
+        CAMPAIGN_PLACE,
+        {"input": _campaign_item(sku["id"], "GROUP_BUY", rule_id), "key": "gb-1"},
+        alice,
+    )
+    paid = await _campaign_ok(server, CAMPAIGN_PAY, {"orderId": placed["order"]["id"]}, alice)
+    assert paid["order"]["status"] == "PAID"
+
+    # Bob finds the open group (the share link) and joins it.
+    bob = await _campaign_login(server, "groupbuy-bob")
+    rules = (await server.gql(OPEN_GROUPS, {"productId": None}, bob))["groupBuyRules"]["edges"]
+    [group_id] = [g["id"] for e in rules if e["node"]["id"] == rule_id for g in e["node"]["openGroups"]]
+    shown = (await server.gql(GROUP, {"id": group_id}, bob))["groupBuy"]
+    assert (shown["status"], shown["seatsLeft"]) == ("OPEN", 1)
+    joined = await _campaign_ok(
+        server,
+        CAMPAIGN_PLACE,
+        {"input": _campaign_item(sku["id"], "GROUP_BUY", group_id), "key": "gb-2"},
+        bob,
+    )
+    await _campaign_ok(server, CAMPAIGN_PAY, {"orderId": joined["order"]["id"]}, bob)
+    shown = (await server.gql(GROUP, {"id": group_id}, bob))["groupBuy"]
+    assert (shown["status"], shown["seatsLeft"], len(shown["members"])) == ("SUCCEEDED", 0, 2)
+
+
+@pytest.mark.skipif(BACKEND == "real", reason="the sandbox exists only on the embedded default")
+async def test_a_shopper_pays_a_presale_deposit_then_its_balance_in_the_sandbox(
+    sandbox_server: ServerProcess, sandbox_dir: Path
+) -> None:
+    server, data_dir = sandbox_server, sandbox_dir
+    staff = await _campaign_staff(data_dir, "presale-staff")
+    sku = await _campaign_sku(server)
+    at = datetime.now().astimezone()
+    # The deposit window closes, and the balance window opens, a few seconds from now.
+    opens = at + timedelta(seconds=8)
+    made = await _campaign_ok(
+        server,
+        PRESALE,
+        {
+            "input": {
+                "skuId": sku["id"],
+                "title": "预售",
+                "price": 20000,
+                "deposit": 5000,
+                "depositWorth": 10000,
+                "perMemberLimit": 1,
+                "depositStartsAt": (at - timedelta(minutes=1)).isoformat(),
+                "depositEndsAt": opens.isoformat(),
+                "balanceStartsAt": opens.isoformat(),
+                "balanceEndsAt": (at + timedelta(days=1)).isoformat(),
+            }
+        },
+        staff,
+    )
+    carol = await _campaign_login(server, "presale-carol")
+    placed = await _campaign_ok(
+        server,
+        CAMPAIGN_PLACE,
+        {"input": _campaign_item(sku["id"], "PRESALE", made["presale"]["id"]), "key": "ps-1"},
+        carol,
+    )
+    order_id = placed["order"]["id"]
+    assert placed["order"]["payable"] == 15000
+    deposit = await _campaign_ok(server, CAMPAIGN_PAY, {"orderId": order_id}, carol)
+    assert (deposit["order"]["status"], deposit["order"]["paidAmount"]) == ("PENDING_PAYMENT", 5000)
+    stage = (await server.gql(PRESALE_ORDER, {"orderId": order_id}, carol))["presaleOrder"]
+    assert stage == {"stage": "DEPOSIT_PAID", "deposit": 5000, "balance": 10000}
+
+    early = (await server.gql(CAMPAIGN_PAY, {"orderId": order_id}, carol))["sandboxPay"]
+    if early["errors"]:
+        assert [e["code"] for e in early["errors"]] == ["ORDER_NOT_PAYABLE"]
+        await asyncio.sleep(max(0.0, opens.timestamp() - time.time()) + 0.5)
+        balance = await _campaign_ok(server, CAMPAIGN_PAY, {"orderId": order_id}, carol)
+    else:
+        balance = early  # the machine was slow enough for the window to have opened already
+    assert (balance["order"]["status"], balance["order"]["paidAmount"]) == ("PAID", 15000)
+    stage = (await server.gql(PRESALE_ORDER, {"orderId": order_id}, carol))["presaleOrder"]
+    assert stage["stage"] == "BALANCE_PAID"
