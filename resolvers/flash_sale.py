@@ -91,7 +91,9 @@ async def _sale(pk: int) -> FlashSale | None:
     if sale is None:
         return None
     items = await FlashSaleItemModel.filter(flash_sale_id=pk).order_by("sort", "id")
-    return FlashSale.from_model(sale, await schedule.with_remaining(items))
+    # Only staff reach an activity: its items' numbers are read for all of them at once.
+    numbers = await setup.item_numbers([i.id for i in items])
+    return FlashSale.from_model(sale, await schedule.with_remaining(items), numbers)
 
 
 async def flash_sale(info: FlashInfo, id: strawberry.ID) -> FlashSale | None:

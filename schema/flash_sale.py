@@ -107,9 +107,11 @@ class FlashSaleItem(Node):
     remaining: int = strawberry.field(description="Units of the allotment still to win.")
     per_member_limit: int
     _model: strawberry.Private[FlashSaleItemModel]
+    # Filled when a whole activity is shown to staff: its items' numbers come from one query, not one per item.
+    _numbers: strawberry.Private[setup.ItemNumbers | None] = None
 
     @classmethod
-    def from_view(cls, view: schedule.ItemView) -> FlashSaleItem:
+    def from_view(cls, view: schedule.ItemView, numbers: setup.ItemNumbers | None = None) -> FlashSaleItem:
         m = view.item
         return cls(
             id=encode_id("FlashSaleItem", m.id),
@@ -120,6 +122,7 @@ class FlashSaleItem(Node):
             remaining=view.remaining,
             per_member_limit=m.per_member_limit,
             _model=m,
+            _numbers=numbers,
         )
 
     @strawberry.field
@@ -141,7 +144,7 @@ class FlashSaleItem(Node):
         viewer = info.context.viewer
         if not (holds(viewer, Permission.MARKETING_WRITE) or holds(viewer, Permission.DASHBOARD_READ)):
             return None
-        found = (await setup.item_numbers([self._model.id]))[self._model.id]
+        found = self._numbers or (await setup.item_numbers([self._model.id]))[self._model.id]
         return FlashSaleItemNumbers(sold=found.sold, orders=found.orders, paid_orders=found.paid_orders)
 
 
@@ -162,14 +165,19 @@ class FlashSale(Node):
     items: list[FlashSaleItem]
 
     @classmethod
-    def from_model(cls, m: FlashSaleModel, items: list[schedule.ItemView]) -> FlashSale:
+    def from_model(
+        cls,
+        m: FlashSaleModel,
+        items: list[schedule.ItemView],
+        numbers: dict[int, setup.ItemNumbers] | None = None,
+    ) -> FlashSale:
         return cls(
             id=encode_id("FlashSale", m.id),
             title=m.title,
             starts_on=m.starts_on,
             ends_on=m.ends_on,
             status=FlashSaleStatus(m.status.value),
-            items=[FlashSaleItem.from_view(v) for v in items],
+            items=[FlashSaleItem.from_view(v, (numbers or {}).get(v.item.id)) for v in items],
         )
 
 

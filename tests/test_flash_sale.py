@@ -397,3 +397,39 @@ async def test_units_taken_by_a_process_that_died_before_its_order_come_back_on_
     assert await stock.reconcile(now()) >= 1  # (items other tests left out of line are rebuilt too)
     assert (await stock.peek(item_pk, member.id)) == (2, 0)
     assert await stock.reconcile(now()) == 0
+
+
+async def test_staff_see_an_activity_with_its_numbers_in_the_same_queries_however_many_items(
+    client: Any,
+) -> None:
+    operator = await staff_token(StaffRole.OPERATOR)
+    session_id = await open_slot(client, operator)
+    today = now().astimezone(SHOP_TZ).date()
+
+    async def sale_of(count: int) -> str:
+        items = [
+            {
+                "sessionId": session_id,
+                "skuId": encode_id("Sku", (await new_sku(price=5000, stock=5)).id),
+                "flashPrice": 100,
+                "allotment": 2,
+                "perMemberLimit": 1,
+            }
+            for _ in range(count)
+        ]
+        answer = await gql(
+            client,
+            SALE_CREATE,
+            {"input": {"title": "多件", "startsOn": str(today), "endsOn": str(today), "items": items}},
+            operator,
+        )
+        return str(answer["data"]["flashSaleCreate"]["flashSale"]["id"])
+
+    counts = []
+    for sale_id in (await sale_of(1), await sale_of(4)):
+        await gql(client, SALE, {"id": sale_id}, operator)  # warm per-process caches
+        with count_queries() as counter:
+            seen = (await gql(client, SALE, {"id": sale_id}, operator))["data"]["flashSale"]
+        assert all(i["numbers"] == {"sold": 0, "orders": 0, "paidOrders": 0} for i in seen["items"])
+        counts.append(counter.count)
+    assert counts[0] == counts[1]
