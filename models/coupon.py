@@ -34,6 +34,7 @@ class CouponSource(StrEnum):
     ISSUED = "ISSUED"  # given by staff (to members or a member level)
     CODE = "CODE"  # a redeem code
     POINTS_MALL = "POINTS_MALL"  # bought with points
+    RED_PACKET = "RED_PACKET"  # grabbed in a live room's red-packet rain
 
 
 # A coupon template. `issued` counts the coupons handed out; a guarded update (`issued < total_quantity`) takes

@@ -13,6 +13,8 @@ from tortoise.models import Model
 
 class RedPacketPrize(StrEnum):
     POINTS = "POINTS"
+    # One coupon of the rain's coupon template per packet.
+    COUPON = "COUPON"
 
 
 class RainStatus(StrEnum):
@@ -28,7 +30,9 @@ class RedPacketRain(Model):
     room_id = fields.IntField()
     title = fields.CharField(max_length=64, default="")
     prize = fields.CharEnumField(RedPacketPrize, max_length=16, default=RedPacketPrize.POINTS)
-    # In the prize's unit (points): what all packets hold together, and the least one packet holds.
+    # The coupon template a COUPON rain hands out, one per packet (services.marketing.coupons).
+    coupon_id = fields.IntField(null=True)
+    # In the prize's unit (points; coupons: 1 per packet): what all packets hold, and the least one holds.
     total_amount = fields.IntField()
     min_amount = fields.IntField(default=1)
     packet_count = fields.IntField()

@@ -78,10 +78,12 @@ async def red_packet_grab(info: RainInfo, rain_id: strawberry.ID) -> RedPacketGr
     if member is None:
         raise DomainError(ErrorCode.UNAUTHENTICATED, "Sign in as a member to grab red packets")
     grab = await red_packets.grab_packet(decode_id(rain_id, "RedPacketRain", "rainId"), member.id)
+    rain = await red_packets.get_rain(grab.rain_id, "rainId")
     return RedPacketGrabPayload(
         packet=RedPacketGrab(
             rain_id=encode_id("RedPacketRain", grab.rain_id),
-            prize=RedPacketPrize.POINTS,
+            prize=rain.prize,
+            coupon_id=encode_id("Coupon", rain.coupon_id) if rain.coupon_id else None,
             amount=grab.amount,
             repeated=not grab.new,
             credited=grab.credited,
@@ -92,16 +94,19 @@ async def red_packet_grab(info: RainInfo, rain_id: strawberry.ID) -> RedPacketGr
 @staff_mutation(RAIN_PERMISSION, action="redPacketRainSchedule")
 async def red_packet_rain_schedule(info: RainInfo, input: RedPacketRainInput) -> RedPacketRainPayload:
     staff = info.context.viewer.staff
+    coupons = input.prize == RedPacketPrize.COUPON
     rain = await red_packets.schedule_rain(
         red_packets.RainDraft(
             room_id=decode_id(input.room_id, "LiveRoom", "input.roomId"),
-            total_amount=input.total_amount,
+            # A coupon rain: one coupon in each packet; a points rain without a total fails the checks.
+            total_amount=input.packet_count if coupons else (input.total_amount or 0),
             packet_count=input.packet_count,
             starts_at=input.starts_at,
             duration_seconds=input.duration_seconds,
-            min_amount=input.min_amount,
+            min_amount=1 if coupons else input.min_amount,
             title=input.title,
             prize=input.prize,
+            coupon_id=decode_id(input.coupon_id, "Coupon", "input.couponId") if input.coupon_id else None,
         ),
         staff_id=staff.id if staff else None,
     )

@@ -27,7 +27,8 @@ class RedPacketRainType(Node):
     room_id: strawberry.ID = strawberry.field(description="The live room it falls in.")
     title: str
     prize: RedPacketPrize
-    total_amount: int = strawberry.field(description="What all packets hold together (points).")
+    coupon_id: strawberry.ID | None = strawberry.field(description="A COUPON rain's coupon.")
+    total_amount: int = strawberry.field(description="What all packets hold together (points, or coupons).")
     min_amount: int = strawberry.field(description="The least a packet holds.")
     packet_count: int
     starts_at: datetime
@@ -44,6 +45,7 @@ class RedPacketRainType(Node):
             room_id=encode_id("LiveRoom", m.room_id),
             title=m.title,
             prize=m.prize,
+            coupon_id=encode_id("Coupon", m.coupon_id) if m.coupon_id else None,
             total_amount=m.total_amount,
             min_amount=m.min_amount,
             packet_count=m.packet_count,
@@ -67,7 +69,10 @@ class RedPacketRainConnection:
 class RedPacketGrab:
     rain_id: strawberry.ID
     prize: RedPacketPrize
-    amount: int = strawberry.field(description="Points the packet holds.")
+    amount: int = strawberry.field(description="Points the packet holds (a coupon packet: 1 coupon).")
+    coupon_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The coupon a COUPON packet put in the member's wallet (myCoupons)."
+    )
     repeated: bool = strawberry.field(
         description="True when the member had already grabbed this packet (a rain gives one per member)."
     )
@@ -82,13 +87,20 @@ class RedPacketGrab:
 @strawberry.input(description="A rain to schedule. Its packets are split at random, each above the minimum.")
 class RedPacketRainInput:
     room_id: strawberry.ID
-    total_amount: int = strawberry.field(description="Points shared out by all packets, 1 to 10,000,000.")
+    total_amount: int | None = strawberry.field(
+        default=None,
+        description="Points shared out by all packets, 1 to 10,000,000 (a coupon rain: leave it out, each packet "
+        "holds one coupon).",
+    )
     packet_count: int = strawberry.field(description="1 to 10,000, at most one per point of the total.")
     starts_at: datetime = strawberry.field(description="When it starts to fall (a past time: at once).")
     duration_seconds: int = strawberry.field(description="How long it falls, 1 to 7,200 seconds.")
     min_amount: int = strawberry.field(default=1, description="The least a packet holds (at least 1).")
     title: str = strawberry.field(default="", description="At most 64 characters.")
     prize: RedPacketPrize = RedPacketPrizeModel.POINTS
+    coupon_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A COUPON rain's coupon: each packet hands out one (as many must be left)."
+    )
 
 
 # --- Payloads ----------------------------------------------------------------------------------------------

@@ -332,3 +332,48 @@ async def test_redis_forgetting_a_rain_gives_no_member_a_second_packet(
     answers = [await grab(client, t, rain["id"]) for _, t in others]
     assert sum(1 for a in answers if a["packet"]) == 3
     assert sum(p.amount for p in await RedPacket.filter(rain_id=rain_id, member_id__isnull=False)) == 40
+
+
+async def test_a_coupon_rain_puts_one_coupon_in_each_winners_wallet(
+    client: httpx.AsyncClient, staff_token: str
+) -> None:
+    from models import MemberCoupon
+    from tests.test_coupons import new_coupon
+
+    coupon = await new_coupon(total_quantity=5, per_member_limit=1)
+    coupon_gid = encode_id("Coupon", coupon.id)
+    # More packets than coupons left is refused; so is a coupon rain without its coupon.
+    too_many = await schedule(
+        client, staff_token, expect_errors=True, prize="COUPON", couponId=coupon_gid, packetCount=6
+    )
+    assert [(e["field"], e["code"]) for e in too_many["errors"]] == [("input.packetCount", "BAD_USER_INPUT")]
+    bare = await schedule(client, staff_token, expect_errors=True, prize="COUPON", packetCount=3)
+    assert [e["field"] for e in bare["errors"]] == ["input.couponId"]
+    rain = (
+        await schedule(
+            client, staff_token, prize="COUPON", couponId=coupon_gid, packetCount=3, totalAmount=None
+        )
+    )["rain"]
+    members = [await new_member() for _ in range(4)]
+    # One member already holds the most of this coupon one may: their packet goes back to the rain.
+    (holder, holder_token), *others = members
+    await MemberCoupon.create(
+        coupon_id=coupon.id,
+        member_id=holder.id,
+        seq=1,
+        source="CENTER",
+        valid_from=now(),
+        valid_until=now() + timedelta(days=7),
+    )
+    refused = await grab(client, holder_token, rain["id"])
+    assert refused["errors"][0]["code"] == "LIMIT_EXCEEDED"
+    answers = [await grab(client, token, rain["id"]) for _, token in others]
+    assert all(a["packet"] and a["packet"]["credited"] for a in answers), answers
+    for member, _ in others:
+        held = await MemberCoupon.filter(member_id=member.id, coupon_id=coupon.id).values_list(
+            "source", flat=True
+        )
+        assert list(held) == ["RED_PACKET"]
+    numbers = (await gql(client, RAIN, {"id": rain["id"]}))["data"]["redPacketRain"]
+    assert (numbers["grabbedCount"], numbers["leftCount"]) == (3, 0)
+    assert await PointsEntry.filter(member_id__in=[m.id for m, _ in others]).count() == 0

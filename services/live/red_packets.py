@@ -30,11 +30,21 @@ from tortoise.transactions import in_transaction
 from infra.clock import now as clock_now
 from infra.redis import REDIS_ERRORS, get_redis
 from infra.transactions import retry_when_busy
-from models import PointsReason, RainStatus, RedPacket, RedPacketPrize, RedPacketRain
+from models import (
+    Coupon,
+    CouponSource,
+    CouponStatus,
+    PointsReason,
+    RainStatus,
+    RedPacket,
+    RedPacketPrize,
+    RedPacketRain,
+)
 from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.live import events
 from services.live.rooms import room_exists
 from services.loyalty.points import MAX_DELTA, apply_points_change
+from services.marketing.coupons.wallet import grant_in_transaction
 from services.orders.sweeper import register_sweep_job
 
 log = logging.getLogger("lianmall.red_packets")
@@ -82,6 +92,8 @@ class RainDraft:
     min_amount: int = 1
     title: str = ""
     prize: RedPacketPrize = RedPacketPrize.POINTS
+    # A COUPON rain: the template handed out, one coupon per packet (the total is then the packet count).
+    coupon_id: int | None = None
 
 
 def _check_draft(draft: RainDraft, at: datetime) -> None:
@@ -92,6 +104,10 @@ def _check_draft(draft: RainDraft, at: datetime) -> None:
 
     if len(draft.title) > TITLE_MAX:
         bad("title", f"A title has at most {TITLE_MAX} characters")
+    if draft.prize == RedPacketPrize.COUPON and draft.coupon_id is None:
+        bad("couponId", "A coupon rain names the coupon it hands out")
+    if draft.prize == RedPacketPrize.POINTS and draft.coupon_id is not None:
+        bad("couponId", "A points rain hands out no coupon")
     if not 1 <= draft.total_amount <= MAX_TOTAL:
         bad("totalAmount", f"The total is 1 to {MAX_TOTAL} points")
     count_ok = False
@@ -124,6 +140,8 @@ async def schedule_rain(draft: RainDraft, staff_id: int | None = None) -> RedPac
     _check_draft(draft, at)
     if not await room_exists(draft.room_id):
         raise DomainError(ErrorCode.NOT_FOUND, "No such live room", "input.roomId")
+    if draft.coupon_id is not None:
+        await _check_coupon(draft)
     amounts = split_packets(draft.total_amount, draft.packet_count, draft.min_amount)
 
     async def write() -> RedPacketRain:
@@ -132,6 +150,7 @@ async def schedule_rain(draft: RainDraft, staff_id: int | None = None) -> RedPac
                 room_id=draft.room_id,
                 title=draft.title,
                 prize=draft.prize,
+                coupon_id=draft.coupon_id,
                 total_amount=draft.total_amount,
                 min_amount=draft.min_amount,
                 packet_count=draft.packet_count,
@@ -150,6 +169,19 @@ async def schedule_rain(draft: RainDraft, staff_id: int | None = None) -> RedPac
         await _start(rain, at)
         rain = await get_rain(rain.id)
     return rain
+
+
+async def _check_coupon(draft: RainDraft) -> None:
+    coupon = await Coupon.get_or_none(id=draft.coupon_id)
+    if coupon is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such coupon", "input.couponId")
+    if coupon.status != CouponStatus.ACTIVE:
+        raise DomainError(ErrorCode.CONFLICT, "This coupon is no longer handed out", "input.couponId")
+    left = coupon.total_quantity - coupon.issued
+    if left < draft.packet_count:
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT, f"Only {left} of this coupon are left to hand out", "input.packetCount"
+        )
 
 
 async def get_rain(rain_id: int, field_name: str = "id") -> RedPacketRain:
@@ -352,6 +384,8 @@ async def grab_packet(rain_id: int, member_id: int) -> Grab:
             rain = await get_rain(rain_id, "rainId")
             if rain.status == RainStatus.SCHEDULED:
                 await _start(rain, clock_now())
+    except PrizeRefused:
+        raise
     except Exception:
         # The journal keeps the grab: the sweeper credits it once the database answers again.
         log.exception("red packet %s:%s of member %s left to the sweeper", rain_id, index, member_id)
@@ -378,17 +412,31 @@ async def credit_grab(rain_id: int, index: int, member_id: int, grabbed_at: date
             )
             if not taken:
                 return await RedPacket.filter(id=packet.id, member_id=member_id).exists()
-            await apply_points_change(
-                member_id,
-                packet.amount,
-                PointsReason.RED_PACKET,
-                f"red-packet:{rain_id}:{index}",
-                note=f"红包雨 {rain_id}",
+            prize, coupon_id = (
+                await RedPacketRain.filter(id=rain_id).first().values_list("prize", "coupon_id")
             )
+            if prize == RedPacketPrize.COUPON and coupon_id is not None:
+                try:
+                    await grant_in_transaction(member_id, coupon_id, CouponSource.RED_PACKET, "rainId")
+                except DomainError as exc:
+                    raise PrizeRefused(exc.code, exc.message, "rainId") from exc
+            else:
+                await apply_points_change(
+                    member_id,
+                    packet.amount,
+                    PointsReason.RED_PACKET,
+                    f"red-packet:{rain_id}:{index}",
+                    note=f"红包雨 {rain_id}",
+                )
             return True
 
     try:
         credited = await retry_when_busy(credit)
+    except PrizeRefused:
+        # The coupon cannot be handed to this member (they hold the most one may, or the coupon was stopped):
+        # the packet goes back to the rain for someone else, and the member is told why.
+        await _give_back(rain_id, index, member_id)
+        raise
     except IntegrityError:
         # The member holds another packet of this rain (Redis forgot it): this one goes back to the rain.
         log.warning(
@@ -411,6 +459,32 @@ async def _forget(rain_id: int, index: int, member_id: int) -> None:
         await forget(keys=[_keys(rain_id).journal], args=[f"{index}:{amount}", f"{member_id}:"])
     except REDIS_ERRORS:
         pass  # the sweeper finds the entry, sees the packet credited and removes it then
+
+
+class PrizeRefused(DomainError):
+    """The packet's coupon could not be granted to the member who grabbed it."""
+
+
+# KEYS: left, who, journal. ARGV: packet, member. Undoes one member's grab: the packet goes back to the rain.
+_GIVE_BACK = """
+local entry = redis.call('HGET', KEYS[3], ARGV[1])
+if not entry or string.sub(entry, 1, string.len(ARGV[2]) + 1) ~= ARGV[2] .. ':' then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[2]) end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+async def _give_back(rain_id: int, index: int, member_id: int) -> None:
+    amount = await RedPacket.filter(rain_id=rain_id, index=index).first().values_list("amount", flat=True)
+    keys = _keys(rain_id)
+    try:
+        await get_redis().register_script(_GIVE_BACK)(
+            keys=[keys.left, keys.who, keys.journal], args=[f"{index}:{amount}", member_id]
+        )
+    except REDIS_ERRORS:
+        log.warning("packet %s:%s could not go back to the rain", rain_id, index)
 
 
 async def _return_packet(rain_id: int, index: int, member_id: int) -> None:
@@ -486,6 +560,8 @@ async def credit_stranded_grabs(at: datetime) -> int:
             try:
                 if await credit_grab(rain.id, index, member, grabbed_at):
                     credited += 1
+            except PrizeRefused as exc:
+                log.warning("red packet %s:%s refused to member %s: %s", rain.id, index, member, exc.code)
             except Exception:
                 log.exception("crediting stranded red packet %s:%s failed", rain.id, index)
         if not entries and rain.status == RainStatus.ENDED and at - rain.ends_at > STRANDED_AFTER:
