@@ -184,26 +184,26 @@ async def test_an_expired_group_refunds_each_member_once_across_a_kill_mid_sweep
     assert (await GroupBuy.get(id=group_id)).paid_count == 4
 
     # WeChat Pay answers refunds slowly, the group expires, and both processes die in the middle of refunding.
+    # (The processes sweep the whole shared database: other tests' refunds may be asked about too.)
+    key = refund_key(group_id)
+    wanted = {refund_number(order.id, key) for order in orders}
     standin.slow_down("refund", 1.5)
     await GroupBuy.filter(id=group_id).update(expires_at=now() - timedelta(seconds=1))
-    await eventually(lambda: _refund_calls(standin, 1), 20, "the first refund call")
+    await eventually(lambda: _refund_calls(standin, wanted), 20, "the first refund call")
     for server in (a, b):
         _signal_group(server.process, signal.SIGKILL)
         await server.process.wait()
-    asked_before_kill = {c["out_refund_no"] for c in standin.calls("refund")}
+    asked_before_kill = {c["out_refund_no"] for c in standin.calls("refund")} & wanted
     assert 1 <= len(asked_before_kill) < 4, "killed in the middle of the refunds"
     standin.slow_down("refund", 0.0)
 
     async with running_server(env) as c:
-        key = refund_key(group_id)
-        wanted = {refund_number(order.id, key) for order in orders}
 
         async def all_accepted() -> bool:
             rows = await Refund.filter(order_id__in=[o.id for o in orders])
             return {r.out_refund_no for r in rows} == wanted and all(r.refund_id for r in rows)
 
         await eventually(all_accepted, 30, "every member's refund accepted by WeChat Pay")
-        assert asked_before_kill <= wanted
         # Exactly once: one refund per order here, one per trade at WeChat Pay, each the whole amount paid.
         assert await Refund.filter(order_id__in=[o.id for o in orders]).count() == 4
         for order in orders:
@@ -229,8 +229,8 @@ async def test_an_expired_group_refunds_each_member_once_across_a_kill_mid_sweep
         assert (await GroupBuy.get(id=group_id)).status == GroupBuyStatus.FAILED
 
 
-async def _refund_calls(standin: WeChatPayStandIn, at_least: int) -> bool:
-    return len(standin.calls("refund")) >= at_least
+async def _refund_calls(standin: WeChatPayStandIn, numbers: set[str]) -> bool:
+    return any(c["out_refund_no"] in numbers for c in standin.calls("refund"))
 
 
 def _standin_refunds(standin: WeChatPayStandIn) -> list[Any]:
