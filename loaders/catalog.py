@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asyncio import Future
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
@@ -100,23 +101,46 @@ PRODUCT_FIELDS = PRODUCT_ROWS.names
 SKU_FIELDS = SKU_ROWS.names
 
 
+class NotReady:
+    """What `HeldLoader.ready` answers for a value not loaded yet."""
+
+
+NOT_READY = NotReady()
+
+
+class HeldLoader(DataLoader[K, V]):
+    """A loader whose loaded values can also be read without awaiting: fields whose data a root resolver
+    prefetched (schema/catalog_prefetch.py) then resolve synchronously, with no coroutine and no task."""
+
+    def __init__(self) -> None:
+        self._held: dict[K, Future[V]] = {}
+        super().__init__(cache_map=self._held)
+
+    def ready(self, key: K) -> V | NotReady:
+        """The value loaded for `key`, or NOT_READY while it is not (or its load failed: awaiting it raises)."""
+        future = self._held.get(key)
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return NOT_READY
+        return future.result()
+
+
 def _by_id(ids: list[int], rows: Iterable[Any]) -> list[Any]:
     found = {row.id: row for row in rows}
     return [found.get(i) for i in ids]
 
 
-class ProductLoader(DataLoader[int, ProductRow | None]):
+class ProductLoader(HeldLoader[int, ProductRow | None]):
     async def batch_load_fn(self, ids: list[int]) -> list[ProductRow | None]:
         return _by_id(ids, await PRODUCT_ROWS.by_ids(ids))
 
 
-class SkusByProductLoader(DataLoader[int, list[SkuRow]]):
+class SkusByProductLoader(HeldLoader[int, list[SkuRow]]):
     async def batch_load_fn(self, product_ids: list[int]) -> list[list[SkuRow]]:
         skus = await SKU_ROWS.by_ids(product_ids, column="product_id", order_by="product_id, id")
         return _grouped(product_ids, ((s.product_id, s) for s in skus))
 
 
-class SkuLoader(DataLoader[int, SkuRow | None]):
+class SkuLoader(HeldLoader[int, SkuRow | None]):
     async def batch_load_fn(self, ids: list[int]) -> list[SkuRow | None]:
         return _by_id(ids, await SKU_ROWS.by_ids(ids))
 
@@ -128,7 +152,7 @@ _SPEC_VALUES_BY_SKU = (
 )
 
 
-class SpecValuesBySkuLoader(DataLoader[int, list[tuple[str, str]]]):
+class SpecValuesBySkuLoader(HeldLoader[int, list[tuple[str, str]]]):
     """(dimension name, value) pairs of each SKU, in the product's dimension order."""
 
     async def batch_load_fn(self, sku_ids: list[int]) -> list[list[tuple[str, str]]]:
@@ -136,7 +160,7 @@ class SpecValuesBySkuLoader(DataLoader[int, list[tuple[str, str]]]):
         return _grouped(sku_ids, ((sku_id, (name, value)) for sku_id, name, value in rows))
 
 
-class CategoryLoader(DataLoader[int, Category | None]):
+class CategoryLoader(HeldLoader[int, Category | None]):
     """Categories by id. A batch also loads the ancestors of what it was asked for, in the same query, and
     keeps them: breadcrumbs and parents then cost nothing more. `all()` loads the whole tree for tree views."""
 
@@ -167,12 +191,12 @@ class CategoryLoader(DataLoader[int, Category | None]):
         return list(self._all.values())
 
 
-class BrandLoader(DataLoader[int, BrandRow | None]):
+class BrandLoader(HeldLoader[int, BrandRow | None]):
     async def batch_load_fn(self, ids: list[int]) -> list[BrandRow | None]:
         return _by_id(ids, await BRAND_ROWS.by_ids(ids))
 
 
-class TagLoader(DataLoader[int, TagRow | None]):
+class TagLoader(HeldLoader[int, TagRow | None]):
     async def batch_load_fn(self, ids: list[int]) -> list[TagRow | None]:
         return _by_id(ids, await TAG_ROWS.by_ids(ids))
 
@@ -183,13 +207,13 @@ _TAGS_BY_PRODUCT = (
 )
 
 
-class TagsByProductLoader(DataLoader[int, list[TagRow]]):
+class TagsByProductLoader(HeldLoader[int, list[TagRow]]):
     async def batch_load_fn(self, product_ids: list[int]) -> list[list[TagRow]]:
         rows = await fetch(_TAGS_BY_PRODUCT, product_ids)
         return _grouped(product_ids, ((r[0], TagRow(r[1], r[2], r[3])) for r in rows))
 
 
-class MediaByProductLoader(DataLoader[int, list[MediaRow]]):
+class MediaByProductLoader(HeldLoader[int, list[MediaRow]]):
     async def batch_load_fn(self, product_ids: list[int]) -> list[list[MediaRow]]:
         media = await MEDIA_ROWS.by_ids(product_ids, column="product_id", order_by="product_id, sort, id")
         return _grouped(product_ids, ((m.product_id, m) for m in media))
@@ -202,7 +226,7 @@ _SPEC_DIMENSIONS = (
 )
 
 
-class SpecDimensionsByProductLoader(DataLoader[int, list[tuple[str, list[str]]]]):
+class SpecDimensionsByProductLoader(HeldLoader[int, list[tuple[str, list[str]]]]):
     """Each product's spec dimensions with their values, in display order."""
 
     async def batch_load_fn(self, product_ids: list[int]) -> list[list[tuple[str, list[str]]]]:

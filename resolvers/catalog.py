@@ -26,6 +26,7 @@ from schema.catalog import (
     StockChanged,
     Tag,
 )
+from schema.catalog_prefetch import prefetch_products, subfields
 from schema.connection import build_edges, cursor_offset
 from schema.context import Context, searcher_key
 from schema.node import decode_id, encode_id
@@ -50,6 +51,8 @@ async def product(info: ProductInfo, id: strawberry.ID) -> Product | None:
     model = await info.context.loaders.product.load(pk)
     if model is None or not visible(model.status, info.context):
         return None
+    raw = info._raw_info
+    await prefetch_products(info.context.loaders, [model], raw.field_nodes, raw)
     return Product.from_model(model)
 
 
@@ -120,6 +123,9 @@ async def products(
     rows = [ProductRow(*values) for values in page.products]
     for row in rows:
         context.loaders.product.prime(row.id, row)
+    raw = info._raw_info
+    edges_selected = subfields(raw.field_nodes, raw).get("edges", [])
+    await prefetch_products(context.loaders, rows, subfields(edges_selected, raw).get("node", []), raw)
     edges, page_info = build_edges([Product.from_model(row) for row in rows], offset)
     page_info.has_next_page = page.has_next
     return ProductConnection(edges=edges, page_info=page_info, _total=page.total_count)

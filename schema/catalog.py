@@ -19,6 +19,7 @@ from models import Sku as SkuModel
 from models import Tag as TagModel
 from models.product import MediaKind as MediaKindModel
 from models.product import ProductStatus as ProductStatusModel
+from schema.catalog_prefetch import now_or_later
 from schema.connection import Edge, PageInfo
 from schema.context import Context
 from schema.node import Node, encode_id
@@ -178,9 +179,8 @@ class Sku(Node):
         return [TierPrice(min_quantity=t["min_quantity"], price=t["price"]) for t in self._model.tier_prices]
 
     @strawberry.field
-    async def spec_values(self, info: Info[Context, None]) -> list[SpecValue]:
-        pairs = await info.context.loaders.spec_values_by_sku.load(self._model.id)
-        return [SpecValue(name=name, value=value) for name, value in pairs]
+    def spec_values(self, info: Info[Context, None]) -> list[SpecValue]:
+        return now_or_later(info.context.loaders.spec_values_by_sku, self._model.id, _spec_values)
 
     @strawberry.field
     async def product(self, info: Info[Context, None]) -> Product | None:
@@ -221,11 +221,18 @@ class Product(Node):
     def low_stock(self) -> bool:
         return self._model.total_stock <= self._model.stock_warning
 
+    # The relations below resolve synchronously when the root resolver prefetched them (see
+    # schema/catalog_prefetch.py), otherwise they return an awaitable, which graphql-core awaits.
+
     @strawberry.field(description="What the viewer pays for one unit, over all SKUs.")
-    async def price(self, info: Info[Context, None]) -> PriceRange:
-        skus = await info.context.loaders.skus_by_product.load(self._model.id)
-        low, high = price_range(skus, info.context.viewer.price)
-        return PriceRange(min=low, max=high)
+    def price(self, info: Info[Context, None]) -> PriceRange:
+        viewer_price = info.context.viewer.price
+
+        def price_of(skus: list[SkuRow]) -> PriceRange:
+            low, high = price_range(skus, viewer_price)
+            return PriceRange(min=low, max=high)
+
+        return now_or_later(info.context.loaders.skus_by_product, self._model.id, price_of)
 
     @strawberry.field(
         description="What the viewer pays for one unit now with limited-time discounts (限时折扣), over all SKUs; "
@@ -246,33 +253,30 @@ class Product(Node):
         return await badges(info.context, await offers(info.context, self._model, skus))  # type: ignore[return-value]
 
     @strawberry.field
-    async def skus(self, info: Info[Context, None]) -> list[Sku]:
-        return [Sku.from_model(s) for s in await info.context.loaders.skus_by_product.load(self._model.id)]
+    def skus(self, info: Info[Context, None]) -> list[Sku]:
+        return now_or_later(info.context.loaders.skus_by_product, self._model.id, _skus)
 
     @strawberry.field
-    async def specs(self, info: Info[Context, None]) -> list[SpecDimension]:
-        dims = await info.context.loaders.spec_dimensions_by_product.load(self._model.id)
-        return [SpecDimension(name=name, values=values) for name, values in dims]
+    def specs(self, info: Info[Context, None]) -> list[SpecDimension]:
+        return now_or_later(info.context.loaders.spec_dimensions_by_product, self._model.id, _specs)
 
     @strawberry.field
-    async def category(self, info: Info[Context, None]) -> Category | None:
-        category = await info.context.loaders.category.load(self._model.category_id)
-        return Category.from_model(category) if category else None
+    def category(self, info: Info[Context, None]) -> Category | None:
+        return now_or_later(info.context.loaders.category, self._model.category_id, _category)
 
     @strawberry.field
-    async def brand(self, info: Info[Context, None]) -> Brand | None:
+    def brand(self, info: Info[Context, None]) -> Brand | None:
         if self._model.brand_id is None:
             return None
-        brand = await info.context.loaders.brand.load(self._model.brand_id)
-        return Brand.from_model(brand) if brand else None
+        return now_or_later(info.context.loaders.brand, self._model.brand_id, _brand)
 
     @strawberry.field
-    async def tags(self, info: Info[Context, None]) -> list[Tag]:
-        return [Tag.from_model(t) for t in await info.context.loaders.tags_by_product.load(self._model.id)]
+    def tags(self, info: Info[Context, None]) -> list[Tag]:
+        return now_or_later(info.context.loaders.tags_by_product, self._model.id, _tags)
 
     @strawberry.field
-    async def media(self, info: Info[Context, None]) -> list[Media]:
-        return [Media.from_model(m) for m in await info.context.loaders.media_by_product.load(self._model.id)]
+    def media(self, info: Info[Context, None]) -> list[Media]:
+        return now_or_later(info.context.loaders.media_by_product, self._model.id, _media)
 
     @strawberry.field(description="Public reviews (评价), newest first; only what passed WeChat's check.")
     async def reviews(
@@ -297,6 +301,34 @@ class Product(Node):
         from schema.content import product_featured_reviews
 
         return await product_featured_reviews(info, self._model.id, limit)
+
+
+def _spec_values(pairs: list[tuple[str, str]]) -> list[SpecValue]:
+    return [SpecValue(name=name, value=value) for name, value in pairs]
+
+
+def _skus(skus: list[SkuRow]) -> list[Sku]:
+    return [Sku.from_model(s) for s in skus]
+
+
+def _specs(dimensions: list[tuple[str, list[str]]]) -> list[SpecDimension]:
+    return [SpecDimension(name=name, values=values) for name, values in dimensions]
+
+
+def _category(category: CategoryModel | None) -> Category | None:
+    return Category.from_model(category) if category else None
+
+
+def _brand(brand: BrandRow | None) -> Brand | None:
+    return Brand.from_model(brand) if brand else None
+
+
+def _tags(tags: list[TagRow]) -> list[Tag]:
+    return [Tag.from_model(t) for t in tags]
+
+
+def _media(media: list[MediaRow]) -> list[Media]:
+    return [Media.from_model(m) for m in media]
 
 
 # Stock changes with every order: cached answers keep holes where it is shown (schema/volatile.py), filled from

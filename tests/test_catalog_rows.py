@@ -111,3 +111,55 @@ async def test_spec_values_of_every_sku_match_the_models(seeded: None) -> None:
         expected.setdefault(link.sku_id, []).append((link.spec_value.dimension.name, link.spec_value.value))
     assert any(got)
     assert got == [expected.get(i, []) for i in sku_ids]
+
+
+LISTING = """
+query Listing($skipBrand: Boolean!) {
+  products(first: 20, sort: SALES) {
+    edges { cursor node { id title price { min max } media { url } ...More brand @skip(if: $skipBrand) { name } } }
+  }
+}
+fragment More on Product { tags { name } skus { id price stock specValues { name value } } category { name } }
+"""
+
+
+async def test_a_listing_resolves_its_products_without_a_task_each(seeded: None, runtime: object) -> None:
+    # The root resolver loads what the selection reads (fragments and @skip minded) before the fields run, so
+    # they resolve synchronously: a handful of tasks for the page instead of several per product.
+    import asyncio
+
+    from infra.query_counter import count_queries
+    from schema.context import make_context
+    from schema.root import schema
+
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+    previous = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    answers = {}
+    counts = {}
+    for skip in (False, True):
+        loop.set_task_factory(counting)  # type: ignore[arg-type]
+        made.clear()
+        try:
+            with count_queries() as counted:
+                result = await schema.execute(
+                    LISTING, variable_values={"skipBrand": skip}, context_value=make_context()
+                )
+        finally:
+            loop.set_task_factory(previous)
+        assert result.errors is None, result.errors
+        assert len(made) <= 12, len(made)
+        answers[skip] = result.data
+        counts[skip] = counted.count
+    nodes = [edge["node"] for edge in answers[False]["products"]["edges"]]
+    assert len(nodes) == 20 and all(node["skus"] and node["category"] for node in nodes)
+    assert any(node["brand"] for node in nodes) and any(
+        node["specValues"] for n in nodes for node in n["skus"]
+    )
+    # products, skus, media, tags, categories, brands, spec values; without brand one statement fewer.
+    assert counts == {False: 7, True: 6}
