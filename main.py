@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     """The Starlette app. With `manage_resources=False` the caller (a test) owns the DB and runtime."""
     from infra.static_assets import STATIC_PREFIX, StaticAssets
     from infra.wechat_sandbox.routes import sandbox_routes
-    from schema import content_http, payments_http
+    from schema import content_http, live_page, payments_http
     from schema.root import schema
     from schema.unavailable import DEPENDENCY_DOWN_HANDLERS
     from schema.view import GraphQLView
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         Route("/payments/wechat/refund-notify", payments_http.refund_notify, methods=["POST"]),
         Route("/uploads", content_http.upload, methods=["POST"]),
         Route("/wechat/message", content_http.wechat_message, methods=["GET", "POST"], middleware=limit),
+        Route("/h5/live/{room_id}", live_page.live_page),
         Mount(STATIC_PREFIX, app=StaticAssets(), name="static"),
         *sandbox_routes(settings),
     ]
