@@ -36,16 +36,21 @@ class RoomStatusChanged(LiveEvent):
     status: LiveRoomStatus
 
 
-@strawberry.type(description="A room product is presented now (讲解中); every ID null: nothing is pinned.")
+@strawberry.type(description="A room product is presented now (讲解中), in place of the one before.")
 class ProductPinned(LiveEvent):
-    room_product_id: strawberry.ID | None
-    product_id: strawberry.ID | None
-    sku_id: strawberry.ID | None
+    room_product_id: strawberry.ID
+    product_id: strawberry.ID
+    sku_id: strawberry.ID
     title: str
     image_url: str
     live_price: int = strawberry.field(description="In fen.")
     original_price: int = strawberry.field(description="The SKU's own price, in fen (to strike through).")
     stock: int = strawberry.field(description="What is left of the room's allotment.")
+
+
+@strawberry.type(description="Nothing is presented any more (`roomProductId` was).")
+class ProductUnpinned(LiveEvent):
+    room_product_id: strawberry.ID
 
 
 @strawberry.type(description="Staff changed a room product's live price.")
@@ -136,6 +141,7 @@ class ViewerCount(LiveEvent):
 LiveRoomEvent = Annotated[
     RoomStatusChanged
     | ProductPinned
+    | ProductUnpinned
     | PriceChanged
     | LiveStockChanged
     | CommentPosted
@@ -153,6 +159,7 @@ LiveRoomEvent = Annotated[
 _GRAPHQL_TYPES: dict[str, type] = {
     ev.RoomStatusChanged.KIND: RoomStatusChanged,
     ev.ProductPinned.KIND: ProductPinned,
+    ev.ProductUnpinned.KIND: ProductUnpinned,
     ev.PriceChanged.KIND: PriceChanged,
     ev.StockChanged.KIND: LiveStockChanged,
     ev.CommentPosted.KIND: CommentPosted,

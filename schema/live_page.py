@@ -33,5 +33,7 @@ async def live_page(request: Request) -> HTMLResponse:
         found = False
     if not found:
         return HTMLResponse("<!doctype html><title>直播间不存在</title><p>直播间不存在</p>", status_code=404)
-    page = _template().substitute(graphql_ws=vendor_asset("graphql-ws").script_tag(), room_id=html.escape(room_gid))
+    page = _template().substitute(
+        graphql_ws=vendor_asset("graphql-ws").script_tag(), room_id=html.escape(room_gid)
+    )
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})

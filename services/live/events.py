@@ -78,17 +78,25 @@ class RoomStatusChanged(RoomEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ProductPinned(RoomEvent):
-    """The anchor pinned a room product (讲解中); all ids None: nothing is pinned any more."""
+    """The anchor presents a room product now (讲解中), in place of the one before."""
 
     KIND: ClassVar[str] = "ProductPinned"
-    room_product_id: int | None
-    product_id: int | None = None
-    sku_id: int | None = None
-    title: str = ""
-    image_url: str = ""
-    live_price: int = 0
-    original_price: int = 0
-    stock: int = 0
+    room_product_id: int
+    product_id: int
+    sku_id: int
+    title: str
+    image_url: str
+    live_price: int
+    original_price: int
+    stock: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProductUnpinned(RoomEvent):
+    """Nothing is presented any more (this room product was)."""
+
+    KIND: ClassVar[str] = "ProductUnpinned"
+    room_product_id: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,6 +209,7 @@ EVENT_TYPES: dict[str, type[RoomEvent]] = {
     for cls in (
         RoomStatusChanged,
         ProductPinned,
+        ProductUnpinned,
         PriceChanged,
         StockChanged,
         CommentPosted,

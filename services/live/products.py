@@ -33,7 +33,13 @@ from models import (
 )
 from services.catalog.prices import PriceContext
 from services.errors import DomainError, ErrorCode
-from services.live.events import PriceChanged, ProductPinned, StockChanged, publish_room_event
+from services.live.events import (
+    PriceChanged,
+    ProductPinned,
+    ProductUnpinned,
+    StockChanged,
+    publish_room_event,
+)
 from services.live.rooms import get_room
 from services.orders.campaigns import CampaignKind, CampaignPrice, CampaignRef, register_campaign
 from services.orders.states import Announcements, register_entry_hook
@@ -151,7 +157,7 @@ async def remove_room_product(room_product_id: int) -> LiveRoom:
     unpinned = await LiveRoom.filter(id=room_id, pinned_id=item.id).update(pinned_id=None, updated_at=now())
     await item.delete()
     if unpinned:
-        await publish_room_event(room_id, ProductPinned(room_product_id=None))
+        await publish_room_event(room_id, ProductUnpinned(room_product_id=item.id))
     return await get_room(room_id)
 
 
@@ -168,13 +174,14 @@ async def pin(room_id: int, room_product_id: int | None) -> LiveRoom:
                 ErrorCode.BAD_USER_INPUT, "That product is sold in another room", "roomProductId"
             )
     await LiveRoom.filter(id=room_id).update(pinned_id=item.id if item else None, updated_at=now())
-    await publish_room_event(room_id, await pinned_event(item))
+    if item is not None:
+        await publish_room_event(room_id, await pinned_event(item))
+    elif room.pinned_id is not None:
+        await publish_room_event(room_id, ProductUnpinned(room_product_id=room.pinned_id))
     return await get_room(room_id)
 
 
-async def pinned_event(item: LiveRoomProduct | None) -> ProductPinned:
-    if item is None:
-        return ProductPinned(room_product_id=None)
+async def pinned_event(item: LiveRoomProduct) -> ProductPinned:
     sku = await Sku.get(id=item.sku_id)
     product = await Product.get(id=item.product_id)
     image = (

@@ -63,7 +63,8 @@
   const handlers = {
     RoomStatusChanged: (e) => { $('status').textContent = STATUS[e.status] || e.status; },
     ViewerCount: (e) => { $('viewers').textContent = String(e.count); },
-    ProductPinned: (e) => { state.pinned = e.roomProductId ? e : null; renderPinned(); },
+    ProductPinned: (e) => { state.pinned = e; renderPinned(); },
+    ProductUnpinned: () => { state.pinned = null; renderPinned(); },
     PriceChanged: (e) => {
       if (state.pinned && state.pinned.roomProductId === e.roomProductId) {
         state.pinned.livePrice = e.livePrice; state.pinned.originalPrice = e.originalPrice; renderPinned();
@@ -143,6 +144,7 @@
     ... on RoomStatusChanged { status }
     ... on ViewerCount { count }
     ... on ProductPinned { roomProductId title imageUrl livePrice originalPrice stock }
+    ... on ProductUnpinned { roomProductId }
     ... on PriceChanged { roomProductId livePrice originalPrice }
     ... on LiveStockChanged { roomProductId stock }
     ... on CommentPosted { commentId nickname text }
@@ -190,7 +192,7 @@
         const handle = handlers[event.__typename];
         if (handle) handle(event);
       },
-      error: (error) => console.warn('live events:', error),
+      error: (error) => console.error('live events:', JSON.stringify(error)),
       complete: () => {},
     });
   }

@@ -85,6 +85,49 @@ const scenarios = {
       { query, variables },
     );
   },
+  // The H5 live-sale page: report what it shows whenever that changes; click the buttons named in `click` once
+  // each as soon as they show.
+  'live-page': async () => {
+    const { path, click = [] } = options;
+    const clicked = new Set();
+    await page.goto(`${base}${path}`);
+    await page.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 15000 });
+    emit({ type: 'ready' });
+    let last = '';
+    for (;;) {
+      const shown = await page.evaluate(() => {
+        const text = (id) => {
+          const element = document.getElementById(id);
+          return element && !element.closest('[hidden]') ? element.textContent : null;
+        };
+        return {
+          title: text('title'),
+          status: text('status'),
+          viewers: text('viewers'),
+          pinnedTitle: text('pinned-title'),
+          price: text('pinned-price'),
+          stock: text('pinned-stock'),
+          comments: [...document.querySelectorAll('#comments li')].map((li) => li.textContent),
+          rain: text('rain-count'),
+          rainResult: text('rain-result'),
+          auction: text('auction-amount'),
+          auctionResult: text('auction-result'),
+        };
+      });
+      const text = JSON.stringify([shown, consoleErrors.length]);
+      if (text !== last) {
+        last = text;
+        emit({ type: 'shown', shown, blocked, consoleErrors });
+      }
+      for (const selector of click) {
+        if (!clicked.has(selector) && (await page.locator(selector).isVisible())) {
+          clicked.add(selector);
+          await page.locator(selector).click();
+        }
+      }
+      await page.waitForTimeout(20);
+    }
+  },
   // GraphiQL shows its editor and, from introspection, the schema's documentation.
   graphiql: async () => {
     const response = await page.goto(`${base}/graphql`);
