@@ -48,6 +48,14 @@ class CheckoutInput:
     )
 
 
+@strawberry.type(description="A gift a promotion adds to the order at no cost (while its stock lasts).")
+class CheckoutGift:
+    sku_id: strawberry.ID
+    quantity: int
+    promotion_id: strawberry.ID
+    title: str = strawberry.field(description="The promotion's title.")
+
+
 @strawberry.type(description="A line as the order would snapshot it.")
 class CheckoutLine:
     sku_id: strawberry.ID
@@ -73,6 +81,9 @@ class CheckoutPreview:
     payable: int
     discounts: list[AppliedDiscount] = strawberry.field(
         description="Every discount applied, in pipeline order, with its source."
+    )
+    gifts: list[CheckoutGift] = strawberry.field(
+        default_factory=list, description="Gifts promotions add; placeOrder adds them as free lines."
     )
     coupons: list[CheckoutCoupon] = strawberry.field(
         description="Every coupon the shopper holds: usable here or not (and why), and which are used."
@@ -104,6 +115,15 @@ class CheckoutPreview:
             points_discount=q.points_discount,
             payable=q.payable,
             discounts=[AppliedDiscount.from_data(d) for d in q.discounts],
+            gifts=[
+                CheckoutGift(
+                    sku_id=encode_id("Sku", g.sku_id),
+                    quantity=g.quantity,
+                    promotion_id=encode_id("Promotion", g.source_id),
+                    title=g.title,
+                )
+                for g in q.gifts
+            ],
             coupons=checkout_coupons(p.pricing.memo),
         )
 

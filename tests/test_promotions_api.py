@@ -252,3 +252,58 @@ async def test_a_shoppers_weekend_limited_time_and_man_jian(client: Any, clock: 
     clock.append(SATURDAY + timedelta(days=2))
     p = (await gql(client, PREVIEW, {"input": input}, shopper))["data"]["checkoutPreview"]["preview"]
     assert p["discounts"] == [] and p["discount"] == 0
+
+
+async def test_a_gift_comes_as_a_free_line_while_its_stock_lasts(client: Any, clock: list[datetime]) -> None:
+    token = await staff()
+    coat = await new_sku(price=5000, stock=10)
+    gift = await new_sku(price=1990, stock=1)
+    made = (
+        await gql(
+            client,
+            CREATE,
+            {
+                "input": weekend_input(
+                    title="买就送围巾",
+                    conditions=[],
+                    actions=[
+                        {"type": "GIFT_SKU", "args": {"sku_id": encode_id("Sku", gift.id), "quantity": 1}},
+                        {"type": "FREE_SHIPPING"},
+                    ],
+                )
+            },
+            token,
+        )
+    )["data"]["promotionCreate"]
+    assert made["errors"] == []
+    await gql(client, ACTIVATE, {"id": made["promotion"]["id"]}, token)
+    member, _ = await new_member()
+    shopper = await real_time_token(member, clock)
+    address = await new_address(member, "新疆维吾尔自治区", "乌鲁木齐市", "天山区")
+    input = {
+        "addressId": encode_id("Address", address),
+        "items": [{"skuId": encode_id("Sku", coat.id), "quantity": 1}],
+    }
+    preview = """query($input: CheckoutInput!) { checkoutPreview(input: $input) { preview {
+      shippingFee payable gifts { skuId quantity title } discounts { stage kind amount } } errors { code } } }"""
+    p = (await gql(client, preview, {"input": input}, shopper))["data"]["checkoutPreview"]["preview"]
+    assert p["gifts"] == [{"skuId": encode_id("Sku", gift.id), "quantity": 1, "title": "买就送围巾"}]
+    assert p["shippingFee"] == 0 and p["discounts"] == [
+        {"stage": "SHIPPING", "kind": "THRESHOLD", "amount": 2500}
+    ]
+    assert p["payable"] == 5000, "新疆 ships at 25.00, waived"
+    first = (await gql(client, PLACE, {"input": input, "key": "gift-1"}, shopper))["data"]["placeOrder"][
+        "order"
+    ]
+    lines = await OrderLine.filter(order__number=first["number"]).order_by("id")
+    assert [(line.sku_id, line.unit_price, line.line_total) for line in lines] == [
+        (coat.id, 5000, 5000),
+        (gift.id, 0, 0),
+    ]
+    assert first["payable"] == 5000
+    second = (await gql(client, PLACE, {"input": input, "key": "gift-2"}, shopper))["data"]["placeOrder"][
+        "order"
+    ]
+    assert await OrderLine.filter(order__number=second["number"]).count() == 1, (
+        "the gift ran out: no gift line"
+    )

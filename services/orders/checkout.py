@@ -50,7 +50,7 @@ from services.loyalty.points import apply_points_change
 from services.orders import campaigns, pricing
 from services.orders.campaigns import CampaignRef, handler_for
 from services.orders.cart import points_rules, purchase_limit, shipping_rules, shopper
-from services.orders.pipeline import AppliedDiscount, PricingContext, registered_steps
+from services.orders.pipeline import AppliedDiscount, Gift, PricingContext, Stage, registered_steps
 from services.orders.states import transition
 from services.payments import wechat_pay
 from services.payments.wechat_pay import PayParams
@@ -412,6 +412,7 @@ async def _write_order(
             for line_id, line in zip(line_ids, preview.lines, strict=True):
                 if line.campaign is not None:
                     await handler_for(line.campaign).attach(order, int(line_id), line.campaign, line.quantity)
+        given = await _give_gifts(order.id, quote)
         for step in registered_steps():
             await step.attach(order, quote, preview.pricing)
         await OrderEvent.create(
@@ -434,10 +435,10 @@ async def _write_order(
         if request.from_cart:
             await CartItem.filter(member_id=member_id, sku_id__in=[i.sku_id for i in items]).delete()
         # The products' totals too, read in the same statement: the stock event carries them.
-        rows = await Sku.filter(id__in=list(skus)).values_list(
+        rows = await Sku.filter(id__in=[*skus, *given]).values_list(
             "id", "product_id", "stock", "product__total_stock"
         )
-    sold: dict[int, int] = {}
+    sold: dict[int, int] = dict(given)
     for item in items:
         sold[item.sku_id] = sold.get(item.sku_id, 0) + item.quantity
     changes = [
@@ -445,6 +446,45 @@ async def _write_order(
         for sid, pid, stock, total in rows
     ]
     return order, changes
+
+
+async def _give_gifts(order_id: int, quote: pricing.Quote) -> dict[int, int]:
+    """Gift lines (a promotion's GIFT_SKU) at no cost, while the gift's stock lasts: a gift out of stock is
+    left out, never a reason to refuse the order. Returns the quantities given per SKU."""
+    wanted: dict[int, tuple[int, Gift]] = {}
+    for gift in quote.gifts:
+        quantity = wanted.get(gift.sku_id, (0, gift))[0] + gift.quantity
+        wanted[gift.sku_id] = (quantity, wanted.get(gift.sku_id, (0, gift))[1])
+    given: dict[int, int] = {}
+    for sku_id, (quantity, gift) in sorted(wanted.items()):
+        sku = await Sku.filter(id=sku_id).select_related("product").first()
+        if sku is None:
+            continue
+        if not await Sku.filter(id=sku_id, stock__gte=quantity).update(stock=F("stock") - quantity):
+            continue
+        await Product.filter(id=sku.product.id).update(total_stock=F("total_stock") - quantity)
+        await OrderLine.create(
+            order_id=order_id,
+            product_id=sku.product.id,
+            sku_id=sku_id,
+            title=f"【赠品】{sku.product.title}"[:120],
+            unit_price=0,
+            quantity=quantity,
+            line_total=0,
+            paid_total=0,
+            discounts=[
+                {
+                    "stage": Stage.THRESHOLD.name,
+                    "source": gift.source.value,
+                    "source_id": gift.source_id,
+                    "kind": "GIFT",
+                    "title": gift.title,
+                    "amount": 0,
+                }
+            ],
+        )
+        given[sku_id] = quantity
+    return given
 
 
 def _discount_json(d: AppliedDiscount, amount: int) -> dict[str, Any]:

@@ -151,10 +151,16 @@ async def quote(
 ) -> Quote:
     """Price a set of lines through the pipeline (services.orders.pipeline, in its documented order): the
     registered promotion and coupon steps, then points on the goods left, then shipping on them."""
+    basket = Basket(lines)
+    # A promotion's free shipping (waived at an earlier stage) counts too.
     ctx.shipping_fee = lambda goods: shipping_fee(
-        goods, shipping, pickup=pickup, province=province, free_shipping=free_shipping
+        goods,
+        shipping,
+        pickup=pickup,
+        province=province,
+        free_shipping=free_shipping or bool(basket.free_shipping),
     )
-    basket = await run_steps(Basket(lines), ctx)
+    basket = await run_steps(basket, ctx)
     goods = basket.goods
     used, deducted = points_deduction(points_to_use, goods, points)
     line_points = prorate(deducted, [basket.amount(i) for i in range(len(basket.lines))])
