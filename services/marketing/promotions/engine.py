@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.expressions import Q
 
@@ -62,6 +63,7 @@ class Compiled:
     combines_with_coupons: bool
     applies_to_campaign_lines: bool
     priority: int
+    status_key: tuple[Any, ...] = ()
 
     @property
     def member_specific(self) -> bool:
@@ -90,8 +92,30 @@ class Compiled:
         return moments
 
 
+# Compiled promotions by (id, updated_at): a promotion's rules are parsed once per change, not per request.
+_compiled: dict[tuple[int, datetime], Compiled] = {}
+_COMPILED_MAX = 1000
+
+
 def compile_promotion(p: Promotion) -> Compiled:
-    """A stored promotion's rules parsed (they were checked when saved)."""
+    """A stored promotion's rules parsed (they were checked when saved), reused while it is unchanged."""
+    key = (p.id, p.updated_at) if p.updated_at is not None else None
+    if key is not None and (hit := _compiled.get(key)) is not None and hit.status_key == _status_key(p):
+        return hit
+    made = _compile(p)
+    if key is not None:
+        if len(_compiled) >= _COMPILED_MAX:
+            _compiled.clear()
+        _compiled[key] = made
+    return made
+
+
+def _status_key(p: Promotion) -> tuple[Any, ...]:
+    # What a status change (a guarded update that leaves updated_at alone) or a test's in-memory row can vary.
+    return (p.title, p.kind, p.starts_at, p.ends_at, p.priority)
+
+
+def _compile(p: Promotion) -> Compiled:
     conditions = [parse_rule(CONDITIONS, raw) for raw in p.conditions or []]
     actions = [parse_rule(ACTIONS, raw) for raw in p.actions or []]
     by_sort: dict[RuleSort, list[Condition]] = {sort: [] for sort in RuleSort}
@@ -113,6 +137,7 @@ def compile_promotion(p: Promotion) -> Compiled:
         combines_with_coupons=p.combines_with_coupons,
         applies_to_campaign_lines=p.applies_to_campaign_lines,
         priority=p.priority,
+        status_key=_status_key(p),
     )
 
 

@@ -15,6 +15,7 @@ Conditions come in three sorts:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import typing
 from collections.abc import Mapping
@@ -135,7 +136,7 @@ def parse_rule(registry: Mapping[str, type[Rule]], raw: Mapping[str, Any]) -> Ru
     args = raw.get("args") or {}
     if not isinstance(args, Mapping):
         raise RuleError("args", "The arguments are an object")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for name in args:
@@ -150,6 +151,11 @@ def parse_rule(registry: Mapping[str, type[Rule]], raw: Mapping[str, Any]) -> Ru
     rule = cls(**values)
     rule.check()
     return rule
+
+
+@functools.cache
+def _hints(cls: type[Rule]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def _typed(hint: Any, value: Any, field: str) -> Any:
