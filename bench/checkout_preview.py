@@ -1,7 +1,8 @@
 """checkoutPreview benchmark, in-process: `python bench/checkout_preview.py [--real]` (see bench/README.md).
 
 A member with 30 held coupons (cash, threshold and capped discount; all, category and product scopes; most
-stackable) previews an order of 20 lines. Each run is one `schema.execute` of the README's CouponPreview query
+stackable) previews an order of 20 lines while 5 promotions run (`--promotions`: a limited-time 9折 on two
+categories, 满300减40, 满500 9.5折 capped, an every-day member discount, free shipping from 2 items). Each run is one `schema.execute` of the README's CouponPreview query
 with a fresh context (fresh dataloaders, like one HTTP request), so the time covers the whole pipeline: unit
 prices, the registered promotion steps (whatever marketing has registered), the coupon verdicts and the exact
 best-combination search, points and shipping, and the GraphQL result. Prints p50 / p99 over `--runs`, the SQL
@@ -54,6 +55,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--lines", type=int, default=20)
     parser.add_argument("--coupons", type=int, default=30)
+    parser.add_argument("--promotions", type=int, default=5, help="running promotions (0 to 5)")
     parser.add_argument("--profile", action="store_true", help="print where the timed runs spend their time")
     return parser.parse_args()
 
@@ -69,9 +71,60 @@ async def _reset_postgres() -> None:
         await admin.close()
 
 
-async def _setup(lines: int, coupons: int) -> tuple[str, dict[str, Any]]:
-    """A shop with `lines` SKUs in 4 categories, a member holding `coupons` coupons; the member's token and
-    the checkout input."""
+async def _promotions(count: int, category_ids: list[int]) -> None:
+    """Up to 5 running promotions: a limited-time 9折 on two categories, 满300减40, 满500 9.5折 capped, an
+    every-day member discount and free shipping from 2 items."""
+    from datetime import timedelta
+
+    from infra.clock import now
+    from models import PromotionKind, PromotionStatus
+    from services.marketing.promotions import admin
+
+    every_day = [1, 2, 3, 4, 5, 6, 7]
+    specs = [
+        (
+            PromotionKind.LIMITED_TIME,
+            "限时9折",
+            [("CATEGORIES", {"ids": category_ids[:2]})],
+            [("PERCENT_OFF", {"percent": 10})],
+        ),
+        (
+            PromotionKind.THRESHOLD,
+            "满300减40",
+            [("MIN_AMOUNT", {"amount": 30000})],
+            [("AMOUNT_OFF", {"amount": 4000})],
+        ),
+        (
+            PromotionKind.THRESHOLD,
+            "满500享95折",
+            [("MIN_AMOUNT", {"amount": 50000})],
+            [("PERCENT_OFF", {"percent": 5, "cap": 5000})],
+        ),
+        (
+            PromotionKind.MEMBER_DAY,
+            "会员日立减5元",
+            [("WEEKDAYS", {"days": every_day})],
+            [("AMOUNT_OFF", {"amount": 500})],
+        ),
+        (PromotionKind.THRESHOLD, "两件包邮", [("MIN_QUANTITY", {"quantity": 2})], [("FREE_SHIPPING", {})]),
+    ]
+    for kind, title, conditions, actions in specs[:count]:
+        row = await admin.create_promotion(
+            admin.PromotionDraft(
+                title=title,
+                kind=kind,
+                starts_at=now() - timedelta(hours=1),
+                ends_at=now() + timedelta(days=1),
+                conditions=[{"type": t, "args": a} for t, a in conditions],
+                actions=[{"type": t, "args": a} for t, a in actions],
+            )
+        )
+        await admin.set_status(row.id, PromotionStatus.ACTIVE)
+
+
+async def _setup(lines: int, coupons: int, promotions: int = 0) -> tuple[str, dict[str, Any]]:
+    """A shop with `lines` SKUs in 4 categories, `promotions` running promotions, a member holding `coupons`
+    coupons; the member's token and the checkout input."""
     from models import (
         Category,
         CouponKind,
@@ -104,6 +157,7 @@ async def _setup(lines: int, coupons: int) -> tuple[str, dict[str, Any]]:
             max_price=price,
         )
         skus.append(await Sku.create(product=product, spec_key=f"s{i}", price=price, stock=10_000))
+    await _promotions(promotions, [c.id for c in categories])
     member = await Member.create(openid=f"o_{tag}", invite_code=tag.upper())
     for i in range(coupons):
         kind = (CouponKind.CASH, CouponKind.THRESHOLD, CouponKind.DISCOUNT)[i % 3]
@@ -171,7 +225,7 @@ async def main() -> None:
     if args.real:
         await runtime.redis.flushdb()  # type: ignore[attr-defined]
     try:
-        token, checkout_input = await _setup(args.lines, args.coupons)
+        token, checkout_input = await _setup(args.lines, args.coupons, args.promotions)
 
         async def once() -> dict[str, Any]:
             context = make_context(await viewer_for_token(token))
@@ -213,7 +267,8 @@ async def main() -> None:
         usable = sum(1 for c in preview["coupons"] if c["applicable"])
         backend = "PostgreSQL + Redis" if args.real else "embedded (SQLite + in-process Redis)"
         print(
-            f"checkoutPreview, {args.lines} lines, {args.coupons} held coupons ({usable} usable, {selected} picked), {backend}"
+            f"checkoutPreview, {args.lines} lines, {args.promotions} running promotions, {args.coupons} held coupons "
+            f"({usable} usable, {selected} picked), {backend}"
         )
         print(f"  runs {args.runs}: p50 {p50:.2f} ms, p99 {p99:.2f} ms (target p99 <= 20 ms)")
         print(f"  SQL statements per preview: {counted.count}; discount {preview['discount']} fen")
