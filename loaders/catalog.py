@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
-from tortoise.expressions import Q, Subquery
 
 from loaders.sql import Rows, fetch
 from models import Brand, Category, Product, ProductMedia, Sku, Tag
@@ -160,32 +159,49 @@ class SpecValuesBySkuLoader(HeldLoader[int, list[tuple[str, str]]]):
         return _grouped(sku_ids, ((sku_id, (name, value)) for sku_id, name, value in rows))
 
 
-class CategoryLoader(HeldLoader[int, Category | None]):
+@dataclass(slots=True)
+class CategoryRow:
+    id: int
+    shop_id: int
+    parent_id: int | None
+    name: str
+    level: int
+    path: str
+    sort: int
+    icon_url: str
+
+
+CATEGORY_ROWS = Rows(Category, CategoryRow)
+
+
+class CategoryLoader(HeldLoader[int, CategoryRow | None]):
     """Categories by id. A batch also loads the ancestors of what it was asked for, in the same query, and
     keeps them: breadcrumbs and parents then cost nothing more. `all()` loads the whole tree for tree views."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._all: dict[int, Category] | None = None
+        self._all: dict[int, CategoryRow] | None = None
 
-    async def batch_load_fn(self, ids: list[int]) -> list[Category | None]:
+    async def batch_load_fn(self, ids: list[int]) -> list[CategoryRow | None]:
         if self._all is not None:
             return [self._all.get(i) for i in ids]
-        # The tree is three levels deep: the ids, their parents and their grandparents.
-        parents = Category.filter(id__in=ids).values("parent_id")
-        grandparents = Category.filter(id__in=Subquery(parents)).values("parent_id")
-        rows = await Category.filter(
-            Q(id__in=ids) | Q(id__in=Subquery(parents)) | Q(id__in=Subquery(grandparents))
+        # The tree is three levels deep, and a path lists a category's ancestors ("1/5"): the ids, and the
+        # parents and grandparents of the ids, in one statement.
+        parents = "SELECT parent_id FROM categories WHERE id {ids}"
+        query = (
+            f"{CATEGORY_ROWS.select} WHERE id {{ids}} OR id IN ({parents}) "
+            f"OR id IN (SELECT parent_id FROM categories WHERE id IN ({parents}))"
         )
+        rows = [CATEGORY_ROWS.build(values) for values in await fetch(query, ids)]
         found = {c.id: c for c in rows}
         for category in rows:
             if category.id not in ids:
                 self.prime(category.id, category)
         return [found.get(i) for i in ids]
 
-    async def all(self) -> list[Category]:
+    async def all(self) -> list[CategoryRow]:
         if self._all is None:
-            self._all = {c.id: c for c in await Category.all().order_by("level", "sort", "id")}
+            self._all = {c.id: c for c in await CATEGORY_ROWS.everything(order_by="level, sort, id")}
             for category in self._all.values():
                 self.prime(category.id, category)
         return list(self._all.values())

@@ -53,6 +53,14 @@ class Rows:
                     values[index] = convert(values[index])
         return self.row_class(*values)
 
+    @property
+    def select(self) -> str:
+        """`SELECT <the row's columns> FROM <table>`."""
+        return self._select or self._prepare()
+
+    async def everything(self, order_by: str) -> list[Any]:
+        return [self.build(values) for values in await fetch(f"{self.select} ORDER BY {order_by}", [])]
+
     async def by_ids(self, ids: Sequence[int], column: str = "id", order_by: str = "id") -> list[Any]:
         """The rows whose `column` is in `ids`, ordered by `order_by` (columns)."""
         select = self._select or self._prepare()
@@ -62,12 +70,15 @@ class Rows:
 
 async def fetch(query: str, ids: Sequence[int]) -> list[Sequence[Any]]:
     """The rows of `query`, as tuples, on the current connection (so inside a transaction too). `{ids}` in it
-    becomes a membership test in `ids` in the backend's dialect: `= ANY($1)` on PostgreSQL, one statement
-    whatever the number of ids; `IN (?, ...)` on SQLite."""
+    becomes a membership test in `ids` in the backend's dialect (each time it appears): `= ANY($1)` on
+    PostgreSQL, one statement whatever the number of ids; `IN (?, ...)` on SQLite."""
     client = connections.get("default")
-    if client.capabilities.dialect == "postgres":
+    uses = query.count("{ids}")
+    if not uses:
+        _, rows = await client.execute_query(query)
+    elif client.capabilities.dialect == "postgres":
         _, rows = await client.execute_query(query.format(ids="= ANY($1)"), [list(ids)])
     else:
         marks = ", ".join("?" * len(ids))
-        _, rows = await client.execute_query(query.format(ids=f"IN ({marks})"), list(ids))
+        _, rows = await client.execute_query(query.format(ids=f"IN ({marks})"), list(ids) * uses)
     return list(rows)

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from infra.volatile import AT_MOST, NUMBER
-from loaders.catalog import BrandRow, MediaRow, ProductRow, SkuRow, TagRow
+from loaders.catalog import BrandRow, CategoryRow, MediaRow, ProductRow, SkuRow, TagRow
 from models import Brand as BrandModel
 from models import Category as CategoryModel
 from models import Product as ProductModel
@@ -102,10 +102,10 @@ class Category(Node):
     level: int
     icon_url: str
     sort: int
-    _model: strawberry.Private[CategoryModel]
+    _model: strawberry.Private[CategoryModel | CategoryRow]
 
     @classmethod
-    def from_model(cls, m: CategoryModel) -> Category:
+    def from_model(cls, m: CategoryModel | CategoryRow) -> Category:
         return cls(
             id=encode_id("Category", m.id),
             name=m.name,
@@ -315,7 +315,7 @@ def _specs(dimensions: list[tuple[str, list[str]]]) -> list[SpecDimension]:
     return [SpecDimension(name=name, values=values) for name, values in dimensions]
 
 
-def _category(category: CategoryModel | None) -> Category | None:
+def _category(category: CategoryRow | None) -> Category | None:
     return Category.from_model(category) if category else None
 
 

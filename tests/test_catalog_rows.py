@@ -10,6 +10,7 @@ from typing import Any
 from loaders.catalog import (
     BRAND_ROWS,
     MEDIA_ROWS,
+    NOT_READY,
     PRODUCT_ROWS,
     SKU_ROWS,
     TAG_ROWS,
@@ -50,6 +51,24 @@ async def test_rows_by_id_hold_what_the_models_hold(seeded: None) -> None:
         for model_object, row in zip(expected, got, strict=True):
             _same(model_object, row, rows)
     assert await loaders.product.load(10**9) is None
+
+
+async def test_categories_hold_what_the_models_hold(seeded: None) -> None:
+    from loaders.catalog import CATEGORY_ROWS
+    from models import Category
+
+    categories = await Category.all().order_by("level", "sort", "id")
+    leaves = [c for c in categories if c.level == 3][:5]
+    loaders = CatalogLoaders()
+    # A batch of leaves brings their parents and grandparents along, held for breadcrumbs.
+    for leaf, row in zip(leaves, await loaders.category.load_many([c.id for c in leaves]), strict=True):
+        _same(leaf, row, CATEGORY_ROWS)
+        for ancestor in (int(i) for i in leaf.path.split("/") if i):
+            assert loaders.category.ready(ancestor) is not NOT_READY
+    everything = await CatalogLoaders().category.all()
+    assert len(everything) == len(categories)
+    for category, row in zip(categories, everything, strict=True):
+        _same(category, row, CATEGORY_ROWS)
 
 
 def _by_product(pairs: list[tuple[int, Any]]) -> dict[int, list[Any]]:
