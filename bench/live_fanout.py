@@ -1,0 +1,366 @@
+"""Live-room fan-out benchmark: `python bench/live_fanout.py` (see bench/README.md).
+
+PostgreSQL (database lianmall_bench_live, dropped, recreated, migrated and seeded) and Redis (db 13 unless
+--redis-url, flushed). WeChat's content check is answered by the tests' local stand-in. Setup, through the
+project's code: a LIVE room selling one SKU, a staff token and --members members with tokens.
+
+Then --processes server processes (`main.py serve`, one worker each; 1 or 2, behind the same Redis) and
+--subscribers WebSocket subscribers of `liveRoomEvents` on that room, spread evenly over the processes and held
+by --client-procs client processes:
+
+1. idle: the server processes' RSS before and after the subscribers connected: memory per idle subscriber;
+2. load, for --seconds: staff change the room product's allotment (a LiveStockChanged) every 100 ms and pin it
+   again (ProductPinned) every second, through process A's API; members post --comments-per-second comments
+   through A. Every event carries its publication time (`at`); each client notes when the event arrived:
+   delivery latency p50/p99 per kind, and, with two processes, separately for subscribers on B (cross-process).
+
+Prints a summary and writes bench/results/live_fanout.json. Targets: p99 < 200 ms for stock and pin events (also
+cross-process), <= 20 KB per idle subscriber. Small counts while developing: --subscribers 200 --seconds 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import servers
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+sys.path.insert(0, str(REPO_ROOT))
+
+ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+EVENTS = """subscription($roomId: ID!) { liveRoomEvents(roomId: $roomId) {
+  __typename ... on LiveEvent { seq at } } }"""
+UPDATE = """mutation($id: ID!, $allotment: Int!) { liveRoomProductUpdate(id: $id, input: {allotment: $allotment}) {
+  errors { code } } }"""
+PIN = """mutation($roomId: ID!, $pid: ID) { liveRoomPin(roomId: $roomId, roomProductId: $pid) { errors { code } } }"""
+COMMENT = """mutation($roomId: ID!, $text: String!) { liveCommentPost(roomId: $roomId, text: $text) { errors { code } } }"""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--processes", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--client-procs", type=int, default=4, help="client processes holding the sockets")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--comments-per-second", type=float, default=50.0)
+    parser.add_argument("--members", type=int, default=300, help="commenters (5 comments per 10 s each)")
+    parser.add_argument("--database", default="lianmall_bench_live")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    return parser.parse_args()
+
+
+# --- setup, in this process through the project's code ------------------------------------------------------
+
+
+def run(command: list[str], env: dict[str, str]) -> None:
+    subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+async def setup(env: dict[str, str], members: int) -> dict[str, Any]:
+    os.environ.update(env)
+    from infra.clock import now
+    from infra.db import close_db, init_db
+    from infra.runtime import start_runtime, stop_runtime
+    from infra.settings import get_settings
+    from models import (
+        LiveRoom,
+        LiveRoomProduct,
+        LiveRoomStatus,
+        Member,
+        Product,
+        ProductStatus,
+        Sku,
+        StaffRole,
+    )
+    from schema.node import encode_id
+    from services.access.staff import create_staff
+    from services.members.tokens import issue_tokens
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    await init_db(settings)
+    await start_runtime(settings)
+    try:
+        sku = await Sku.filter(product__status=ProductStatus.ON_SALE, stock__gte=100).order_by("id").first()
+        assert sku is not None and await Product.exists(id=sku.product_id)
+        start = now()
+        room = await LiveRoom.create(
+            title="压测直播间",
+            anchor_name="主播",
+            scheduled_start=start,
+            scheduled_end=start + timedelta(hours=6),
+            status=LiveRoomStatus.LIVE,
+            started_at=start,
+        )
+        item = await LiveRoomProduct.create(
+            room_id=room.id, product_id=sku.product_id, sku_id=sku.id, live_price=990, allotment=100
+        )
+        _, staff = await create_staff(f"bench-{secrets.token_hex(3)}", StaffRole.OPERATOR)
+        tokens = []
+        for i in range(members):
+            member = await Member.create(
+                openid=f"o_bench_{i}_{secrets.token_hex(4)}",
+                invite_code=secrets.token_hex(5).upper(),
+                nickname=f"观众{i}",
+            )
+            tokens.append((await issue_tokens(member)).access_token)
+        return {
+            "room": encode_id("LiveRoom", room.id),
+            "product": encode_id("LiveRoomProduct", item.id),
+            "staff": staff,
+            "members": tokens,
+        }
+    finally:
+        await stop_runtime()
+        await close_db()
+
+
+# --- clients ----------------------------------------------------------------------------------------------------
+
+
+def client_main(
+    urls: list[str], room: str, count: int, offset: int, ready: Any, go: Any, done: Any, results: Any
+) -> None:
+    """Hold `count` subscribers (spread over `urls` by their global index); report arrival latencies per kind
+    and per server (index into `urls`)."""
+    import orjson
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    latencies: dict[str, list[float]] = {}
+
+    async def one(index: int, opened: asyncio.Event, stop: asyncio.Event) -> None:
+        server = index % len(urls)
+        async with connect(
+            urls[server], subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=60, max_queue=None
+        ) as ws:
+            await ws.send('{"type":"connection_init","payload":{}}')
+            await ws.recv()
+            payload = {"query": EVENTS, "variables": {"roomId": room}}
+            await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": payload}).decode())
+            opened.set()
+            while not stop.is_set():
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                arrived = time.time()
+                message = orjson.loads(raw)
+                if message.get("type") != "next":
+                    continue
+                event = message["payload"]["data"]["liveRoomEvents"]
+                sent = datetime.fromisoformat(event["at"]).timestamp()
+                latencies.setdefault(f"{event['__typename']}@{server}", []).append(arrived - sent)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        tasks = []
+        for i in range(count):
+            opened = asyncio.Event()
+            tasks.append(asyncio.create_task(one(offset + i, opened, stop)))
+            await opened.wait()
+        ready.release()
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        latencies.clear()  # only what arrives during the load
+        await asyncio.get_running_loop().run_in_executor(None, done.wait)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        results.put(latencies)
+
+    asyncio.run(main())
+
+
+# --- the load ---------------------------------------------------------------------------------------------------
+
+
+async def load(url: str, ctx: dict[str, Any], seconds: float, comments_per_second: float) -> dict[str, int]:
+    import httpx
+
+    sent = {"stock": 0, "pin": 0, "comment": 0, "failed": 0}
+    members = ctx["members"]
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def call(query: str, variables: dict[str, Any], token: str) -> None:
+            # A slow or failed call is counted, not fatal: the load keeps its pace.
+            try:
+                response = await http.post(
+                    url,
+                    json={"query": query, "variables": variables},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                if response.status_code != 200 or "errors" in response.json():
+                    sent["failed"] += 1
+            except httpx.HTTPError:
+                sent["failed"] += 1
+
+        async def stock() -> None:
+            end = time.monotonic() + seconds
+            allotment = 100
+            while time.monotonic() < end:
+                allotment = 100 if allotment <= 10 else allotment - 1
+                await call(UPDATE, {"id": ctx["product"], "allotment": allotment}, ctx["staff"])
+                sent["stock"] += 1
+                await asyncio.sleep(0.1)
+
+        async def pin() -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                await call(PIN, {"roomId": ctx["room"], "pid": ctx["product"]}, ctx["staff"])
+                sent["pin"] += 1
+                await asyncio.sleep(1.0)
+
+        async def comments() -> None:
+            end = time.monotonic() + seconds
+            interval = 1.0 / comments_per_second if comments_per_second > 0 else seconds
+            i = 0
+            pending: set[asyncio.Task[None]] = set()
+            while time.monotonic() < end:
+                token = members[i % len(members)]
+                task = asyncio.create_task(call(COMMENT, {"roomId": ctx["room"], "text": f"好看 {i}"}, token))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                sent["comment"] += 1
+                i += 1
+                await asyncio.sleep(interval)
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        await asyncio.gather(stock(), pin(), comments())
+    return sent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> None:
+    args = parse_args()
+    from tests.wechat_standin import WeChatStandIn
+
+    wechat = WeChatStandIn()
+    wechat.start()
+    data_dir = Path(tempfile.mkdtemp(prefix="lianmall-bench-live-"))
+    database_url = f"postgres://postgres@127.0.0.1:5432/{args.database}"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DATA_DIR")},
+        "DATABASE_URL": database_url,
+        "REDIS_URL": args.redis_url,
+        "DATA_DIR": str(data_dir),
+        "SECRET_KEY": secrets.token_hex(32),
+        "WECHAT_APPID": wechat.appid,
+        "WECHAT_SECRET": wechat.secret,
+        "WECHAT_API_BASE_URL": wechat.base_url,
+        "WS_MAX_CONNECTIONS_PER_IP": str(args.subscribers + 100),
+        "COST_BUCKET_SIZE": "0",
+        "DEBUG": "false",
+    }
+    subprocess.run(["psql", ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {args.database}"], check=True)
+    subprocess.run(["psql", ADMIN_URL, "-qc", f"CREATE DATABASE {args.database}"], check=True)
+    python = sys.executable
+    run([python, "main.py", "migrate"], env)
+    run([python, "main.py", "seed"], env)
+    subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], check=True, stdout=subprocess.DEVNULL)
+    ctx = asyncio.run(setup(env, args.members))
+
+    RESULTS_DIR.mkdir(exist_ok=True)
+    running: list[servers.RunningServer] = []
+    clients: list[multiprocessing.Process] = []
+    try:
+        for n in range(args.processes):
+            port = servers.free_port()
+            command = [python, "main.py", "serve", "--port", str(port)]
+            server = servers.start(
+                f"server-{n}",
+                servers.pinned(command, n % 2),
+                port,
+                env,
+                REPO_ROOT,
+                RESULTS_DIR / f"live_fanout_{n}.log",
+            )
+            running.append(server)
+        for server in running:
+            servers.wait_ready(server, 120)
+        time.sleep(1.0)
+        rss_before = [servers.worker_rss_kib(s)[0] for s in running]
+
+        urls = [f"ws://127.0.0.1:{s.port}/graphql" for s in running]
+        ready, results = multiprocessing.Semaphore(0), multiprocessing.Queue()
+        go, done = multiprocessing.Event(), multiprocessing.Event()
+        per_proc = [
+            args.subscribers // args.client_procs + (i < args.subscribers % args.client_procs)
+            for i in range(args.client_procs)
+        ]
+        offset = 0
+        for count in per_proc:
+            process = multiprocessing.Process(
+                target=client_main, args=(urls, ctx["room"], count, offset, ready, go, done, results)
+            )
+            process.start()
+            clients.append(process)
+            offset += count
+        for _ in clients:
+            if not ready.acquire(timeout=300):
+                raise RuntimeError("the clients did not connect their subscribers within 300 s")
+        time.sleep(3.0)  # idle: let the servers settle
+        rss_idle = [servers.worker_rss_kib(s)[0] for s in running]
+        idle_kib = sum(rss_idle) - sum(rss_before)
+
+        go.set()
+        time.sleep(0.5)
+        sent = asyncio.run(load(running[0].url, ctx, args.seconds, args.comments_per_second))
+        time.sleep(1.0)  # the last events arrive
+        done.set()
+        merged: dict[str, list[float]] = {}
+        for _ in clients:
+            for kind, values in results.get(timeout=120).items():
+                merged.setdefault(kind, []).extend(values)
+        for process in clients:
+            process.join(timeout=30)
+    finally:
+        for process in clients:
+            if process.is_alive():
+                process.kill()
+        for server in running:
+            servers.stop(server)
+        wechat.stop()
+
+    rows = {}
+    for kind, values in sorted(merged.items()):
+        rows[kind] = {
+            "deliveries": len(values),
+            "p50_ms": round(percentile(values, 0.50) * 1000, 1),
+            "p99_ms": round(percentile(values, 0.99) * 1000, 1),
+        }
+    summary = {
+        "subscribers": args.subscribers,
+        "processes": args.processes,
+        "seconds": args.seconds,
+        "sent": sent,
+        "rss_before_kib": rss_before,
+        "rss_idle_kib": rss_idle,
+        "kib_per_idle_subscriber": round(idle_kib / max(1, args.subscribers), 1),
+        "latency_by_kind_and_server": rows,
+    }
+    (RESULTS_DIR / "live_fanout.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    print("kinds are '<event type>@<server index>' (server 1 is B: cross-process when --processes 2)")
+
+
+if __name__ == "__main__":
+    main()
