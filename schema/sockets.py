@@ -165,6 +165,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
                 {"id": message["id"], "type": "error", "payload": [limit_error(limit).formatted]}
             )
             return
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            from schema import live_fanout  # imports the live domain's schema: only when a socket subscribes
+
+            if await live_fanout.start(self, message):  # type: ignore[arg-type]
+                _count_started(self.context)
+                return
         await super().handle_subscribe(message)
         if message["id"] in self.operations:
             _count_started(self.context)

@@ -233,3 +233,32 @@ async def test_viewers_are_counted_and_a_change_of_the_count_is_announced_once(w
     await feeds.count_viewers_once([room.id])
     assert await feed.viewer_count(room.id) == 1
     await first.close()
+
+
+async def test_an_event_is_executed_once_per_process_for_every_viewer_of_the_same_operation(
+    ws_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schema import live_fanout
+
+    executions = 0
+    real_execute = live_fanout.execute
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal executions
+        executions += 1
+        return real_execute(*args, **kwargs)
+
+    monkeypatch.setattr(live_fanout, "execute", counted)
+    room = await new_room()
+    viewers = [await open_room(ws_url, room, op_id=str(i)) for i in range(3)]
+    await subscribed(room, 3)
+    await ev.publish_room_event(room.id, stock(12))
+    for ws in viewers:
+        assert (await next_event(ws))["stock"] == 12
+    assert executions == 1
+    # Coming back after seq 0 replays the same event from the history: still the one execution.
+    late = await open_room(ws_url, room, after_seq=0)
+    assert (await next_event(late))["seq"] == 1
+    assert executions == 1
+    for ws in [*viewers, late]:
+        await ws.close()
