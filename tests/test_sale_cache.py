@@ -63,7 +63,11 @@ async def test_thirty_two_shoppers_missing_one_page_compute_it_once(
     stores = runtime.cache.stats.stores
     with count_queries() as many:
         answers = await asyncio.gather(*(gql(client, crowd, {"id": gid}) for _ in range(32)))
-    assert len(_computing(many.statements)) == len(computing), "computed once, not once per waiting shopper"
+    # Once, not once per waiting shopper (32 computations would be 32x the statements). It may take fewer than
+    # the first: what that one computation cached for its own parts (e.g. the review summary) is not read again.
+    assert 0 < len(_computing(many.statements)) <= len(computing), (
+        "computed once, not once per waiting shopper"
+    )
     assert runtime.cache.stats.stores == stores + 1
     assert all(a["data"] == expected["data"] for a in answers)
 

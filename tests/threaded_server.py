@@ -26,7 +26,11 @@ class ThreadedServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        # WeChat's servers keep idle connections far longer than uvicorn's 5 s default; with the default, a
+        # pooled connection the stand-in was closing just then made a login fail now and then (ConnectionError).
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=120
+        )
         self._server = uvicorn.Server(config)
         # Not the main thread, so uvicorn leaves the test process's signal handlers alone.
         self._thread = threading.Thread(

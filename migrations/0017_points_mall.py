@@ -6,7 +6,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0015_red_packets_auctions')]
+    dependencies = [('models', '0016_live_wechat_goods')]
 
     initial = False
 

@@ -5,7 +5,7 @@ from models.red_packet import RedPacketPrize
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0018_promotions')]
+    dependencies = [('models', '0019_promotions')]
 
     initial = False
 

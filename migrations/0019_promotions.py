@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0016_live_wechat_goods'), ('models', '0017_presale')]
+    dependencies = [('models', '0018_presale')]
 
     initial = False
 

@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0016_points_mall')]
+    dependencies = [('models', '0017_points_mall')]
 
     initial = False
 
