@@ -12,6 +12,7 @@ import pytest
 from infra.clock import now, set_clock
 from models import Member
 from services.errors import DomainError, ErrorCode
+from services.members import tokens
 from services.members.tokens import ACCESS_TTL, issue_tokens, refresh_tokens, revoke_session
 from services.members.viewer import resolve_viewer
 
@@ -47,6 +48,19 @@ async def test_forged_and_expired_tokens_are_unauthenticated(database: None, red
         set_clock(None)
     with pytest.raises(DomainError) as failure:
         await resolve_viewer(f"Bearer {stale.access_token}")
+    assert "expired" in failure.value.message
+
+
+async def test_a_remembered_token_still_expires(
+    database: None, redis: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = await issue_tokens(await _member())
+    viewer = await resolve_viewer(f"Bearer {pair.access_token}")  # verified, and remembered
+    assert viewer.member is not None
+    claims = tokens.decode_access_token(pair.access_token)
+    monkeypatch.setattr(tokens, "_wall_clock", lambda: claims.expires_at)
+    with pytest.raises(DomainError) as failure:
+        await resolve_viewer(f"Bearer {pair.access_token}")
     assert "expired" in failure.value.message
 
 

@@ -22,9 +22,11 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TypeVar
 
 import jwt
@@ -107,20 +109,28 @@ async def issue_tokens(member: Member, *, user_agent: str = "", ip: str = "") ->
 def decode_access_token(token: str) -> AccessClaims:
     """The claims of a well-signed, unexpired access token (revocation is checked separately)."""
     try:
-        claims = jwt.decode(
-            token,
-            get_settings().resolved_secret_key,
-            algorithms=[_ALGORITHM],
-            audience=_AUDIENCE,
-            options={"require": ["exp", "sub", "sid"]},
-        )
-        return AccessClaims(
-            member_id=int(claims["sub"]), session_id=int(claims["sid"]), expires_at=int(claims["exp"])
-        )
+        member_id, session_id, expires_at = _verified(token, get_settings().resolved_secret_key)
     except jwt.ExpiredSignatureError:
         raise DomainError(ErrorCode.UNAUTHENTICATED, "The access token has expired; refresh it") from None
     except (jwt.InvalidTokenError, ValueError, KeyError):
         raise DomainError(ErrorCode.UNAUTHENTICATED, "The token is invalid, expired or revoked") from None
+    # A remembered verification still expires: PyJWT's own rule (expired once exp <= now), on the same clock.
+    if expires_at <= _wall_clock():
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "The access token has expired; refresh it")
+    return AccessClaims(member_id=member_id, session_id=session_id, expires_at=expires_at)
+
+
+# Checking the signature costs ~250 µs, on every request a member makes: a token verified once is remembered (by
+# token and key, so a new key verifies again; failures are never remembered).
+_wall_clock = time.time
+
+
+@lru_cache(maxsize=4096)
+def _verified(token: str, key: str) -> tuple[int, int, int]:
+    claims = jwt.decode(
+        token, key, algorithms=[_ALGORITHM], audience=_AUDIENCE, options={"require": ["exp", "sub", "sid"]}
+    )
+    return int(claims["sub"]), int(claims["sid"]), int(claims["exp"])
 
 
 async def session_alive_in_db(session_id: int) -> bool:
