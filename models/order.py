@@ -73,6 +73,8 @@ class Order(Model):
             ("status", "pay_deadline"),
             ("status", "auto_receive_at"),
             ("status", "after_sale_deadline"),
+            # The campaignSales report reads orders paid in a window.
+            ("paid_at",),
         )
 
 

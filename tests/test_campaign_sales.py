@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from tortoise import Tortoise
 
 from infra.clock import now
 from models import OrderLine, StaffRole
@@ -76,3 +77,19 @@ async def test_campaign_orders_are_told_apart_from_shelf_orders(
         client, SALES, {"since": now().isoformat(), "until": now().isoformat()}, warehouse, expect_errors=True
     )
     assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_the_report_window_reads_orders_by_an_index_on_paid_at(database: None) -> None:
+    connection = Tortoise.get_connection("default")
+    if connection.capabilities.dialect == "postgres":
+        rows = await connection.execute_query_dict(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'orders'"
+        )
+        defs = [str(r["indexdef"]) for r in rows]
+        assert any(d.endswith("(paid_at)") for d in defs), defs
+    else:
+        plan = await connection.execute_query_dict(
+            "EXPLAIN QUERY PLAN SELECT id FROM orders WHERE paid_at >= ? AND paid_at < ?",
+            [now() - timedelta(days=1), now()],
+        )
+        assert any("INDEX" in str(r["detail"]) and "paid_at" in str(r["detail"]) for r in plan), plan

@@ -201,12 +201,21 @@ async def test_a_group_opens_on_the_leaders_payment_fills_and_only_then_ships(
         await fulfilment.ship_order(leader_order.id, "SF", "SF100", None)
     assert refused.value.code == "CONFLICT"
 
+    product = {"productId": encode_id("Product", sku.product_id)}
+    listed = (await gql(client, RULES, product, early_token))["data"]["groupBuyRules"]["edges"]
+    [offered] = [e["node"]["openGroups"] for e in listed if e["node"]["id"] == rule_id]
+    assert offered == [{"id": group_gid, "seatsLeft": 2}], "the share page offers the open group"
+
     friends = [await shopper(f"朋友{i}") for i in range(2)]
     orders = []
     for _, token, address in friends:
         joined = await place(client, token, address, sku, group_gid)
         assert joined["errors"] == [], joined
         orders.append(joined["order"]["id"])
+    # Every seat held (two of them still unpaid): the group is still OPEN but no longer offered to join.
+    listed = (await gql(client, RULES, product, early_token))["data"]["groupBuyRules"]["edges"]
+    assert [e["node"]["openGroups"] for e in listed if e["node"]["id"] == rule_id] == [[]]
+    assert (await gql(client, GROUP, {"id": group_gid}))["data"]["groupBuy"]["status"] == "OPEN"
     # Every seat is held; a third friend is refused before anything is written.
     _, late_token, late_address = await shopper("迟到")
     late = await place(client, late_token, late_address, sku, group_gid)

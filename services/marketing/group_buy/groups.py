@@ -378,9 +378,12 @@ async def members_of(group_ids: list[int]) -> dict[int, list[GroupMember]]:
 
 
 async def open_groups(rule_id: int, limit: int) -> list[GroupBuy]:
-    """Groups of a rule a shopper can join now, those closest to expiry first."""
+    """Groups of a rule a shopper can join now, those closest to expiry first: open, not expired, and with a
+    seat left (a full group waiting for its last payments is not offered)."""
     return list(
-        await GroupBuy.filter(rule_id=rule_id, status=GroupBuyStatus.OPEN, expires_at__gt=now())
+        await GroupBuy.filter(
+            rule_id=rule_id, status=GroupBuyStatus.OPEN, expires_at__gt=now(), seats_taken__lt=F("size")
+        )
         .order_by("expires_at", "id")
         .limit(limit)
     )
