@@ -3,6 +3,7 @@ shopper's weekend: a 满减 weekend and a limited-time discount priced at checko
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -10,11 +11,25 @@ from typing import Any
 
 import pytest
 
-from infra.clock import SHOP_TZ, set_clock
-from models import AuditLog, Order, OrderLine, Promotion, Shop, StaffRole
+from infra.clock import SHOP_TZ, now, set_clock
+from models import (
+    AuditLog,
+    Order,
+    OrderLine,
+    Product,
+    Promotion,
+    PromotionKind,
+    PromotionStatus,
+    Shop,
+    Sku,
+    StaffRole,
+)
 from schema.node import encode_id
 from services.access.staff import create_staff
+from services.marketing.promotions import admin
 from services.members.tokens import issue_tokens
+from services.orders import checkout
+from services.orders.checkout import CheckoutRequest, ItemRequest
 from tests.graphql_client import gql
 from tests.test_cart import new_address, new_member, new_sku
 
@@ -307,3 +322,40 @@ async def test_a_gift_comes_as_a_free_line_while_its_stock_lasts(client: Any, cl
     assert await OrderLine.filter(order__number=second["number"]).count() == 1, (
         "the gift ran out: no gift line"
     )
+
+
+async def test_orders_whose_lines_and_gifts_cross_never_deadlock() -> None:
+    """Half the shoppers buy X and are given Y, the other half buy Y and are given X, all at once. Every order
+    takes its SKU rows, bought or given, in one ascending order (then the products' totals): on PostgreSQL
+    none of them deadlocks, and every unit sold or given is counted once."""
+    shop = await Shop.create(code=f"gift-{secrets.token_hex(3)}", name="赠品店")
+    x = await new_sku(price=5000, stock=100, shop=shop)
+    y = await new_sku(price=3000, stock=100, shop=shop)
+    for bought, given in ((x, y), (y, x)):
+        row = await admin.create_promotion(
+            admin.PromotionDraft(
+                title=f"买{bought.id}送{given.id}",
+                kind=PromotionKind.THRESHOLD,
+                starts_at=now() - timedelta(hours=1),
+                ends_at=now() + timedelta(days=1),
+                conditions=[{"type": "PRODUCTS", "args": {"ids": [bought.product_id]}}],  # type: ignore[attr-defined]
+                actions=[{"type": "GIFT_SKU", "args": {"sku_id": given.id, "quantity": 1}}],
+            )
+        )
+        await admin.set_status(row.id, PromotionStatus.ACTIVE)
+    shoppers = [(await new_member())[0] for _ in range(24)]
+    addresses = [await new_address(m) for m in shoppers]
+
+    async def order(i: int) -> Order:
+        sku = x if i % 2 else y
+        request = CheckoutRequest(address_id=addresses[i], items=(ItemRequest(sku.id, 1),))
+        return await checkout.place_order(shoppers[i].id, request, f"cross-{i}")
+
+    orders = await asyncio.gather(*(order(i) for i in range(len(shoppers))))
+    for i, placed in enumerate(orders):
+        bought, given = (x, y) if i % 2 else (y, x)
+        lines = await OrderLine.filter(order_id=placed.id).order_by("id").values_list("sku_id", "line_total")
+        assert [tuple(line) for line in lines] == [(bought.id, bought.price), (given.id, 0)]
+    for sku in (x, y):
+        assert (await Sku.get(id=sku.id)).stock == 100 - 24, "12 bought and 12 given"
+        assert (await Product.get(id=sku.product_id)).total_stock == 100 - 24  # type: ignore[attr-defined]

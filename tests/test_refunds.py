@@ -9,26 +9,43 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from infra.clock import now
 from models import (
+    ActorKind,
     AuditLog,
+    Coupon,
+    CouponSource,
+    HeldCouponStatus,
     Member,
+    MemberCoupon,
     Order,
     OrderLine,
+    OrderStatus,
+    Payment,
     PointsEntry,
     PointsReason,
     Refund,
     RefundStatus,
+    Shop,
     StaffRole,
 )
 from schema.node import encode_id
 from services.access.staff import create_staff
 from services.loyalty.points import change_points
+from services.marketing.coupons import checkout as coupon_checkout
+from services.marketing.coupons import wallet
+from services.orders import checkout
+from services.orders import states as order_states
+from services.orders.checkout import CheckoutRequest, ItemRequest
 from services.orders.sweeper import sweep_once
-from services.payments.notifications import handle_refund_notification
-from services.payments.refunds import start_refund
+from services.payments.notifications import handle_payment_notification, handle_refund_notification
+from services.payments.refunds import line_refund, start_refund
+from services.payments.wechat_pay import prepay
 from tests.graphql_client import gql
+from tests.test_cart import new_address, new_member, new_sku
+from tests.test_coupons import new_coupon
 from tests.test_payments import make_order, ok, paid_order
 from tests.wechat_pay_standin import WeChatPayStandIn
 
@@ -220,3 +237,56 @@ async def test_sweeper_asks_again_for_a_refund_wechat_never_accepted(
     assert ok(await handle_refund_notification(wechat_pay.refund_notification(number)))
     assert (await Refund.get(id=refund.id)).status == RefundStatus.SUCCEEDED
     assert (await Order.get(id=order.id)).refunded_amount == payment.amount
+
+
+@pytest.mark.parametrize(("returnable", "shipped"), [(True, True), (False, True), (True, False)])
+async def test_a_coupon_comes_back_when_its_order_is_refunded_in_full_line_by_line(
+    runtime: object, wechat_pay: WeChatPayStandIn, returnable: bool, shipped: bool
+) -> None:
+    """The coupon's rule (`returnOnRefund`: a fully refunded order gives it back), whether the order is refunded
+    in one go or line by line, shipped or not: a partial refund keeps the coupon spent, the refund that leaves
+    every line refunded gives it back (once: the count of used ones drops by one)."""
+    coupon_checkout.install()
+    member, _ = await new_member()
+    shop = await Shop.create(code=f"rf-{secrets.token_hex(3)}", name="退款店")
+    coat, scarf = await new_sku(price=5000, shop=shop), await new_sku(price=2990, shop=shop)
+    template = await new_coupon(amount_off=1000, return_on_refund=returnable)
+    held = await wallet.grant(member.id, template.id, CouponSource.ISSUED)
+    request = CheckoutRequest(
+        address_id=await new_address(member), items=(ItemRequest(coat.id, 2), ItemRequest(scarf.id, 1))
+    )
+    order = await checkout.place_order(member.id, request, "coupon-refund")
+    assert order.discount == 1000
+    await prepay(order, member.openid)
+    payment = await Payment.get(order_id=order.id)
+    assert ok(await handle_payment_notification(wechat_pay.payment_notification(payment.out_trade_no)))
+    if shipped:
+        await order_states.transition(order.id, OrderStatus.SHIPPED, actor=ActorKind.SYSTEM)
+    assert (await Coupon.get(id=template.id)).used == 1
+
+    async def refund(key: str, *lines: tuple[OrderLine, int]) -> None:
+        paid = await Order.get(id=order.id)
+        done: dict[int, int] = {}
+        amount = 0
+        for line, quantity in lines:
+            fresh = await OrderLine.get(id=line.id)
+            amount += line_refund(paid, fresh, quantity)
+            done[line.id] = quantity
+        made = await start_refund(
+            order.id, amount, [{"line_id": i, "quantity": q} for i, q in done.items()], "退货", key=key
+        )
+        assert ok(await handle_refund_notification(wechat_pay.refund_notification(made.out_refund_no)))
+
+    coats, scarves = await OrderLine.filter(order_id=order.id).order_by("id")
+    await refund("one-coat", (coats, 1))
+    assert (await MemberCoupon.get(id=held.id)).status == HeldCouponStatus.USED, "a partial refund"
+    await refund("the-rest", (coats, 1), (scarves, 1))
+    after = await MemberCoupon.get(id=held.id)
+    if returnable:
+        assert (after.status, after.order_id) == (HeldCouponStatus.UNUSED, None)
+        assert (await Coupon.get(id=template.id)).used == 0
+    else:
+        assert (after.status, after.order_id) == (HeldCouponStatus.USED, order.id)
+        assert (await Coupon.get(id=template.id)).used == 1
+    status = (await Order.get(id=order.id)).status
+    assert status == (OrderStatus.SHIPPED if shipped else status), "a shipped order stays shipped"

@@ -336,23 +336,62 @@ def _address_snapshot(address: Address | None) -> dict[str, Any]:
     }
 
 
-async def _reserve_stock(items: Sequence[ItemRequest], skus: dict[int, Sku]) -> None:
-    # Ascending SKU ids (items are sorted): concurrent orders lock rows in one order and never deadlock.
-    per_product: dict[int, int] = {}
+@dataclass(frozen=True)
+class _GiftWanted:
+    """A gift SKU the quote gives: all its units (several promotions may give one SKU) and the first giver."""
+
+    sku: Sku
+    quantity: int
+    gift: Gift
+
+
+async def _gifts_wanted(quote: pricing.Quote) -> dict[int, _GiftWanted]:
+    quantities: dict[int, int] = {}
+    first: dict[int, Gift] = {}
+    for gift in quote.gifts:
+        quantities[gift.sku_id] = quantities.get(gift.sku_id, 0) + gift.quantity
+        first.setdefault(gift.sku_id, gift)
+    if not quantities:
+        return {}
+    rows = await Sku.filter(id__in=sorted(quantities)).select_related("product")
+    return {sku.id: _GiftWanted(sku, quantities[sku.id], first[sku.id]) for sku in rows}
+
+
+async def _take_stock(
+    items: Sequence[ItemRequest], skus: dict[int, Sku], gifts: dict[int, _GiftWanted]
+) -> dict[int, int]:
+    """Take the items' stock (INSUFFICIENT_STOCK when short) and the gifts' while it lasts (a gift short of
+    stock is left out); returns the gift units taken per SKU.
+
+    Every SKU row, bought or given, is taken in one ascending id order, then the products' totals in ascending
+    id order: concurrent orders whose lines and gifts overlap lock rows in the same order and never deadlock.
+    """
+    per_sku: dict[int, list[int]] = {}
     for item in items:
-        changed = await Sku.filter(id=item.sku_id, stock__gte=item.quantity).update(
-            stock=F("stock") - item.quantity
-        )
-        if not changed:
-            raise DomainError(
-                ErrorCode.INSUFFICIENT_STOCK,
-                f"Not enough stock of {skus[item.sku_id].product.title}",
-                "input.items",
-            )
-        product_id = skus[item.sku_id].product.id
-        per_product[product_id] = per_product.get(product_id, 0) + item.quantity
+        per_sku.setdefault(item.sku_id, []).append(item.quantity)
+    per_product: dict[int, int] = {}
+    given: dict[int, int] = {}
+    for sku_id in sorted(per_sku.keys() | gifts.keys()):
+        for quantity in per_sku.get(sku_id, ()):
+            changed = await Sku.filter(id=sku_id, stock__gte=quantity).update(stock=F("stock") - quantity)
+            if not changed:
+                raise DomainError(
+                    ErrorCode.INSUFFICIENT_STOCK,
+                    f"Not enough stock of {skus[sku_id].product.title}",
+                    "input.items",
+                )
+            product_id = skus[sku_id].product.id
+            per_product[product_id] = per_product.get(product_id, 0) + quantity
+        wanted = gifts.get(sku_id)
+        if wanted is not None and await Sku.filter(id=sku_id, stock__gte=wanted.quantity).update(
+            stock=F("stock") - wanted.quantity
+        ):
+            given[sku_id] = wanted.quantity
+            product_id = wanted.sku.product.id
+            per_product[product_id] = per_product.get(product_id, 0) + wanted.quantity
     for product_id, quantity in sorted(per_product.items()):
         await Product.filter(id=product_id).update(total_stock=F("total_stock") - quantity)
+    return given
 
 
 async def _write_order(
@@ -361,9 +400,11 @@ async def _write_order(
     address = await _address(member_id, request)
     async with in_transaction():
         skus = await _skus(items)
-        await _reserve_stock(items, skus)
+        # Priced before any stock is taken: the gifts the price gives are taken in the same pass as the lines.
         preview = await _price(member_id, request, items, address)
         quote = preview.quote
+        gifts = await _gifts_wanted(quote)
+        given = await _take_stock(items, skus, gifts)
         number = _order_number()
         order = await Order.create(
             number=number,
@@ -412,7 +453,7 @@ async def _write_order(
             for line_id, line in zip(line_ids, preview.lines, strict=True):
                 if line.campaign is not None:
                     await handler_for(line.campaign).attach(order, int(line_id), line.campaign, line.quantity)
-        given = await _give_gifts(order.id, quote)
+        await _gift_lines(order.id, gifts, given)
         for step in registered_steps():
             await step.attach(order, quote, preview.pricing)
         await OrderEvent.create(
@@ -448,26 +489,16 @@ async def _write_order(
     return order, changes
 
 
-async def _give_gifts(order_id: int, quote: pricing.Quote) -> dict[int, int]:
-    """Gift lines (a promotion's GIFT_SKU) at no cost, while the gift's stock lasts: a gift out of stock is
-    left out, never a reason to refuse the order. Returns the quantities given per SKU."""
-    wanted: dict[int, tuple[int, Gift]] = {}
-    for gift in quote.gifts:
-        quantity = wanted.get(gift.sku_id, (0, gift))[0] + gift.quantity
-        wanted[gift.sku_id] = (quantity, wanted.get(gift.sku_id, (0, gift))[1])
-    given: dict[int, int] = {}
-    for sku_id, (quantity, gift) in sorted(wanted.items()):
-        sku = await Sku.filter(id=sku_id).select_related("product").first()
-        if sku is None:
-            continue
-        if not await Sku.filter(id=sku_id, stock__gte=quantity).update(stock=F("stock") - quantity):
-            continue
-        await Product.filter(id=sku.product.id).update(total_stock=F("total_stock") - quantity)
+async def _gift_lines(order_id: int, gifts: dict[int, _GiftWanted], given: dict[int, int]) -> None:
+    """Gift lines (a promotion's GIFT_SKU) at no cost, for the gifts whose stock was there: a gift out of stock
+    is left out, never a reason to refuse the order."""
+    for sku_id, quantity in sorted(given.items()):
+        wanted = gifts[sku_id]
         await OrderLine.create(
             order_id=order_id,
-            product_id=sku.product.id,
+            product_id=wanted.sku.product.id,
             sku_id=sku_id,
-            title=f"【赠品】{sku.product.title}"[:120],
+            title=f"【赠品】{wanted.sku.product.title}"[:120],
             unit_price=0,
             quantity=quantity,
             line_total=0,
@@ -475,16 +506,14 @@ async def _give_gifts(order_id: int, quote: pricing.Quote) -> dict[int, int]:
             discounts=[
                 {
                     "stage": Stage.THRESHOLD.name,
-                    "source": gift.source.value,
-                    "source_id": gift.source_id,
+                    "source": wanted.gift.source.value,
+                    "source_id": wanted.gift.source_id,
                     "kind": "GIFT",
-                    "title": gift.title,
+                    "title": wanted.gift.title,
                     "amount": 0,
                 }
             ],
         )
-        given[sku_id] = quantity
-    return given
 
 
 def _discount_json(d: AppliedDiscount, amount: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Pay's notifications and calls in here; payments never imports orders.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from tortoise.expressions import F
 
@@ -34,6 +35,18 @@ from services.payments import notifications, plans
 from services.payments.refunds import EXTRA_PAYMENT_PREFIX, line_refund, refund_payment, start_refund
 
 log = logging.getLogger("lianmall.settlement")
+
+# What higher domains do when a refund of an order succeeds: `hook(order, refund, wholly)`, inside the
+# transaction that makes the refund SUCCEEDED (the order locked); `wholly` says whether the order's goods are
+# now refunded in full (every unit of every line that cost something, or all the money paid).
+RefundHook = Callable[[Order, Refund, bool], Awaitable[None]]
+_refund_hooks: list[RefundHook] = []
+
+
+def register_refund_hook(hook: RefundHook) -> None:
+    """Have `hook` run for every succeeded refund of an order (once per refund; see RefundHook)."""
+    if hook not in _refund_hooks:
+        _refund_hooks.append(hook)
 
 
 async def settle_payment(payment_id: int) -> None:
@@ -89,12 +102,16 @@ async def return_to_order(order: Order, refund: Refund, stock: list[StockChange]
         weights = [line.unit_price * q for line, q in items]
     total_weight = sum(weights) or 1
     shared = 0
+    refunded = {line.id: line.refunded_quantity for line in lines.values()}
     for index, ((line, quantity), weight) in enumerate(zip(items, weights, strict=True)):
         share = refund.amount - shared if index == len(items) - 1 else refund.amount * weight // total_weight
         shared += share
+        refunded[line.id] += quantity
         await OrderLine.filter(id=line.id).update(
             refunded_quantity=F("refunded_quantity") + quantity, refunded_amount=F("refunded_amount") + share
         )
+    # Free lines (gifts) need not come back for the goods to count as refunded in full.
+    wholly = full or all(refunded[line.id] >= line.quantity for line in lines.values() if line.line_total > 0)
 
     # Stock goes back only while nothing has left the warehouse.
     if order.shipped_at is None and order.status in (OrderStatus.PAID, OrderStatus.CANCELLED):
@@ -122,6 +139,8 @@ async def return_to_order(order: Order, refund: Refund, stock: list[StockChange]
             )
 
     await _take_back_rewards(order, refund, paid, before, after, full)
+    for hook in _refund_hooks:
+        await hook(order, refund, wholly)
 
 
 async def _take_back_rewards(

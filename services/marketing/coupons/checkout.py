@@ -7,9 +7,11 @@
   (`MEMO_KEY`) for the checkout preview to show.
 - `CouponStep.attach` spends the coupons inside the order's transaction with a guarded update (`status =
   UNUSED`, still valid): of two orders racing for one coupon, one is written and the other rolls back whole.
-- The order state machine's CANCELLED hook gives coupons back: always when an unpaid order is cancelled (by the
-  shopper, staff or the unpaid timeout), after a full refund only when the coupon says so
-  (`return_on_refund`), and in both cases only while the coupon is still valid.
+- Coupons come back, only while still valid: always when an unpaid order is cancelled (by the shopper, staff
+  or the unpaid timeout: the order state machine's CANCELLED hook); on refunds per the coupon's rule
+  (`return_on_refund`: "a fully refunded order gives it back"): when a succeeded refund leaves the order's goods
+  refunded in full, in one refund or line by line, shipped or not (the settlement's refund hook), never on a
+  partial refund.
 
 Registered with services.orders when this module is imported (resolvers.coupons imports it).
 """
@@ -24,7 +26,16 @@ from datetime import datetime
 from tortoise.expressions import F
 
 from infra.clock import now
-from models import Category, Coupon, CouponSource, HeldCouponStatus, MemberCoupon, Order, OrderStatus
+from models import (
+    Category,
+    Coupon,
+    CouponSource,
+    HeldCouponStatus,
+    MemberCoupon,
+    Order,
+    OrderStatus,
+    Refund,
+)
 from services.errors import DomainError, ErrorCode
 from services.marketing.coupons.choice import (
     Choice,
@@ -37,7 +48,7 @@ from services.marketing.coupons.choice import (
     judge,
 )
 from services.marketing.pipeline import couponable_lines
-from services.orders import states
+from services.orders import settlement, states
 from services.orders.pipeline import Basket, DiscountSource, PricingContext, Stage, register_step
 from services.orders.pricing import Quote
 from services.orders.states import Announcements
@@ -265,14 +276,27 @@ async def give_back(order: Order, from_status: OrderStatus, _news: Announcements
     still valid come back (an expired one stays spent)."""
     if from_status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID):
         return
+    await _return_coupons(order.id, refunded=from_status == OrderStatus.PAID)
+
+
+async def give_back_on_refund(order: Order, _refund: Refund, wholly: bool) -> None:
+    """A succeeded refund: once it leaves the order's goods refunded in full (in one refund or line by line, shipped
+    or not), the coupons made with `return_on_refund` come back while still valid; a partial refund keeps them
+    spent (their discount stays in the lines the shopper kept)."""
+    if wholly:
+        await _return_coupons(order.id, refunded=True)
+
+
+async def _return_coupons(order_id: int, *, refunded: bool) -> None:
     at = now()
-    rows = await MemberCoupon.filter(order_id=order.id, status=HeldCouponStatus.USED).select_related("coupon")
+    rows = await MemberCoupon.filter(order_id=order_id, status=HeldCouponStatus.USED).select_related("coupon")
     for row in rows:
-        if from_status == OrderStatus.PAID and not row.coupon.return_on_refund:
+        if refunded and not row.coupon.return_on_refund:
             continue
         if row.valid_until <= at:
             continue
-        back = await MemberCoupon.filter(id=row.id, status=HeldCouponStatus.USED, order_id=order.id).update(
+        # Guarded: the CANCELLED hook and the refund's may both try; the coupon comes back (and is counted) once.
+        back = await MemberCoupon.filter(id=row.id, status=HeldCouponStatus.USED, order_id=order_id).update(
             status=HeldCouponStatus.UNUSED, order_id=None, used_at=None
         )
         if back:
@@ -284,6 +308,7 @@ def install() -> None:
     register_step(CouponStep())
     if give_back not in states.entry_hooks(OrderStatus.CANCELLED):
         states.register_entry_hook(OrderStatus.CANCELLED, give_back)
+    settlement.register_refund_hook(give_back_on_refund)
 
 
 install()
