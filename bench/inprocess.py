@@ -45,9 +45,20 @@ LISTING_SKUS_QUERY = (
 CATEGORY_CHAIN_QUERY = "query Chain($c: ID!) { category(id: $c) { breadcrumbs { id } } }"
 CATEGORY_SIZE_QUERY = "query Size($c: ID!) { products(first: 1, filter: {categoryId: $c}) { totalCount } }"
 
-# Milliseconds: exec = schema.execute alone (as sqlcount.py times it); seq = one request at a time through the
+# Milliseconds: exec = schema.execute alone (as sqlcount.py times it; cpu: this process's CPU time per execution,
+# what a loaded machine disturbs least); seq = one request at a time through the
 # ASGI app, cpu = this process's CPU time per request (what a loaded machine disturbs least); c32 = 32 clients.
-COLUMNS = ("exec p50", "seq cpu", "seq p50", "seq p99", "c32 cpu", "c32 ms/req", "c32 p50", "c32 p99")
+COLUMNS = (
+    "exec p50",
+    "exec cpu",
+    "seq cpu",
+    "seq p50",
+    "seq p99",
+    "c32 cpu",
+    "c32 ms/req",
+    "c32 p50",
+    "c32 p99",
+)
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -132,12 +143,14 @@ async def sequential(app: ASGIApp, body: bytes, runs: int) -> list[float]:
     return timings
 
 
-async def executed(request: dict[str, Any], runs: int) -> list[float]:
-    """`schema.execute` alone with a fresh context each time, as bench/sqlcount.py times a cache miss."""
+async def executed(request: dict[str, Any], runs: int) -> tuple[list[float], float]:
+    """`schema.execute` alone with a fresh context each time, as bench/sqlcount.py times a cache miss: the wall
+    times, and the CPU time per execution."""
     from schema.context import make_context
     from schema.root import schema
 
     timings = []
+    cpu = time.process_time()
     for _ in range(runs):
         started = time.perf_counter()
         result = await schema.execute(
@@ -146,7 +159,7 @@ async def executed(request: dict[str, Any], runs: int) -> list[float]:
         timings.append((time.perf_counter() - started) * 1000)
         if result.errors:
             raise SystemExit(f"errors: {result.errors}")
-    return timings
+    return timings, (time.process_time() - cpu) * 1000 / runs
 
 
 async def concurrent(app: ASGIApp, body: bytes, runs: int, connections: int) -> tuple[float, list[float]]:
@@ -239,9 +252,10 @@ async def main() -> None:
             cpu = time.process_time()
             per_request, conc = await concurrent(target, body, args.runs, args.connections)
             conc_cpu = (time.process_time() - cpu) * 1000 / args.runs
-            execute = await executed(request, args.runs) if target is app else [0.0]
+            execute, execute_cpu = await executed(request, args.runs) if target is app else ([0.0], 0.0)
             row = {
                 "execute_p50_ms": statistics.median(execute),
+                "execute_cpu_ms": execute_cpu,
                 "seq_cpu_ms": seq_cpu,
                 "seq_p50_ms": statistics.median(seq),
                 "seq_p99_ms": percentile(seq, 0.99),

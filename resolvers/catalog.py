@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 import strawberry
 from strawberry.types import Info
@@ -33,8 +34,8 @@ from schema.node import decode_id, encode_id
 from services.catalog import hot_words
 from services.catalog.events import IN_STOCK_TAG, stock_channel
 from services.catalog.listing import ProductFilter as ListingFilter
+from services.catalog.listing import ProductPage, check_page_size, list_products
 from services.catalog.listing import ProductSort as ListingSort
-from services.catalog.listing import check_page_size, list_products
 from services.errors import DomainError, ErrorCode
 
 ProductInfo = Info[Context, None]
@@ -45,11 +46,19 @@ def visible(product_status: ProductStatusModel, context: Context) -> bool:
     return context.viewer.is_staff or product_status is not ProductStatusModel.DRAFT
 
 
-async def product(info: ProductInfo, id: strawberry.ID) -> Product | None:
+async def product_row(context: Context, id: strawberry.ID) -> ProductRow | None:
+    """The product `id` names if the viewer may see it (also what the fast executor, schema/fast, reads)."""
     pk = decode_id(id, "Product")
-    info.context.depends_on(f"p:{pk}")
-    model = await info.context.loaders.product.load(pk)
-    if model is None or not visible(model.status, info.context):
+    context.depends_on(f"p:{pk}")
+    model = await context.loaders.product.load(pk)
+    if model is None or not visible(model.status, context):
+        return None
+    return model
+
+
+async def product(info: ProductInfo, id: strawberry.ID) -> Product | None:
+    model = await product_row(info.context, id)
+    if model is None:
         return None
     raw = info._raw_info
     await prefetch_products(info.context.loaders, [model], raw.field_nodes, raw)
@@ -100,14 +109,23 @@ async def tag_node(context: Context, pk: int) -> Tag | None:
 # --- Lists -----------------------------------------------------------------------------------------------
 
 
-async def products(
-    info: ProductInfo,
-    first: int | None = 20,
-    after: str | None = None,
-    filter: ProductFilter | None = None,
-    sort: ProductSort | None = None,
-) -> ProductConnection:
-    context = info.context
+@dataclass(frozen=True)
+class ProductListing:
+    """One page of `products`: its rows (primed in the product loader), where it starts, and the page."""
+
+    rows: list[ProductRow]
+    offset: int
+    page: ProductPage
+
+
+async def product_listing(
+    context: Context,
+    first: int | None,
+    after: str | None,
+    filter: ProductFilter | None,
+    sort: ProductSort | None,
+) -> ProductListing:
+    """The page `products` answers (also what the fast executor, schema/fast, reads)."""
     limit = check_page_size(first, context.settings.max_page_size)
     offset = cursor_offset(after)
     listing_filter = _listing_filter(filter, include_unpublished=context.viewer.is_staff)
@@ -123,12 +141,25 @@ async def products(
     rows = [ProductRow(*values) for values in page.products]
     for row in rows:
         context.loaders.product.prime(row.id, row)
+    return ProductListing(rows, offset, page)
+
+
+async def products(
+    info: ProductInfo,
+    first: int | None = 20,
+    after: str | None = None,
+    filter: ProductFilter | None = None,
+    sort: ProductSort | None = None,
+) -> ProductConnection:
+    context = info.context
+    listing = await product_listing(context, first, after, filter, sort)
+    rows = listing.rows
     raw = info._raw_info
     edges_selected = subfields(raw.field_nodes, raw).get("edges", [])
     await prefetch_products(context.loaders, rows, subfields(edges_selected, raw).get("node", []), raw)
-    edges, page_info = build_edges([Product.from_model(row) for row in rows], offset)
-    page_info.has_next_page = page.has_next
-    return ProductConnection(edges=edges, page_info=page_info, _total=page.total_count)
+    edges, page_info = build_edges([Product.from_model(row) for row in rows], listing.offset)
+    page_info.has_next_page = listing.page.has_next
+    return ProductConnection(edges=edges, page_info=page_info, _total=listing.page.total_count)
 
 
 def _listing_filter(filter: ProductFilter | None, include_unpublished: bool) -> ListingFilter:

@@ -335,20 +335,32 @@ def _media(media: list[MediaRow]) -> list[Media]:
 # the stock events every process hears, instead of being dropped by every sale.
 
 
+def sku_stock_hole(sku: SkuModel | SkuRow) -> tuple[str, str, int, int]:
+    """The volatile description of `Sku.stock` (also what the fast executor, schema/fast, notes)."""
+    return sku_stock_key(sku.id), NUMBER, 0, sku.stock
+
+
+def total_stock_hole(product: ProductModel | ProductRow) -> tuple[str, str, int, int]:
+    return product_stock_key(product.id), NUMBER, 0, product.total_stock
+
+
+def low_stock_hole(product: ProductModel | ProductRow) -> tuple[str, str, int, int]:
+    return product_stock_key(product.id), AT_MOST, product.stock_warning, product.total_stock
+
+
 @volatile_field("Sku", "stock")
 def _sku_stock(sku: Sku) -> tuple[str, str, int, int]:
-    return sku_stock_key(sku._model.id), NUMBER, 0, sku.stock
+    return sku_stock_hole(sku._model)
 
 
 @volatile_field("Product", "totalStock")
 def _total_stock(product: Product) -> tuple[str, str, int, int]:
-    return product_stock_key(product._model.id), NUMBER, 0, product.total_stock
+    return total_stock_hole(product._model)
 
 
 @volatile_field("Product", "lowStock")
 def _low_stock(product: Product) -> tuple[str, str, int, int]:
-    model = product._model
-    return product_stock_key(model.id), AT_MOST, model.stock_warning, product.total_stock
+    return low_stock_hole(product._model)
 
 
 @strawberry.enum(

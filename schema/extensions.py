@@ -15,6 +15,7 @@ from strawberry.types.execution import ExecutionContext
 
 from infra.db import database_unavailable
 from schema.cache_policy import ResponseCachePolicy
+from schema.fast.extension import FastCatalogExecution
 from schema.introspection import IntrospectionGate
 from schema.query_guard import QueryGuard
 from services.errors import DomainError, ErrorCode
@@ -125,8 +126,16 @@ class LianmallSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-def edge_extensions() -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+def edge_extensions(*, fast: bool = True) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
     # QueryGuard parses and validates (memoised on the query text) in place of strawberry's ParserCache,
     # ValidationCache, QueryDepthLimiter and MaxAliasesLimiter: their limiters expand fragments without
     # memoising (exponential) and defeat ValidationCache (#4635). IntrospectionGate adds its rule before.
-    return [ErrorCodes, FreshSocketLoaders, IntrospectionGate, QueryGuard, ResponseCachePolicy]
+    edge: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        ErrorCodes,
+        FreshSocketLoaders,
+        IntrospectionGate,
+        QueryGuard,
+        ResponseCachePolicy,
+    ]
+    # Last: it answers in place of graphql-core once the others have let a request run (schema/fast).
+    return [*edge, FastCatalogExecution] if fast else edge

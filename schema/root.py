@@ -97,13 +97,14 @@ Subscription = merge_types(
 )
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(*, fast: bool = True) -> strawberry.Schema:
+    """The schema; `fast=False` leaves every operation to strawberry (the fast executor's reference)."""
     built = LianmallSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Media, Sku],
-        extensions=edge_extensions(),
+        extensions=edge_extensions(fast=fast),
         config=StrawberryConfig(auto_camel_case=True),
         scalar_overrides=SCALAR_OVERRIDES,
     )

@@ -1,0 +1,157 @@
+"""A plan executed breadth-first: every object of a level is built, then each field's loads for the whole
+level start together, then the next level. The answer is the `data` graphql-core would have returned."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from graphql import get_argument_values
+from graphql.execution.values import VariableValues
+from graphql.pyutils import Path
+from strawberry.types.arguments import convert_arguments
+
+from infra.volatile import present
+from schema.context import Context
+from schema.fast.fields import Fallback, Hole, Leaf, Link, Root
+from schema.fast.plan import FieldPlan, OperationPlan, TypePlan
+
+# One level's objects of one plan: the objects, their answers, and their paths (when stock holes are noted).
+Group = tuple[list[Any], list[dict[str, Any]], list[Path] | None]
+Level = dict[int, tuple[TypePlan, Group]]
+
+
+async def everything(awaitables: list[Awaitable[Any]]) -> list[Any]:
+    """All their results; on a failure, the first error once all have finished (none is left running on the
+    request's loaders while strawberry answers it again)."""
+    if len(awaitables) == 1:
+        return [await awaitables[0]]
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+class Execution:
+    def __init__(self, context: Context, schema: Any, variables: VariableValues) -> None:
+        self.context = context
+        self.schema = schema  # strawberry's, for argument conversion
+        self.variables = variables
+        self.noted = context.volatile
+
+    async def run(self, plan: OperationPlan) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        roots: list[FieldPlan] = []
+        calls: list[Awaitable[Any]] = []
+        for field in plan.fields:
+            if field.spec is None:
+                data[field.key] = "Query"
+                continue
+            data[field.key] = None
+            assert isinstance(field.spec, Root)
+            roots.append(field)
+            calls.append(field.spec.resolve(self.context, **self._arguments(field)))
+        values = await everything(calls) if calls else []
+        level: Level = {}
+        for field, value in zip(roots, values, strict=True):
+            path = Path(None, field.key, "Query") if self.noted is not None else None
+            data[field.key] = self._complete(field, value, level, path)
+        while level:
+            level = await self._level(level)
+        return data
+
+    def _arguments(self, field: FieldPlan) -> dict[str, Any]:
+        assert field.definition is not None and field.node is not None
+        raw = get_argument_values(field.definition, field.node, self.variables)
+        return convert_arguments(
+            raw,
+            field.arguments,
+            scalar_registry=self.schema.schema_converter.scalar_registry,
+            config=self.schema.config,
+        )
+
+    def _complete(self, field: FieldPlan, value: Any, level: Level, path: Path | None) -> Any:
+        if value is None:
+            if field.non_null:
+                raise Fallback(f"null at {field.key}")
+            return None
+        if field.serialize is not None:
+            return field.serialize(value)
+        child = field.child
+        assert child is not None
+        if not field.is_list:
+            return self._object(child, value, level, path)
+        if path is None:
+            return [self._object(child, item, level, None) for item in value]
+        return [self._object(child, item, level, path.add_key(i)) for i, item in enumerate(value)]
+
+    def _object(self, plan: TypePlan, source: Any, level: Level, path: Path | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        context = self.context
+        for field in plan.fields:
+            spec = field.spec
+            if spec is None:
+                out[field.key] = plan.type_name
+            elif type(spec) is Leaf:
+                out[field.key] = field.serialize(spec.read(source, context))  # type: ignore[misc]
+            elif type(spec) is Hole:
+                key, form, argument, value = spec.describe(source)
+                if self.noted is not None:
+                    assert path is not None
+                    self.noted.append((path.add_key(field.key, plan.type_name), (key, form, argument), value))
+                out[field.key] = field.serialize(present(form, argument, value))  # type: ignore[misc]
+            elif spec.prepare is None:  # type: ignore[union-attr]
+                # Nothing to load (an edge's node, a SKU's tier prices): its objects join this very level, so
+                # their loads start together with their parents' (as the root resolvers' prefetch does).
+                value = spec.get(source, context, None, 0)  # type: ignore[union-attr]
+                child = path.add_key(field.key, plan.type_name) if path is not None else None
+                out[field.key] = self._complete(field, value, level, child)
+            else:
+                out[field.key] = None  # filled when the level's loads are done, in this place of the order
+        if plan.links:
+            entry = level.get(id(plan))
+            if entry is None:
+                entry = level[id(plan)] = (plan, ([], [], [] if path is not None else None))
+            sources, outs, paths = entry[1]
+            sources.append(source)
+            outs.append(out)
+            if paths is not None:
+                paths.append(path)  # type: ignore[arg-type]
+        return out
+
+    async def _level(self, level: Level) -> Level:
+        context = self.context
+        started: list[tuple[int, FieldPlan]] = []
+        loads: list[Awaitable[Any]] = []
+        for plan_id, (plan, (sources, _, _)) in level.items():
+            for field in plan.links:
+                prepare = field.spec.prepare  # type: ignore[union-attr]
+                if prepare is not None:
+                    load = prepare(context, sources)
+                    if load is not None:
+                        started.append((plan_id, field))
+                        loads.append(load)
+        prepared: dict[tuple[int, int], Any] = {}
+        if loads:
+            for (plan_id, field), result in zip(started, await everything(loads), strict=True):
+                prepared[(plan_id, id(field))] = result
+        following: Level = {}
+        for plan_id, (plan, (sources, outs, paths)) in level.items():
+            for field in plan.links:
+                spec: Link = field.spec  # type: ignore[assignment]
+                given = prepared.get((plan_id, id(field)))
+                key = field.key
+                for index, source in enumerate(sources):
+                    value = spec.get(source, context, given, index)
+                    path = paths[index].add_key(key, plan.type_name) if paths is not None else None
+                    outs[index][key] = self._complete(field, value, following, path)
+        return following
+
+
+async def execute_plan(
+    plan: OperationPlan, context: Context, schema: Any, variables: VariableValues
+) -> dict[str, Any]:
+    """The operation's `data` as graphql-core would answer it (raises Fallback, or any error, when it cannot)."""
+    return await Execution(context, schema, variables).run(plan)

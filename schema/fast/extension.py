@@ -1,0 +1,113 @@
+"""Where the fast executor joins a request: strawberry's execution step, after parsing, validation, the cost
+check and the caller's bucket (schema/query_guard.py) and after the response cache noted what runs
+(schema/cache_policy.py). A result set here is what strawberry would otherwise get from graphql-core, so the
+answer, its `extensions` and the cache's handling of it are the same; None leaves strawberry to execute."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from graphql import DocumentNode, ExecutionResult, GraphQLSchema
+from graphql.execution.values import get_variable_values
+from strawberry.extensions import SchemaExtension
+
+from schema.context import Context
+from schema.fast.execute import execute_plan
+from schema.fast.fields import Fallback
+from schema.fast.plan import OperationPlan, compile_operation, condition_variables
+from schema.query_cost import find_operation
+
+log = logging.getLogger("lianmall.fast")
+
+MEMO_SIZE = 1024
+
+
+class _Compiled:
+    """One operation of one document: the variables its plan depends on and the plans per their values."""
+
+    __slots__ = ("conditions", "plans")
+
+    def __init__(self, conditions: tuple[str, ...] | None) -> None:
+        self.conditions = conditions
+        self.plans: dict[tuple[Any, ...], OperationPlan | None] = {}
+
+
+_compiled: dict[tuple[str, str | None], _Compiled] = {}
+
+
+def _entry(query: str, operation_name: str | None, document: DocumentNode) -> _Compiled:
+    key = (query, operation_name)
+    entry = _compiled.get(key)
+    if entry is None:
+        if len(_compiled) >= MEMO_SIZE:
+            _compiled.clear()
+        entry = _compiled[key] = _Compiled(condition_variables(document))
+    return entry
+
+
+async def execute_fast(
+    strawberry_schema: Any,
+    query: str | None,
+    document: DocumentNode | None,
+    operation_name: str | None,
+    raw_variables: dict[str, Any] | None,
+    context: object,
+) -> ExecutionResult | None:
+    """The result of the operation by the fast executor, or None when strawberry must execute it."""
+    if query is None or document is None or not isinstance(context, Context):
+        return None
+    entry = _entry(query, operation_name, document)
+    if entry.conditions is None:
+        return None
+    schema: GraphQLSchema = strawberry_schema._schema
+    operation = find_operation(document, operation_name)
+    if operation is None:
+        return None
+    variables = get_variable_values(schema, operation.variable_definitions or (), raw_variables or {})
+    if isinstance(variables, list):
+        return None  # invalid variables: graphql-core words the errors
+    try:
+        values = tuple(variables.coerced.get(name) for name in entry.conditions)
+        hash(values)
+    except TypeError:
+        return None
+    if values in entry.plans:
+        plan = entry.plans[values]
+    else:
+        query_type = strawberry_schema.get_type_by_name("Query")
+        plan = entry.plans[values] = compile_operation(
+            schema, query_type, document, operation_name, variables
+        )
+    if plan is None:
+        return None
+    noted = len(context.volatile) if context.volatile is not None else 0
+    terms = len(context.search_terms)
+    try:
+        data = await execute_plan(plan, context, strawberry_schema, variables)
+    except Exception as error:  # strawberry answers it, errors included, as it always has
+        if context.volatile is not None:
+            del context.volatile[noted:]
+        del context.search_terms[terms:]
+        if not isinstance(error, Fallback):
+            log.debug("fast execution fell back: %s: %s", type(error).__name__, error)
+        return None
+    return ExecutionResult(data=data)
+
+
+class FastCatalogExecution(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        if context.result is None:
+            result = await execute_fast(
+                context.schema,
+                context.query,
+                context.graphql_document,
+                context.operation_name,
+                context.variables,
+                context.context,
+            )
+            if result is not None:
+                context.result = result
+        yield

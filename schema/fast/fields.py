@@ -1,0 +1,279 @@
+"""What the fast executor knows of the catalog types: how each field reads its object, and what it loads.
+
+An object here is what the loaders hold (loaders/catalog.py rows) or a small tuple, never a strawberry
+instance; each entry reads exactly what the strawberry type's field returns for the same row (the
+differential test, tests/test_fast_catalog.py, holds them to it). Fields left out (promotions, active
+prices, reviews, a SKU's product) make an operation fall back to strawberry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from loaders.catalog import NOT_READY, HeldLoader, ProductRow
+from resolvers.catalog import ProductListing, product_listing, product_row
+from schema.catalog import low_stock_hole, sku_stock_hole, total_stock_hole
+from schema.connection import offset_cursor
+from schema.context import Context
+from schema.node import encode_id
+from services.catalog.prices import price_range, unit_price
+
+
+class Fallback(Exception):
+    """The fast executor cannot answer this exactly: strawberry executes the request instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A scalar (or list of scalars) read from the object; the plan serialises it as its GraphQL type does."""
+
+    read: Callable[[Any, Context], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """A volatile number (schema/volatile.py): its (key, form, argument, value) for the object."""
+
+    describe: Callable[[Any], tuple[str, str, int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A field whose value may need a load: `prepare` starts it for every object of a level at once (None:
+    nothing to load), then `get(object, context, prepared, index)` reads the value (an object, a list of
+    them, None, or a scalar)."""
+
+    get: Callable[[Any, Context, Any, int], Any]
+    prepare: Callable[[Context, list[Any]], Awaitable[Any] | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """A root field: its resolution from the strawberry-converted arguments."""
+
+    resolve: Callable[..., Awaitable[Any]]
+
+
+Field = Leaf | Hole | Link
+
+
+def held(loader: HeldLoader[Any, Any], key: Any) -> Any:
+    value = loader.ready(key)
+    if value is NOT_READY:
+        raise Fallback(f"{type(loader).__name__} holds nothing for {key!r}")
+    return value
+
+
+def _attribute(name: str) -> Leaf:
+    read = attrgetter(name)
+    return Leaf(lambda obj, _: read(obj))
+
+
+def _item(index: int | str) -> Leaf:
+    read = itemgetter(index)
+    return Leaf(lambda obj, _: read(obj))
+
+
+def _node_id(type_name: str) -> Leaf:
+    return Leaf(lambda obj, _: encode_id(type_name, obj.id))
+
+
+def _unique(values: Any) -> list[Any]:
+    return list(dict.fromkeys(v for v in values if v is not None))
+
+
+# --- Product ---------------------------------------------------------------------------------------------
+
+
+def _load_skus(context: Context, products: list[ProductRow]) -> Awaitable[Any]:
+    return context.loaders.skus_by_product.load_many([p.id for p in products])
+
+
+def _price(product: ProductRow, context: Context, _: Any, __: int) -> tuple[int, int]:
+    return price_range(held(context.loaders.skus_by_product, product.id), context.viewer.price)
+
+
+def _brand_loads(context: Context, products: list[ProductRow]) -> Awaitable[Any] | None:
+    ids = _unique(p.brand_id for p in products)
+    return context.loaders.brand.load_many(ids) if ids else None
+
+
+def _brand(product: ProductRow, context: Context, _: Any, __: int) -> Any:
+    return None if product.brand_id is None else held(context.loaders.brand, product.brand_id)
+
+
+def _by_product(name: str) -> Link:
+    def prepare(context: Context, products: list[Any]) -> Awaitable[Any]:
+        return getattr(context.loaders, name).load_many([p.id for p in products])  # type: ignore[no-any-return]
+
+    def get(product: Any, context: Context, _: Any, __: int) -> Any:
+        return held(getattr(context.loaders, name), product.id)
+
+    return Link(get, prepare)
+
+
+PRODUCT: dict[str, Field] = {
+    "id": _node_id("Product"),
+    "title": _attribute("title"),
+    "subtitle": _attribute("subtitle"),
+    "description": _attribute("description"),
+    "status": _attribute("status"),
+    "salesCount": _attribute("sales_count"),
+    "stockWarning": _attribute("stock_warning"),
+    "totalStock": Hole(total_stock_hole),
+    "lowStock": Hole(low_stock_hole),
+    "createdAt": _attribute("created_at"),
+    "publishedAt": _attribute("published_at"),
+    "price": Link(_price, _load_skus),
+    "skus": _by_product("skus_by_product"),
+    "specs": _by_product("spec_dimensions_by_product"),
+    "category": Link(
+        lambda p, context, _, __: held(context.loaders.category, p.category_id),
+        lambda context, products: context.loaders.category.load_many(
+            _unique(p.category_id for p in products)
+        ),
+    ),
+    "brand": Link(_brand, _brand_loads),
+    "tags": _by_product("tags_by_product"),
+    "media": _by_product("media_by_product"),
+}
+
+# --- Sku and what hangs off it -----------------------------------------------------------------------------
+
+SKU: dict[str, Field] = {
+    "id": _node_id("Sku"),
+    "originalPrice": _attribute("original_price"),
+    "memberPrice": _attribute("member_price"),
+    "stock": Hole(sku_stock_hole),
+    "barcode": _attribute("barcode"),
+    "weightGrams": _attribute("weight_grams"),
+    "price": Leaf(lambda sku, context: unit_price(sku, context.viewer.price)),
+    "listPrice": _attribute("price"),
+    "tierPrices": Link(lambda sku, _, __, ___: sku.tier_prices),
+    "specValues": Link(
+        lambda sku, context, _, __: held(context.loaders.spec_values_by_sku, sku.id),
+        lambda context, skus: context.loaders.spec_values_by_sku.load_many([s.id for s in skus]),
+    ),
+}
+
+TIER_PRICE: dict[str, Field] = {"minQuantity": _item("min_quantity"), "price": _item("price")}
+SPEC_VALUE: dict[str, Field] = {"name": _item(0), "value": _item(1)}
+SPEC_DIMENSION: dict[str, Field] = {"name": _item(0), "values": _item(1)}
+PRICE_RANGE: dict[str, Field] = {"min": _item(0), "max": _item(1)}
+
+# --- Category, brand, tag, media -----------------------------------------------------------------------------
+
+
+def _parent_loads(context: Context, categories: list[Any]) -> Awaitable[Any] | None:
+    ids = _unique(c.parent_id for c in categories)
+    return context.loaders.category.load_many(ids) if ids else None
+
+
+def _path_ids(category: Any) -> list[int]:
+    return [int(i) for i in category.path.split("/") if i]
+
+
+def _breadcrumb_loads(context: Context, categories: list[Any]) -> Awaitable[Any] | None:
+    ids = _unique(i for c in categories for i in _path_ids(c))
+    return context.loaders.category.load_many(ids) if ids else None
+
+
+def _breadcrumbs(category: Any, context: Context, _: Any, __: int) -> list[Any]:
+    loader = context.loaders.category
+    ancestors = [held(loader, i) for i in _path_ids(category)]
+    return [c for c in ancestors if c is not None] + [category]
+
+
+def _children(category: Any, context: Context, everything: Any, __: int) -> list[Any]:
+    return [c for c in everything if c.parent_id == category.id]
+
+
+CATEGORY: dict[str, Field] = {
+    "id": _node_id("Category"),
+    "name": _attribute("name"),
+    "level": _attribute("level"),
+    "iconUrl": _attribute("icon_url"),
+    "sort": _attribute("sort"),
+    "parent": Link(
+        lambda c, context, _, __: (
+            None if c.parent_id is None else held(context.loaders.category, c.parent_id)
+        ),
+        _parent_loads,
+    ),
+    "children": Link(_children, lambda context, _: context.loaders.category.all()),
+    "breadcrumbs": Link(_breadcrumbs, _breadcrumb_loads),
+}
+BRAND: dict[str, Field] = {
+    "id": _node_id("Brand"),
+    "name": _attribute("name"),
+    "logoUrl": _attribute("logo_url"),
+}
+TAG: dict[str, Field] = {"id": _node_id("Tag"), "name": _attribute("name")}
+MEDIA: dict[str, Field] = {
+    "id": _node_id("Media"),
+    "kind": _attribute("kind"),
+    "url": _attribute("url"),
+    "sort": _attribute("sort"),
+}
+
+# --- The listing connection ---------------------------------------------------------------------------------
+
+
+def _edges(listing: ProductListing, _: Context, __: Any, ___: int) -> list[tuple[str, ProductRow]]:
+    return [(offset_cursor(listing.offset + i), row) for i, row in enumerate(listing.rows)]
+
+
+def _counts(context: Context, listings: list[ProductListing]) -> Awaitable[Any]:
+    import asyncio
+
+    return asyncio.gather(*(listing.page.total_count() for listing in listings))
+
+
+PRODUCT_CONNECTION: dict[str, Field] = {
+    "edges": Link(_edges),
+    "pageInfo": Link(lambda listing, _, __, ___: listing),
+    "totalCount": Link(lambda _, __, counts, index: counts[index], _counts),
+}
+PRODUCT_EDGE: dict[str, Field] = {"cursor": _item(0), "node": Link(lambda edge, _, __, ___: edge[1])}
+
+
+def _start_cursor(listing: ProductListing, _: Context) -> str | None:
+    return offset_cursor(listing.offset) if listing.rows else None
+
+
+def _end_cursor(listing: ProductListing, _: Context) -> str | None:
+    return offset_cursor(listing.offset + len(listing.rows) - 1) if listing.rows else None
+
+
+PAGE_INFO: dict[str, Field] = {
+    "hasNextPage": Leaf(lambda listing, _: listing.page.has_next),
+    "hasPreviousPage": Leaf(lambda listing, _: listing.offset > 0),
+    "startCursor": Leaf(_start_cursor),
+    "endCursor": Leaf(_end_cursor),
+}
+
+# --- Root fields -----------------------------------------------------------------------------------------------
+
+QUERY: dict[str, Root] = {
+    "product": Root(product_row),
+    "products": Root(product_listing),
+}
+
+TYPES: dict[str, dict[str, Field]] = {
+    "Product": PRODUCT,
+    "Sku": SKU,
+    "TierPrice": TIER_PRICE,
+    "SpecValue": SPEC_VALUE,
+    "SpecDimension": SPEC_DIMENSION,
+    "PriceRange": PRICE_RANGE,
+    "Category": CATEGORY,
+    "Brand": BRAND,
+    "Tag": TAG,
+    "Media": MEDIA,
+    "ProductConnection": PRODUCT_CONNECTION,
+    "ProductEdge": PRODUCT_EDGE,
+    "PageInfo": PAGE_INFO,
+}
