@@ -230,7 +230,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def count_sql(shopper: Shopper, sku_gid: str) -> dict[str, Any]:
-    """Statements of one placeOrder: the service alone, its prepay, and the whole GraphQL mutation."""
+    """Statements of one placeOrder: the service alone (`checkout.place`), its prepay, and the whole GraphQL
+    mutation."""
     from infra.query_counter import count_queries
     from schema.context import make_context
     from schema.node import decode_id
@@ -245,9 +246,9 @@ async def count_sql(shopper: Shopper, sku_gid: str) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for run in range(3):  # the last is the steady state; the first may fill per-process caches
         with count_queries() as service:
-            order = await checkout.place_order(shopper.member_id, request, f"sql-{run}")
-        with count_queries() as prepay:
-            await checkout.request_payment(order)
+            placed = await checkout.place(shopper.member_id, request, f"sql-{run}")
+        with count_queries() as prepay:  # as placeOrder asks for it: with what checkout already read
+            await checkout.request_payment(placed.order, placed.new_order)
         viewer = await viewer_for_token(shopper.token)
         with count_queries() as whole:
             result = await schema.execute(

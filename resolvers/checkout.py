@@ -71,11 +71,12 @@ async def checkout_preview(info: CheckoutInfo, input: CheckoutInput) -> Checkout
 
 @payload_mutation
 async def place_order(info: CheckoutInfo, input: CheckoutInput, idempotency_key: str) -> PlaceOrderPayload:
-    order = await checkout.place_order(member_id(info), _request(input), idempotency_key)
+    placed = await checkout.place(member_id(info), _request(input), idempotency_key)
+    order = placed.order
     payload = PlaceOrderPayload(order=Order.from_model(order))
     if order.status == checkout.OrderStatus.PENDING_PAYMENT and order.payable > 0:
         try:
-            payload.pay_params = PayParams.from_data(await checkout.request_payment(order))
+            payload.pay_params = PayParams.from_data(await checkout.request_payment(order, placed.new_order))
         except DomainError as exc:
             payload.errors = user_errors(exc)
     return payload

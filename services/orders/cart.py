@@ -234,7 +234,12 @@ class Shopper:
 async def shopper(member_id: int) -> Shopper:
     """How `member_id` is priced now (read from their current growth)."""
     growth = await Member.filter(id=member_id).first().values_list("growth", flat=True)
-    level = await levels.level_for_growth(int(growth or 0))
+    return await shopper_with_growth(int(growth or 0))
+
+
+async def shopper_with_growth(growth: int) -> Shopper:
+    """How a member with `growth` is priced now (the caller read the growth)."""
+    level = await levels.level_for_growth(growth)
     return Shopper(
         levels.price_context(level),
         level.id if level is not None else None,

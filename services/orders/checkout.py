@@ -1,9 +1,11 @@
 """Checkout: price a selection (`checkout_preview`) and turn it into an order (`place_order`).
 
-`place_order` is one transaction: a guarded stock decrement per SKU (the row count says whether stock was
-there, so nothing is ever oversold on SQLite or PostgreSQL), the order with a snapshot of every line and of
-the address, the points spent, the bought cart lines cleared. Any failure rolls all of it back. Network calls
-(WeChat Pay) and events happen only after the commit.
+`place_order` reads and prices before its transaction (services.orders.checkout_rows: the buyer and the SKUs in
+two statements), then writes in one transaction: the order with a snapshot of every line and of the address,
+what the pricing steps and campaigns record (a coupon spent, ...), the points spent, the bought cart lines
+cleared, and last the guarded stock decrements (services.orders.stock: the rows say whether stock was there, so
+nothing is ever oversold on SQLite or PostgreSQL; last, so the hot SKU's row is locked only until the commit).
+Any failure rolls all of it back. Network calls (WeChat Pay) and events happen only after the commit.
 
 An idempotency key names one attempt of the shopper: the same key returns the order it made, also when two
 requests with it race (the unique key (member, idempotency_key) decides, and the loser reads the winner's).
@@ -19,7 +21,6 @@ from datetime import timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from infra.clock import now
@@ -27,21 +28,15 @@ from infra.settings import get_settings
 from infra.transactions import retry_when_busy
 from models import (
     ActorKind,
-    Address,
     CartItem,
     DeliveryMethod,
-    MediaKind,
     Member,
     Order,
     OrderEvent,
     OrderLine,
     OrderStatus,
     PointsReason,
-    Product,
-    ProductMedia,
     ProductStatus,
-    Sku,
-    SkuSpecValue,
 )
 from services.catalog.events import StockChange, stock_changed
 from services.catalog.prices import PriceContext, unit_price
@@ -49,11 +44,13 @@ from services.errors import DomainError, ErrorCode, ValidationErrors
 from services.loyalty.points import apply_points_change
 from services.orders import campaigns, pricing
 from services.orders.campaigns import CampaignRef, handler_for
-from services.orders.cart import points_rules, purchase_limit, shipping_rules, shopper
+from services.orders.cart import points_rules, purchase_limit, shipping_rules, shopper_with_growth
+from services.orders.checkout_rows import AddressSnapshot, Buyer, SkuRow, read_buyer, read_skus
 from services.orders.pipeline import AppliedDiscount, Gift, PricingContext, Stage, registered_steps
 from services.orders.states import transition
+from services.orders.stock import take_stock
 from services.payments import wechat_pay
-from services.payments.wechat_pay import PayParams
+from services.payments.wechat_pay import NewOrder, PayParams
 
 log = logging.getLogger("lianmall.checkout")
 
@@ -105,7 +102,7 @@ class LineSnapshot:
 class Preview:
     lines: tuple[LineSnapshot, ...]
     quote: pricing.Quote
-    address: Address | None
+    address: AddressSnapshot | None
     shop_id: int
     pricing: PricingContext
 
@@ -173,27 +170,25 @@ def _campaign_key(ref: CampaignRef | None) -> tuple[str, int]:
     return ("", 0) if ref is None else (ref.kind.value, ref.id)
 
 
-async def _address(member_id: int, request: CheckoutRequest) -> Address | None:
+def _address(request: CheckoutRequest, buyer: Buyer) -> AddressSnapshot | None:
     if request.address_id is None:
         if request.delivery == DeliveryMethod.EXPRESS:
             raise DomainError(ErrorCode.BAD_USER_INPUT, "Choose a delivery address", "input.addressId")
         return None
-    address = await Address.get_or_none(id=request.address_id, member_id=member_id)
-    if address is None:
+    if buyer.address is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No address has this ID", "input.addressId")
-    return address
+    return buyer.address
 
 
-async def _skus(items: Sequence[ItemRequest]) -> dict[int, Sku]:
-    skus = {s.id: s for s in await Sku.filter(id__in=[i.sku_id for i in items]).select_related("product")}
+async def _skus(items: Sequence[ItemRequest]) -> dict[int, SkuRow]:
+    skus = await read_skus(sorted({i.sku_id for i in items}))
     for item in items:
         sku = skus.get(item.sku_id)
         if sku is None:
             raise DomainError(ErrorCode.NOT_FOUND, f"No SKU {item.sku_id}", "input.items")
-        if sku.product.status != ProductStatus.ON_SALE:
-            raise DomainError(ErrorCode.OFF_SHELF, f"{sku.product.title} is not on sale", "input.items")
-    shops = {sku.product.shop_id for sku in skus.values()}  # type: ignore[attr-defined]
-    if len(shops) > 1:
+        if sku.status != ProductStatus.ON_SALE:
+            raise DomainError(ErrorCode.OFF_SHELF, f"{sku.title} is not on sale", "input.items")
+    if len({sku.shop_id for sku in skus.values()}) > 1:
         raise DomainError(
             ErrorCode.BAD_USER_INPUT, "Items of different shops are ordered separately", "input.items"
         )
@@ -201,21 +196,8 @@ async def _skus(items: Sequence[ItemRequest]) -> dict[int, Sku]:
 
 
 async def _snapshots(
-    member_id: int, items: Sequence[ItemRequest], skus: dict[int, Sku], ctx: PriceContext
+    member_id: int, items: Sequence[ItemRequest], skus: dict[int, SkuRow], ctx: PriceContext
 ) -> list[LineSnapshot]:
-    sku_ids = list(skus)
-    product_ids = list({sku.product.id for sku in skus.values()})
-    specs: dict[int, list[tuple[int, str]]] = {}
-    for link in await SkuSpecValue.filter(sku_id__in=sku_ids).select_related("spec_value__dimension"):
-        dimension = link.spec_value.dimension
-        specs.setdefault(link.sku_id, []).append(  # type: ignore[attr-defined]
-            (dimension.sort, f"{dimension.name}:{link.spec_value.value}")
-        )
-    images: dict[int, str] = {}
-    for media in await ProductMedia.filter(product_id__in=product_ids, kind=MediaKind.IMAGE).order_by(
-        "-sort", "-id"
-    ):
-        images[media.product_id] = media.url  # type: ignore[attr-defined]  # the last kept is the first
     lines = []
     for i, item in enumerate(items):
         sku = skus[item.sku_id]
@@ -223,15 +205,15 @@ async def _snapshots(
         snapshot = None
         if item.campaign is not None:
             handler = handler_for(item.campaign, f"input.items[{i}].campaign")
-            offer = await handler.price(member_id, item.campaign, sku, item.quantity, ctx)
+            offer = await handler.price(member_id, item.campaign, sku, item.quantity, ctx)  # type: ignore[arg-type]
             price, snapshot = offer.unit_price, dict(offer.snapshot)
         lines.append(
             LineSnapshot(
                 sku_id=sku.id,
-                product_id=sku.product.id,
-                title=sku.product.title,
-                spec=" ".join(text for _, text in sorted(specs.get(sku.id, []))),
-                image_url=images.get(sku.product.id, ""),
+                product_id=sku.product_id,
+                title=sku.title,
+                spec=sku.spec,
+                image_url=sku.image_url,
                 unit_price=price,
                 quantity=item.quantity,
                 campaign=item.campaign,
@@ -242,13 +224,18 @@ async def _snapshots(
 
 
 async def _price(
-    member_id: int, request: CheckoutRequest, items: Sequence[ItemRequest], address: Address | None
+    member_id: int,
+    request: CheckoutRequest,
+    items: Sequence[ItemRequest],
+    buyer: Buyer,
+    skus: dict[int, SkuRow] | None = None,
 ) -> Preview:
-    who = await shopper(member_id)
+    address = _address(request, buyer)
+    who = await shopper_with_growth(buyer.growth)
     ctx = who.price
-    skus = await _skus(items)
+    skus = skus if skus is not None else await _skus(items)
     lines = await _snapshots(member_id, items, skus, ctx)
-    shop_id = next(iter(skus.values())).product.shop_id  # type: ignore[attr-defined]
+    shop_id = next(iter(skus.values())).shop_id
     priced = [
         pricing.PricedLine(
             line.sku_id,
@@ -257,8 +244,8 @@ async def _price(
             line.unit_price,
             line.quantity,
             campaign=line.campaign.kind.value if line.campaign else None,
-            category_id=skus[line.sku_id].product.category_id,  # type: ignore[attr-defined]
-            brand_id=skus[line.sku_id].product.brand_id,  # type: ignore[attr-defined]
+            category_id=skus[line.sku_id].category_id,
+            brand_id=skus[line.sku_id].brand_id,
         )
         for line in lines
     ]
@@ -283,16 +270,31 @@ async def _price(
     return Preview(tuple(lines), quote, address, shop_id, pricing_ctx)
 
 
-async def _check_points(member_id: int, quote: pricing.Quote) -> None:
-    if quote.points_used <= 0:
-        return
-    balance = await Member.filter(id=member_id).first().values_list("points", flat=True)
-    if quote.points_used > int(balance or 0):
+def _check_points(balance: int, quote: pricing.Quote) -> None:
+    if quote.points_used > balance:
         raise DomainError(
             ErrorCode.INSUFFICIENT_POINTS,
-            f"This order would use {quote.points_used} points; you have {int(balance or 0)}",
+            f"This order would use {quote.points_used} points; you have {balance}",
             "input.pointsToUse",
         )
+
+
+def _wanted(items: Sequence[ItemRequest]) -> dict[int, int]:
+    wanted: dict[int, int] = {}
+    for item in items:
+        wanted[item.sku_id] = wanted.get(item.sku_id, 0) + item.quantity
+    return wanted
+
+
+def _check_stock(items: Sequence[ItemRequest], skus: dict[int, SkuRow]) -> None:
+    """INSUFFICIENT_STOCK when the stock just read cannot cover the order (the guarded decrement decides)."""
+    wanted = _wanted(items)
+    for item in items:
+        sku = skus[item.sku_id]
+        if sku.stock < wanted[item.sku_id]:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_STOCK, f"Only {sku.stock} left of {sku.title}", "input.items"
+            )
 
 
 # --- Preview and order -------------------------------------------------------------------------------------
@@ -302,20 +304,12 @@ async def checkout_preview(member_id: int, request: CheckoutRequest) -> Preview:
     """What `place_order` would charge now for `request`, refused as `place_order` would refuse it: points
     beyond the balance (INSUFFICIENT_POINTS), stock it cannot get (INSUFFICIENT_STOCK)."""
     items = await _requested(member_id, request)
-    address = await _address(member_id, request)
-    preview = await _price(member_id, request, items, address)
-    await _check_points(member_id, preview.quote)
-    stock = dict(await Sku.filter(id__in=[i.sku_id for i in items]).values_list("id", "stock"))
-    wanted: dict[int, int] = {}
-    for item in items:
-        wanted[item.sku_id] = wanted.get(item.sku_id, 0) + item.quantity
-    for i, item in enumerate(items):
-        if stock.get(item.sku_id, 0) < wanted[item.sku_id]:
-            raise DomainError(
-                ErrorCode.INSUFFICIENT_STOCK,
-                f"Only {stock.get(item.sku_id, 0)} left of {preview.lines[i].title}",
-                "input.items",
-            )
+    buyer = await read_buyer(member_id, "", request.address_id)
+    _address(request, buyer)
+    skus = await _skus(items)
+    preview = await _price(member_id, request, items, buyer, skus)
+    _check_points(buyer.points, preview.quote)
+    _check_stock(items, skus)
     return preview
 
 
@@ -323,7 +317,7 @@ def _order_number() -> str:
     return f"{now():%Y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
 
 
-def _address_snapshot(address: Address | None) -> dict[str, Any]:
+def _address_snapshot(address: AddressSnapshot | None) -> dict[str, Any]:
     if address is None:
         return {}
     return {
@@ -337,75 +331,43 @@ def _address_snapshot(address: Address | None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _GiftWanted:
-    """A gift SKU the quote gives: all its units (several promotions may give one SKU) and the first giver."""
-
-    sku: Sku
-    quantity: int
-    gift: Gift
-
-
-async def _gifts_wanted(quote: pricing.Quote) -> dict[int, _GiftWanted]:
-    quantities: dict[int, int] = {}
-    first: dict[int, Gift] = {}
-    for gift in quote.gifts:
-        quantities[gift.sku_id] = quantities.get(gift.sku_id, 0) + gift.quantity
-        first.setdefault(gift.sku_id, gift)
-    if not quantities:
-        return {}
-    rows = await Sku.filter(id__in=sorted(quantities)).select_related("product")
-    return {sku.id: _GiftWanted(sku, quantities[sku.id], first[sku.id]) for sku in rows}
-
-
-async def _take_stock(
-    items: Sequence[ItemRequest], skus: dict[int, Sku], gifts: dict[int, _GiftWanted]
-) -> dict[int, int]:
-    """Take the items' stock (INSUFFICIENT_STOCK when short) and the gifts' while it lasts (a gift short of
-    stock is left out); returns the gift units taken per SKU.
-
-    Every SKU row, bought or given, is taken in one ascending id order, then the products' totals in ascending
-    id order: concurrent orders whose lines and gifts overlap lock rows in the same order and never deadlock.
-    """
-    per_sku: dict[int, list[int]] = {}
-    for item in items:
-        per_sku.setdefault(item.sku_id, []).append(item.quantity)
-    per_product: dict[int, int] = {}
-    given: dict[int, int] = {}
-    for sku_id in sorted(per_sku.keys() | gifts.keys()):
-        for quantity in per_sku.get(sku_id, ()):
-            changed = await Sku.filter(id=sku_id, stock__gte=quantity).update(stock=F("stock") - quantity)
-            if not changed:
-                raise DomainError(
-                    ErrorCode.INSUFFICIENT_STOCK,
-                    f"Not enough stock of {skus[sku_id].product.title}",
-                    "input.items",
-                )
-            product_id = skus[sku_id].product.id
-            per_product[product_id] = per_product.get(product_id, 0) + quantity
-        wanted = gifts.get(sku_id)
-        if wanted is not None and await Sku.filter(id=sku_id, stock__gte=wanted.quantity).update(
-            stock=F("stock") - wanted.quantity
-        ):
-            given[sku_id] = wanted.quantity
-            product_id = wanted.sku.product.id
-            per_product[product_id] = per_product.get(product_id, 0) + wanted.quantity
-    for product_id, quantity in sorted(per_product.items()):
-        await Product.filter(id=product_id).update(total_stock=F("total_stock") - quantity)
-    return given
+class _Written:
+    order: Order
+    changes: list[StockChange]
+    body: str  # what WeChat Pay shows the shopper: the shop and the first line
+    campaign_kinds: frozenset[str]
 
 
 async def _write_order(
-    member_id: int, request: CheckoutRequest, items: list[ItemRequest], key: str
+    member_id: int,
+    request: CheckoutRequest,
+    items: list[ItemRequest],
+    key: str,
+    buyer: Buyer | None = None,
 ) -> tuple[Order, list[StockChange]]:
-    address = await _address(member_id, request)
+    written = await _write(member_id, request, items, key, buyer)
+    return written.order, written.changes
+
+
+async def _write(
+    member_id: int,
+    request: CheckoutRequest,
+    items: list[ItemRequest],
+    key: str,
+    buyer: Buyer | None = None,
+) -> _Written:
+    # Priced before the transaction: the row locks the order takes (stock last) are held only briefly.
+    buyer = buyer or await read_buyer(member_id, key, request.address_id)
+    address = _address(request, buyer)
+    skus = await _skus(items)
+    _check_stock(items, skus)
+    preview = await _price(member_id, request, items, buyer, skus)
+    quote = preview.quote
+    if quote.points_used:
+        _check_points(buyer.points, quote)
+    gifts = await _gifts_wanted(quote)
+    number = _order_number()
     async with in_transaction():
-        skus = await _skus(items)
-        # Priced before any stock is taken: the gifts the price gives are taken in the same pass as the lines.
-        preview = await _price(member_id, request, items, address)
-        quote = preview.quote
-        gifts = await _gifts_wanted(quote)
-        given = await _take_stock(items, skus, gifts)
-        number = _order_number()
         order = await Order.create(
             number=number,
             shop_id=preview.shop_id,
@@ -453,7 +415,6 @@ async def _write_order(
             for line_id, line in zip(line_ids, preview.lines, strict=True):
                 if line.campaign is not None:
                     await handler_for(line.campaign).attach(order, int(line_id), line.campaign, line.quantity)
-        await _gift_lines(order.id, gifts, given)
         for step in registered_steps():
             await step.attach(order, quote, preview.pricing)
         await OrderEvent.create(
@@ -465,7 +426,6 @@ async def _write_order(
             reason="placed",
         )
         if quote.points_used:
-            await _check_points(member_id, quote)
             try:
                 await apply_points_change(
                     member_id, -quote.points_used, PointsReason.CHECKOUT, f"order:{number}", "checkout"
@@ -475,18 +435,55 @@ async def _write_order(
                 raise DomainError(exc.code, exc.message, "input.pointsToUse") from None
         if request.from_cart:
             await CartItem.filter(member_id=member_id, sku_id__in=[i.sku_id for i in items]).delete()
-        # The products' totals too, read in the same statement: the stock event carries them.
-        rows = await Sku.filter(id__in=[*skus, *given]).values_list(
-            "id", "product_id", "stock", "product__total_stock"
-        )
-    sold: dict[int, int] = dict(given)
-    for item in items:
-        sold[item.sku_id] = sold.get(item.sku_id, 0) + item.quantity
+        # Stock last: the hot SKU's row stays locked only from here to the commit. Gifts are taken in the same
+        # pass (one lock order for every SKU row, bought or given).
+        wanted = _wanted(items)
+        stock = await take_stock(wanted, {sku_id: g.quantity for sku_id, g in gifts.items()})
+        if stock.short:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_STOCK,
+                f"Not enough stock of {skus[stock.short[0]].title}",
+                "input.items",
+            )
+        await _gift_lines(order.id, gifts, stock.given)
+    sold: dict[int, int] = dict(wanted)
+    for sku_id, quantity in stock.given.items():
+        sold[sku_id] = sold.get(sku_id, 0) + quantity
     changes = [
-        StockChange(product_id=pid, sku_id=sid, stock=stock, delta=-sold.get(sid, 0), product_stock=total)
-        for sid, pid, stock, total in rows
+        StockChange(
+            product_id=t.product_id,
+            sku_id=t.sku_id,
+            stock=t.stock,
+            delta=-sold.get(t.sku_id, 0),
+            product_stock=t.product_stock,
+        )
+        for t in stock.taken
     ]
-    return order, changes
+    shop = skus[preview.lines[0].sku_id].shop_name
+    title = preview.lines[0].title
+    kinds = frozenset(line.campaign.kind.value for line in preview.lines if line.campaign is not None)
+    return _Written(order, changes, f"{shop}-{title}" if shop else title, kinds)
+
+
+@dataclass(frozen=True)
+class _GiftWanted:
+    """A gift SKU the quote gives: all its units (several promotions may give one SKU) and the first giver."""
+
+    sku: SkuRow
+    quantity: int
+    gift: Gift
+
+
+async def _gifts_wanted(quote: pricing.Quote) -> dict[int, _GiftWanted]:
+    quantities: dict[int, int] = {}
+    first: dict[int, Gift] = {}
+    for gift in quote.gifts:
+        quantities[gift.sku_id] = quantities.get(gift.sku_id, 0) + gift.quantity
+        first.setdefault(gift.sku_id, gift)
+    if not quantities:
+        return {}
+    rows = await read_skus(sorted(quantities))
+    return {sku_id: _GiftWanted(sku, quantities[sku_id], first[sku_id]) for sku_id, sku in rows.items()}
 
 
 async def _gift_lines(order_id: int, gifts: dict[int, _GiftWanted], given: dict[int, int]) -> None:
@@ -496,9 +493,9 @@ async def _gift_lines(order_id: int, gifts: dict[int, _GiftWanted], given: dict[
         wanted = gifts[sku_id]
         await OrderLine.create(
             order_id=order_id,
-            product_id=wanted.sku.product.id,
+            product_id=wanted.sku.product_id,
             sku_id=sku_id,
-            title=f"【赠品】{wanted.sku.product.title}"[:120],
+            title=f"【赠品】{wanted.sku.title}"[:120],
             unit_price=0,
             quantity=quantity,
             line_total=0,
@@ -534,27 +531,43 @@ def _check_key(key: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Placed:
+    """An order `place` returns, and what paying it needs that checkout already read (None when the key had
+    already made the order: then prepay reads it all)."""
+
+    order: Order
+    new_order: NewOrder | None = None
+
+
 async def place_order(member_id: int, request: CheckoutRequest, idempotency_key: str) -> Order:
     """Reserve stock and write the order (PENDING_PAYMENT), all or nothing; the same key, the same order.
 
     Raises INSUFFICIENT_STOCK, INSUFFICIENT_POINTS, OFF_SHELF, NOT_FOUND (SKU, address), LIMIT_EXCEEDED and
     BAD_USER_INPUT; nothing is written then. A zero-amount order is marked paid after the commit.
     """
+    return (await place(member_id, request, idempotency_key)).order
+
+
+async def place(member_id: int, request: CheckoutRequest, idempotency_key: str) -> Placed:
+    """`place_order`, also answering what `request_payment` needs of a new order."""
     _check_key(idempotency_key)
     if not request.from_cart:
         await campaigns.turn_away(
             member_id, [(i.campaign, i.quantity) for i in request.items if i.campaign is not None]
         )
-    existing = await Order.get_or_none(member_id=member_id, idempotency_key=idempotency_key)
-    if existing is not None:
-        return existing
+    buyer = await read_buyer(member_id, idempotency_key, request.address_id)
+    if buyer.existing_order_id is not None:
+        existing = await Order.get_or_none(id=buyer.existing_order_id)
+        if existing is not None:
+            return Placed(existing)
     items = await _requested(member_id, request)
     reserved = await _reserve_campaigns(member_id, items, idempotency_key)
     try:
         for _ in range(_NUMBER_ATTEMPTS):
             try:
-                order, changes = await retry_when_busy(
-                    lambda: _write_order(member_id, request, items, idempotency_key)
+                written = await retry_when_busy(
+                    lambda: _write(member_id, request, items, idempotency_key, buyer)
                 )
                 break
             except IntegrityError:
@@ -562,16 +575,17 @@ async def place_order(member_id: int, request: CheckoutRequest, idempotency_key:
                 existing = await Order.get_or_none(member_id=member_id, idempotency_key=idempotency_key)
                 if existing is not None:
                     await _unreserve_campaigns(member_id, reserved, idempotency_key)
-                    return existing
+                    return Placed(existing)
         else:
             raise DomainError(ErrorCode.CONFLICT, "Could not number the order; try again", "idempotencyKey")
     except BaseException:
         await _unreserve_campaigns(member_id, reserved, idempotency_key)
         raise
-    await stock_changed(changes)
+    await stock_changed(written.changes)
+    order = written.order
     if order.payable == 0:
-        order = await _mark_free_order_paid(order)
-    return order
+        return Placed(await _mark_free_order_paid(order))
+    return Placed(order, NewOrder(buyer.openid, written.body, written.campaign_kinds))
 
 
 async def _reserve_campaigns(member_id: int, items: Sequence[ItemRequest], key: str) -> list[ItemRequest]:
@@ -616,15 +630,19 @@ async def member_order(member_id: int, order_id: int) -> Order:
     return order
 
 
-async def request_payment(order: Order) -> PayParams:
+async def request_payment(order: Order, new_order: NewOrder | None = None) -> PayParams:
     """WeChat Pay JSAPI parameters for a pending order (a network call: only ever after a commit).
 
+    `new_order` is what `place` answered with an order it just wrote (nothing is read again then).
     PAYMENT_UNAVAILABLE when WeChat Pay cannot be reached; the order stays pending and `orderPay` asks again.
     ORDER_ALREADY_PAID / ORDER_NOT_PAYABLE come from services.payments.wechat_pay.
     """
-    openid = await Member.filter(id=order.member_id).first().values_list("openid", flat=True)  # type: ignore[attr-defined]
+    if new_order is not None:
+        openid = new_order.openid
+    else:
+        openid = await Member.filter(id=order.member_id).first().values_list("openid", flat=True)  # type: ignore[attr-defined]
     try:
-        return await wechat_pay.prepay(order, str(openid or ""))
+        return await wechat_pay.prepay(order, str(openid or ""), new_order=new_order)
     except DomainError:
         raise
     except Exception:

@@ -31,6 +31,8 @@ class PaymentPlan:
 
     due: Callable[[Order], Awaitable[Due | None]]
     deposit_paid: Callable[[Order, Payment], Awaitable[bool]]
+    # The order line campaign kind (e.g. "PRESALE") an order needs for this plan to split it; None: any order.
+    campaign_kind: str | None = None
 
 
 _plans: list[PaymentPlan] = []
@@ -40,9 +42,16 @@ def register_payment_plan(plan: PaymentPlan) -> None:
     _plans.append(plan)
 
 
-async def amount_due(order: Order) -> Due:
-    """The payment to ask for now: a plan's split, or the whole payable."""
+async def amount_due(order: Order, campaign_kinds: frozenset[str] | None = None) -> Due:
+    """The payment to ask for now: a plan's split, or the whole payable. `campaign_kinds`, when the caller
+    knows them, are the campaign kinds of the order's lines: plans for other kinds are not asked."""
     for plan in _plans:
+        if (
+            campaign_kinds is not None
+            and plan.campaign_kind is not None
+            and plan.campaign_kind not in campaign_kinds
+        ):
+            continue
         due = await plan.due(order)
         if due is not None:
             return due

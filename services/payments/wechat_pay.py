@@ -62,6 +62,17 @@ class PayParams:
     pay_sign: str
 
 
+@dataclass(frozen=True)
+class NewOrder:
+    """What checkout knows of an order it has just written, so that its first prepay reads nothing again: the
+    member's openid, the body WeChat shows, and the campaign kinds of its lines (which payment plans may apply).
+    No payment of such an order exists yet."""
+
+    openid: str
+    body: str
+    campaign_kinds: frozenset[str] = frozenset()
+
+
 # --- the client --------------------------------------------------------------------------------------------
 
 
@@ -181,12 +192,15 @@ def _params(client: WeChatPay, prepay_id: str) -> PayParams:
     )
 
 
-async def prepay(order: Order, openid: str, client_ip: str | None = None) -> PayParams:
+async def prepay(
+    order: Order, openid: str, client_ip: str | None = None, *, new_order: NewOrder | None = None
+) -> PayParams:
     """WeChat Pay JSAPI parameters for paying `order` (unified order), for the member with `openid`.
 
     A still-open prepay of the same order and amount is handed out again (a second tap on "pay" makes no
-    second WeChat order). Raises ORDER_ALREADY_PAID, ORDER_NOT_PAYABLE (not pending payment, nothing to pay,
-    past its deadline) or PAYMENT_UNAVAILABLE.
+    second WeChat order). `new_order`: the order was just written by checkout, which says what it knows.
+    Raises ORDER_ALREADY_PAID, ORDER_NOT_PAYABLE (not pending payment, nothing to pay, past its deadline) or
+    PAYMENT_UNAVAILABLE.
     """
     settings = _configured()
     if order.status == OrderStatus.PAID or (
@@ -196,7 +210,7 @@ async def prepay(order: Order, openid: str, client_ip: str | None = None) -> Pay
     if order.status != OrderStatus.PENDING_PAYMENT or order.payable <= 0:
         raise DomainError(ErrorCode.ORDER_NOT_PAYABLE, "This order is not waiting for payment")
     # One payment, or a plan's stage (a presale's deposit, then its balance in its window).
-    due = await plans.amount_due(order)
+    due = await plans.amount_due(order, new_order.campaign_kinds if new_order is not None else None)
     if due.stage == PaymentStage.FULL and order.paid_amount:
         raise DomainError(ErrorCode.ORDER_ALREADY_PAID, "This order is already paid")
     now = datetime.now(UTC)
@@ -205,16 +219,20 @@ async def prepay(order: Order, openid: str, client_ip: str | None = None) -> Pay
         raise DomainError(ErrorCode.ORDER_NOT_PAYABLE, "The time to pay this order is over")
 
     open_payment = (
-        await Payment.filter(
-            order_id=order.id,
-            status=PaymentStatus.PENDING,
-            amount=due.amount,
-            stage=due.stage,
-            created_at__gte=now - PREPAY_REUSE,
+        None
+        if new_order is not None
+        else (
+            await Payment.filter(
+                order_id=order.id,
+                status=PaymentStatus.PENDING,
+                amount=due.amount,
+                stage=due.stage,
+                created_at__gte=now - PREPAY_REUSE,
+            )
+            .exclude(prepay_id="")
+            .order_by("-id")
+            .first()
         )
-        .exclude(prepay_id="")
-        .order_by("-id")
-        .first()
     )
     if open_payment is not None:
         return _params(pay_client(settings), open_payment.prepay_id)
@@ -226,7 +244,7 @@ async def prepay(order: Order, openid: str, client_ip: str | None = None) -> Pay
         stage=due.stage,
         sandbox=bool(settings.wechat_sandbox),
     )
-    body = await _body(order)
+    body = new_order.body[:_BODY_MAX] if new_order is not None else await _body(order)
     start = now.astimezone(_SHANGHAI)
     expire = min(deadline, now + PREPAY_REUSE + timedelta(minutes=15)).astimezone(_SHANGHAI)
     try:

@@ -225,7 +225,9 @@ class _Gone(Exception):
     """The order was cancelled while its deposit was being recorded (rolls the recording back)."""
 
 
-plans.register_payment_plan(plans.PaymentPlan(due=_due, deposit_paid=_deposit_paid))
+plans.register_payment_plan(
+    plans.PaymentPlan(due=_due, deposit_paid=_deposit_paid, campaign_kind=CampaignKind.PRESALE.value)
+)
 
 
 # --- Order states ------------------------------------------------------------------------------------------
