@@ -212,8 +212,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, object]:
-    """How `serve` runs uvicorn. Its proxy handling trusts the same FORWARDED_ALLOW_IPS as the app's own."""
+    """How `serve` runs uvicorn. Its proxy handling trusts the same FORWARDED_ALLOW_IPS as the app's own.
+    WebSockets: uvicorn's sans-I/O websockets protocol offering our frame writer, without permessage-deflate
+    (infra/websocket_frames.py says why)."""
+    from infra.websocket_frames import uvicorn_websocket_options
+
     return {
+        **uvicorn_websocket_options(),
         "log_level": "warning" if not settings.debug else "info",
         "access_log": settings.access_log,
         "proxy_headers": True,

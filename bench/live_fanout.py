@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing
 import os
 import secrets
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cpustat
 import servers
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -42,8 +45,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 sys.path.insert(0, str(REPO_ROOT))
 
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-EVENTS = """subscription($roomId: ID!) { liveRoomEvents(roomId: $roomId) {
-  __typename ... on LiveEvent { seq at } } }"""
+EVENTS = """subscription($roomId: ID!) { liveRoomEvents(roomId: $roomId, batchComments: true) {
+  __typename ... on LiveEvent { seq at } ... on CommentsPosted { comments { at } } } }"""
 UPDATE = """mutation($id: ID!, $allotment: Int!) { liveRoomProductUpdate(id: $id, input: {allotment: $allotment}) {
   errors { code } } }"""
 PIN = """mutation($roomId: ID!, $pid: ID) { liveRoomPin(roomId: $roomId, roomProductId: $pid) { errors { code } } }"""
@@ -134,54 +137,137 @@ async def setup(env: dict[str, str], members: int) -> dict[str, Any]:
 # --- clients ----------------------------------------------------------------------------------------------------
 
 
+class _Subscriber(asyncio.Protocol):
+    """One graphql-transport-ws subscriber on a raw socket: a client light enough that 10,000 of them in a few
+    processes measure the server, not the Python WebSocket library (the handshake and frames by hand; client
+    frames carry a zero mask key, which servers accept)."""
+
+    def __init__(
+        self, path: str, host: str, room: str, server: int, latencies: dict[str, list[float]]
+    ) -> None:
+        self.path, self.host, self.room, self.server = path, host, room, server
+        self.latencies = latencies
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+            ).encode()
+        )
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        length = len(payload)
+        if length < 126:
+            header = bytes((0x80 | opcode, 0x80 | length))
+        else:
+            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+        assert self.transport is not None
+        self.transport.write(header + b"\0\0\0\0" + payload)
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.time()
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(RuntimeError(bytes(buffer[:200]).decode(errors="replace")))
+                return
+            del buffer[: end + 4]
+            self.upgraded = True
+            self.send(1, b'{"type":"connection_init","payload":{}}')
+            payload = {"query": EVENTS, "variables": {"roomId": self.room}}
+            import orjson
+
+            self.send(1, orjson.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        while len(buffer) >= 2:
+            opcode, length, start = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                length, start = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                length, start = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < start + length:
+                return
+            payload = bytes(buffer[start : start + length])
+            del buffer[: start + length]
+            if opcode == 1:
+                self.message(payload, arrived)
+            elif opcode == 9:
+                self.send(10, payload)
+
+    def message(self, payload: bytes, arrived: float) -> None:
+        import orjson
+
+        message = orjson.loads(payload)
+        kind = message.get("type")
+        if kind == "connection_ack":
+            if not self.opened.done():
+                self.opened.set_result(None)
+            return
+        if kind != "next":
+            return
+        event = message["payload"]["data"]["liveRoomEvents"]
+        if event["__typename"] == "CommentsPosted":
+            values = self.latencies.setdefault(f"CommentPosted(batched)@{self.server}", [])
+            for comment in event["comments"]:
+                values.append(arrived - datetime.fromisoformat(comment["at"]).timestamp())
+            return
+        sent = datetime.fromisoformat(event["at"]).timestamp()
+        self.latencies.setdefault(f"{event['__typename']}@{self.server}", []).append(arrived - sent)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed"))
+
+
 def client_main(
     urls: list[str], room: str, count: int, offset: int, ready: Any, go: Any, done: Any, results: Any
 ) -> None:
     """Hold `count` subscribers (spread over `urls` by their global index); report arrival latencies per kind
     and per server (index into `urls`)."""
-    import orjson
-    from websockets.asyncio.client import connect
-    from websockets.typing import Subprotocol
+    from urllib.parse import urlsplit
 
     latencies: dict[str, list[float]] = {}
 
-    async def one(index: int, opened: asyncio.Event, stop: asyncio.Event) -> None:
-        server = index % len(urls)
-        async with connect(
-            urls[server], subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=60, max_queue=None
-        ) as ws:
-            await ws.send('{"type":"connection_init","payload":{}}')
-            await ws.recv()
-            payload = {"query": EVENTS, "variables": {"roomId": room}}
-            await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": payload}).decode())
-            opened.set()
-            while not stop.is_set():
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                arrived = time.time()
-                message = orjson.loads(raw)
-                if message.get("type") != "next":
-                    continue
-                event = message["payload"]["data"]["liveRoomEvents"]
-                sent = datetime.fromisoformat(event["at"]).timestamp()
-                latencies.setdefault(f"{event['__typename']}@{server}", []).append(arrived - sent)
-
     async def main() -> None:
-        stop = asyncio.Event()
-        tasks = []
-        for i in range(count):
-            opened = asyncio.Event()
-            tasks.append(asyncio.create_task(one(offset + i, opened, stop)))
-            await opened.wait()
+        loop = asyncio.get_running_loop()
+        handshakes = asyncio.Semaphore(50)
+        transports = []
+
+        async def one(index: int) -> None:
+            server = index % len(urls)
+            parts = urlsplit(urls[server])
+            async with handshakes:
+                transport, protocol = await loop.create_connection(
+                    lambda: _Subscriber(parts.path, parts.netloc, room, server, latencies),
+                    parts.hostname,
+                    parts.port,
+                )
+                transports.append(transport)
+                await asyncio.wait_for(protocol.opened, 60)
+
+        await asyncio.gather(*(one(offset + i) for i in range(count)))
         ready.release()
-        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        await loop.run_in_executor(None, go.wait)
         latencies.clear()  # only what arrives during the load
-        await asyncio.get_running_loop().run_in_executor(None, done.wait)
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await loop.run_in_executor(None, done.wait)
         results.put(latencies)
+        for transport in transports:
+            transport.close()
 
     asyncio.run(main())
 
@@ -321,10 +407,15 @@ def main() -> None:
         rss_idle = [servers.worker_rss_kib(s)[0] for s in running]
         idle_kib = sum(rss_idle) - sum(rss_before)
 
+        pids = [servers.serving_pid(s) for s in running]
         go.set()
         time.sleep(0.5)
+        cpu_before = [cpustat.process_cpu_s(pid) for pid in pids]
         sent = asyncio.run(load(running[0].url, ctx, args.seconds, args.comments_per_second))
         time.sleep(1.0)  # the last events arrive
+        server_cpu_s = [
+            round(cpustat.process_cpu_s(pid) - b, 2) for pid, b in zip(pids, cpu_before, strict=True)
+        ]
         done.set()
         merged: dict[str, list[float]] = {}
         for _ in clients:
@@ -347,6 +438,7 @@ def main() -> None:
             "p50_ms": round(percentile(values, 0.50) * 1000, 1),
             "p99_ms": round(percentile(values, 0.99) * 1000, 1),
         }
+    deliveries = sum(row["deliveries"] for row in rows.values())
     summary = {
         "subscribers": args.subscribers,
         "processes": args.processes,
@@ -355,6 +447,8 @@ def main() -> None:
         "rss_before_kib": rss_before,
         "rss_idle_kib": rss_idle,
         "kib_per_idle_subscriber": round(idle_kib / max(1, args.subscribers), 1),
+        "server_cpu_s_during_load": server_cpu_s,
+        "server_cpu_us_per_delivery": round(sum(server_cpu_s) * 1e6 / max(1, deliveries), 1),
         "latency_by_kind_and_server": rows,
     }
     (RESULTS_DIR / "live_fanout.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -79,6 +79,14 @@ class CommentPosted(LiveEvent):
     posted_at: datetime
 
 
+@strawberry.type(
+    description="Comments posted within a moment of each other, oldest first, for a subscription with "
+    "`batchComments: true` (in place of one CommentPosted each). `seq` and `at` are the last comment's."
+)
+class CommentsPosted(LiveEvent):
+    comments: list[CommentPosted]
+
+
 @strawberry.type(description="Staff removed a comment: take it off the page.")
 class CommentRemoved(LiveEvent):
     comment_id: strawberry.ID
@@ -145,6 +153,7 @@ LiveRoomEvent = Annotated[
     | PriceChanged
     | LiveStockChanged
     | CommentPosted
+    | CommentsPosted
     | CommentRemoved
     | RedPacketRainStarted
     | RedPacketRainEnded
@@ -183,7 +192,14 @@ def _value(name: str, value: Any) -> Any:
 
 
 def event_object(envelope: ev.Envelope) -> Any:
-    """The GraphQL object of a published event."""
+    """The GraphQL object of a published event (or of a batch of comments)."""
+    if isinstance(envelope.event, ev.CommentsPosted):
+        return CommentsPosted(
+            seq=envelope.seq,
+            room_id=encode_id("LiveRoom", envelope.room_id),
+            at=envelope.at,
+            comments=[event_object(e) for e in envelope.event.comments],
+        )
     data = dict(envelope.event.__dict__)
     if envelope.event.KIND == ev.RoomStatusChanged.KIND:
         data["status"] = LiveRoomStatusModel(data["status"])
@@ -193,3 +209,8 @@ def event_object(envelope: ev.Envelope) -> Any:
         at=envelope.at,
         **{name: _value(name, value) for name, value in data.items()},
     )
+
+
+def event_types() -> list[type]:
+    """The union's member types."""
+    return [*_GRAPHQL_TYPES.values(), CommentsPosted]

@@ -1,23 +1,37 @@
-"""`liveRoomEvents` over graphql-transport-ws, each event executed and serialised once per process for every
-subscriber holding the same operation, instead of once per subscriber.
+"""`liveRoomEvents` over graphql-transport-ws: each event executed and encoded once per process for every
+subscriber holding the same operation, and written to all their sockets as the same text frame.
 
-strawberry runs a subscription's selection for every subscriber and every event (about 0.3 ms and 27 KB of
-execution state each, see schema/sockets.py): a room of 10,000 viewers would spend seconds per event. Here a
-subscription that is exactly one `liveRoomEvents` field (any selection, fragments, aliases) is served by a small
-task of ours: it follows the room (services.live.feed: history after `afterSeq`, then live events in order) and
-sends each event as a text frame built from the event's payload JSON, which is executed and encoded once per
-(operation, variables, event) in this process and shared by every subscriber (`_PayloadCache`). Anything else
-(another field, directives on the operation, a document that does not validate, the legacy protocol, SSE) goes
-through strawberry as before, so errors read the same.
+strawberry runs a subscription's selection for every subscriber and every event (about 0.3 ms each, see
+/work/shared/STACK.md): a room of 10,000 viewers would spend seconds per event. Here a subscription that is
+exactly one `liveRoomEvents` field (any selection, fragments, aliases, as long as no selected field depends on
+who asks: see `_VIEWER_FIELDS`) joins the process's `Broadcast` for (room, operation, variables but
+`afterSeq`). The broadcast follows the room once (services.live.feed: one bus handler per room, events in order,
+holes filled from the room's history), executes and encodes each event once, and hands the bytes to each
+subscriber's socket behind that subscriber's own `{"id":..,"type":"next","payload":` prefix. Under `main.py
+serve` a socket takes them straight onto its transport (infra.websocket_frames: no per-socket task, no ASGI
+call chain); under any other server through ASGI `send`, one small drain task per socket.
+
+Each subscriber keeps its own place in the room's numbering (a `Sequencer`): it starts with what it missed
+(history after its `afterSeq`), and whenever it cannot take the next event in line (a hole, or a socket that
+is behind by more than BEHIND_BYTES) it leaves the shared path, catches up from the history on its own, and
+rejoins once the broadcast's recent events continue exactly where it stands. So a reconnect with `afterSeq`
+replays what was missed, and no subscriber ever sees an event twice or out of order.
+
+With `batchComments: true` the broadcast gathers CommentPosted events for up to COMMENT_WINDOW and sends them
+as one CommentsPosted (any other event sends the comments before it first).
+
+Anything else (another field, directives on the operation, a document that does not validate, the legacy
+protocol, SSE) goes through strawberry and services.live.feed.room_events, so errors read the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from graphql import (
@@ -32,26 +46,51 @@ from graphql import (
     validate,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.language import Visitor, visit
 from starlette.websockets import WebSocketDisconnect
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 
+from infra.redis import REDIS_ERRORS
+from infra.websocket_frames import BEHIND_BYTES, FrameWriter, frame_writer
 from schema.context import Context
-from schema.live_events import event_object
+from schema.live_events import event_object, event_types
 from schema.node import decode_id
 from services.errors import DomainError, ErrorCode
 from services.live import feed, rooms
-from services.live.events import Envelope
+from services.live.events import CommentPosted, Envelope, comment_batch, current_seq, first_seq
 
 log = logging.getLogger("lianmall.live.fanout")
 
 FIELD = "liveRoomEvents"
 SHAPES_KEPT = 256
 PAYLOADS_KEPT = 2048
+# Events a broadcast remembers (encoded) for subscribers rejoining after a catch-up.
+RECENT_KEPT = 64
+# Sockets written between two yields to the event loop while one event goes out.
+CHUNK = 1000
+# Frames an ASGI-sent socket may have queued before it counts as behind.
+QUEUED_FRAMES = 256
+# Catch-ups in a row after which a subscriber accepts a hole the history no longer covers.
+CATCH_UP_ROUNDS = 5
+
+
+def _viewer_fields() -> frozenset[str]:
+    """Names of event fields computed by a resolver (which could look at the viewer): a document selecting any
+    of them is executed per subscriber by strawberry. Today every event field is plain data."""
+    names = set()
+    for cls in event_types():
+        for field in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+            if field.base_resolver is not None:
+                names.add(field.graphql_name or field.python_name)
+    return frozenset(names)
+
+
+_VIEWER_FIELDS = _viewer_fields()
 
 
 @dataclass(frozen=True)
 class Shape:
-    """A document that is one liveRoomEvents subscription."""
+    """A document that is one liveRoomEvents subscription whose result is the same for every viewer."""
 
     document: DocumentNode
     operation: OperationDefinitionNode
@@ -71,6 +110,15 @@ def shape_of(graphql_schema: Any, query: str, operation_name: str | None) -> Sha
     while len(_shapes) > SHAPES_KEPT:
         _shapes.popitem(last=False)
     return shape
+
+
+class _FieldNames(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        self.names.add(node.name.value)
 
 
 def _find_shape(graphql_schema: Any, query: str, operation_name: str | None) -> Shape | None:
@@ -94,22 +142,29 @@ def _find_shape(graphql_schema: Any, query: str, operation_name: str | None) -> 
     field = selections[0]
     if not isinstance(field, FieldNode) or field.name.value != FIELD or field.directives:
         return None
+    names = _FieldNames()
+    visit(document, names)
+    if names.names & _VIEWER_FIELDS:
+        return None
     return Shape(document, operation, field)
 
 
 class _PayloadCache:
-    """Each event's `next` payload as JSON text, per (operation, variables that shape it): made once."""
+    """Each event's `next` payload as JSON bytes (with the message's closing brace), per (operation, variables
+    that shape it, event): made once, shared by every broadcast and catch-up in the process."""
 
     def __init__(self) -> None:
-        self._payloads: OrderedDict[tuple[int, str, str, int], str] = OrderedDict()
+        self._payloads: OrderedDict[tuple[int, str, str, int, int], bytes] = OrderedDict()
+        self.executions = 0
 
-    async def payload(
+    async def tail(
         self, graphql_schema: Any, shape: Shape, variables: dict[str, Any], shared: str, envelope: Envelope
-    ) -> str:
-        key = (id(shape.document), shared, envelope.epoch, envelope.seq)
+    ) -> bytes:
+        key = (id(shape.document), shared, envelope.epoch, first_seq(envelope), envelope.seq)
         found = self._payloads.get(key)
         if found is not None:
             return found
+        self.executions += 1
         result = execute(
             graphql_schema,
             shape.document,
@@ -123,7 +178,7 @@ class _PayloadCache:
         body: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]
         if result.errors:  # type: ignore[union-attr]
             body["errors"] = [e.formatted for e in result.errors]  # type: ignore[union-attr]
-        text = orjson.dumps(body).decode()
+        text = orjson.dumps(body) + b"}"
         self._payloads[key] = text
         while len(self._payloads) > PAYLOADS_KEPT:
             self._payloads.popitem(last=False)
@@ -131,6 +186,293 @@ class _PayloadCache:
 
 
 _cache = _PayloadCache()
+
+
+def executions() -> int:
+    """How many event payloads this process executed so far (for tests and benchmarks)."""
+    return _cache.executions
+
+
+# --- sockets ------------------------------------------------------------------------------------------------------
+
+
+class Sink(Protocol):
+    """Where one subscriber's frames go."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def push(self, message: bytes) -> bool:
+        """Queue one whole message (JSON text); False: not taken (closed, or too far behind)."""
+
+    async def drained(self) -> None:
+        """Return once the socket can take more (or closed)."""
+
+
+class TransportSink:
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: FrameWriter) -> None:
+        self._writer = writer
+
+    @property
+    def closed(self) -> bool:
+        return not self._writer.open
+
+    def push(self, message: bytes) -> bool:
+        return self._writer.write_text(message)
+
+    async def drained(self) -> None:
+        while self._writer.open and self._writer.unsent() > BEHIND_BYTES // 4:  # noqa: ASYNC110 (no event for it)
+            await asyncio.sleep(0.05)
+
+
+class AsgiSink:
+    """Frames through ASGI `send`, by one drain task while there is anything to send."""
+
+    __slots__ = ("_closed", "_queue", "_send_text", "_task")
+
+    def __init__(self, send_text: Any) -> None:
+        self._send_text = send_text
+        self._queue: deque[bytes] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def push(self, message: bytes) -> bool:
+        if self._closed or len(self._queue) >= QUEUED_FRAMES:
+            return False
+        self._queue.append(message)
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        return True
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                await self._send_text(self._queue.popleft().decode())
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._closed = True
+            self._queue.clear()
+        finally:
+            self._task = None
+
+    async def drained(self) -> None:
+        while self._queue and not self._closed:  # noqa: ASYNC110 (a rare path: polling is enough)
+            await asyncio.sleep(0.05)
+
+
+# --- broadcasts ---------------------------------------------------------------------------------------------------
+
+
+class Subscriber:
+    __slots__ = ("catching_up", "prefix", "recovery", "sequencer", "sink")
+
+    def __init__(self, prefix: bytes, sink: Sink, sequencer: feed.Sequencer) -> None:
+        self.prefix = prefix
+        self.sink = sink
+        self.sequencer = sequencer
+        self.catching_up = True
+        self.recovery: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    first: int
+    last: int
+    epoch: str
+    tail: bytes
+
+
+def _admit(sub: Subscriber, sent: _Sent) -> bool | None:
+    """Hand `sent` to a subscriber in line for it: True sent or already had, False not in line or not taken,
+    None closed."""
+    sequencer = sub.sequencer
+    if sequencer.epoch is not None and sent.epoch != sequencer.epoch:
+        sequencer.last = 0  # Redis lost the room's counter: numbers start again
+    sequencer.epoch = sent.epoch
+    if sent.last <= sequencer.last:
+        return True
+    if sent.first != sequencer.last + 1:
+        return False
+    if not sub.sink.push(sub.prefix + sent.tail):
+        return None if sub.sink.closed else False
+    sequencer.last = sent.last
+    return True
+
+
+class Broadcast:
+    """One room's events for every subscriber in this process holding the same operation and variables."""
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        room_id: int,
+        graphql_schema: Any,
+        shape: Shape,
+        variables: dict[str, Any],
+        shared: str,
+        batch_comments: bool,
+    ) -> None:
+        self.key = key
+        self.room_id = room_id
+        self._schema = graphql_schema
+        self._shape = shape
+        self._variables = variables
+        self._shared = shared
+        self.batch_comments = batch_comments
+        self.subscribers: dict[Subscriber, None] = {}
+        self.recent: deque[_Sent] = deque(maxlen=RECENT_KEPT)
+        self._queue: asyncio.Queue[Envelope | None] = asyncio.Queue()
+        self._held: list[Envelope] = []
+        self._flush: asyncio.TimerHandle | None = None
+        self._task = asyncio.create_task(self._run(), name=f"live-broadcast-{room_id}")
+
+    def deliver(self, envelope: Envelope) -> None:
+        self._queue.put_nowait(envelope)
+
+    async def tail(self, envelope: Envelope) -> bytes:
+        return await _cache.tail(self._schema, self._shape, self._variables, self._shared, envelope)
+
+    async def _run(self) -> None:
+        # The numbering starts at the first event heard: a subscriber standing before it catches up on its own.
+        sequencer: feed.Sequencer | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            arrived = await self._queue.get()
+            try:
+                if arrived is None:  # the comment window closed
+                    self._flush = None
+                    await self._send_held()
+                    continue
+                if sequencer is None:
+                    sequencer = feed.Sequencer(self.room_id, arrived.seq - 1)
+                for envelope in await sequencer.admit(arrived):
+                    if self.batch_comments and isinstance(envelope.event, CommentPosted):
+                        self._held.append(envelope)
+                        if self._flush is None:
+                            self._flush = loop.call_later(feed.COMMENT_WINDOW, self._queue.put_nowait, None)
+                        continue
+                    await self._send_held()
+                    await self._send(envelope)
+            except REDIS_ERRORS as exc:  # a hole not filled now is filled by each subscriber's catch-up
+                log.warning("room %s: history not read: %s", self.room_id, exc)
+
+    async def _send_held(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self._held:
+            held, self._held = self._held, []
+            await self._send(comment_batch(held))
+
+    async def _send(self, envelope: Envelope) -> None:
+        try:
+            tail = await self.tail(envelope)
+        except Exception:  # an event that cannot be executed must not stop the room
+            log.exception("room %s: event %s not sent", self.room_id, envelope.seq)
+            return
+        sent = _Sent(first_seq(envelope), envelope.seq, envelope.epoch, tail)
+        self.recent.append(sent)
+        subscribers = list(self.subscribers)
+        for start in range(0, len(subscribers), CHUNK):
+            if start:
+                await asyncio.sleep(0)  # let the loop breathe between chunks of a big room
+            for sub in subscribers[start : start + CHUNK]:
+                if sub.catching_up:
+                    continue
+                if not _admit(sub, sent):
+                    self._recover(sub)
+
+    def _recover(self, sub: Subscriber) -> None:
+        sub.catching_up = True
+        if sub.sink.closed or sub not in self.subscribers:
+            return  # the socket is gone: its operation's end takes it out
+        sub.recovery = asyncio.create_task(self.catch_up(sub, []))
+
+    async def catch_up(self, sub: Subscriber, missed: list[Envelope]) -> None:
+        """Send `sub` what it misses until it stands where the shared path continues, then put it back on it."""
+        for rounds in range(CATCH_UP_ROUNDS + 1):
+            for envelope in feed.batched(missed) if self.batch_comments else missed:
+                sent = _Sent(first_seq(envelope), envelope.seq, envelope.epoch, await self.tail(envelope))
+                if sent.last <= sub.sequencer.last and sent.epoch == sub.sequencer.epoch:
+                    continue
+                if not sub.sink.push(sub.prefix + sent.tail):
+                    break
+                sub.sequencer.last, sub.sequencer.epoch = sent.last, sent.epoch
+            if sub.sink.closed:
+                return
+            # No await from here to the end of the rejoin: the broadcast cannot send anything in between.
+            if self._rejoin(sub, accept_hole=rounds == CATCH_UP_ROUNDS):
+                return
+            await sub.sink.drained()
+            if sub.sink.closed:
+                return
+            missed = await sub.sequencer.missed()
+        self._rejoin(sub, accept_hole=True)
+
+    def _rejoin(self, sub: Subscriber, accept_hole: bool) -> bool:
+        for sent in self.recent:
+            taken = _admit(sub, sent)
+            if taken is None:
+                return True  # closed: nothing more to do
+            if not taken:
+                if not accept_hole or sub.sink.closed:
+                    return False
+                sub.sequencer.last = sent.first - 1  # the history lost what lies between: go on from here
+                if not _admit(sub, sent):
+                    return False
+        sub.catching_up = False
+        return True
+
+
+class Broadcasts:
+    """This process's broadcasts, by room, operation and variables."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[Any, ...], Broadcast] = {}
+
+    def join(self, broadcast_args: dict[str, Any], sub: Subscriber) -> Broadcast:
+        key = broadcast_args["key"]
+        broadcast = self._by_key.get(key)
+        if broadcast is None:
+            broadcast = self._by_key[key] = Broadcast(**broadcast_args)
+            feed.room_feeds().attach(broadcast.room_id, broadcast, viewer=False)
+        broadcast.subscribers[sub] = None
+        return broadcast
+
+    def leave(self, broadcast: Broadcast, sub: Subscriber) -> None:
+        if sub not in broadcast.subscribers:
+            return
+        del broadcast.subscribers[sub]
+        if sub.recovery is not None:
+            sub.recovery.cancel()
+        feeds = feed.room_feeds()
+        if not broadcast.subscribers and self._by_key.get(broadcast.key) is broadcast:
+            del self._by_key[broadcast.key]
+            feeds.detach(broadcast.room_id, broadcast, viewer=False)
+            broadcast._task.cancel()
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+_broadcasts: weakref.WeakKeyDictionary[feed.RoomFeeds, Broadcasts] = weakref.WeakKeyDictionary()
+
+
+def broadcasts() -> Broadcasts:
+    """The broadcasts of the running process (one set per event bus, like the room feeds they follow)."""
+    feeds = feed.room_feeds()
+    found = _broadcasts.get(feeds)
+    if found is None:
+        found = _broadcasts[feeds] = Broadcasts()
+    return found
+
+
+# --- graphql-transport-ws -------------------------------------------------------------------------------------
 
 
 def _error(message: str, code: ErrorCode) -> list[dict[str, Any]]:
@@ -162,24 +504,28 @@ async def start(handler: Any, message: dict[str, Any]) -> bool:
     shared = orjson.dumps(shared_variables, option=orjson.OPT_SORT_KEYS, default=str).decode()
     operation_id = message["id"]
     operation = Operation(handler, operation_id, query, raw_variables, payload.get("operationName"))
-    operation.task = asyncio.create_task(
-        _serve(handler, operation_id, graphql_schema, shape, raw_variables, shared, arguments)
-    )
+    broadcast_args = {
+        "room_id": 0,
+        "graphql_schema": graphql_schema,
+        "shape": shape,
+        "variables": raw_variables,
+        "shared": shared,
+        "batch_comments": bool(arguments.get("batchComments")),
+    }
+    operation.task = asyncio.create_task(_serve(handler, operation_id, arguments, broadcast_args))
     handler.operations[operation_id] = operation
     return True
 
 
+def _sink(handler: Any) -> Sink:
+    websocket = handler.websocket.ws
+    writer = frame_writer(websocket.scope)
+    return TransportSink(writer) if writer is not None else AsgiSink(websocket.send_text)
+
+
 async def _serve(
-    handler: Any,
-    operation_id: str,
-    graphql_schema: Any,
-    shape: Shape,
-    variables: dict[str, Any],
-    shared: str,
-    arguments: dict[str, Any],
+    handler: Any, operation_id: str, arguments: dict[str, Any], broadcast_args: dict[str, Any]
 ) -> None:
-    prefix = '{"id":' + orjson.dumps(operation_id).decode() + ',"type":"next","payload":'
-    send_text = handler.websocket.ws.send_text
     try:
         room_id = decode_id(arguments["roomId"], "LiveRoom", "roomId")
         after_seq = arguments.get("afterSeq")
@@ -195,20 +541,28 @@ async def _serve(
             {"id": operation_id, "type": "error", "payload": _error(exc.message, exc.code)}
         )
         return
-    feeds = feed.room_feeds()
-    listener = feed.QueueListener()
-    feeds.attach(room_id, listener)
+    shape: Shape = broadcast_args["shape"]
+    broadcast_args["room_id"] = room_id
+    broadcast_args["key"] = (room_id, id(shape.document), broadcast_args["shared"])
+    prefix = b'{"id":' + orjson.dumps(operation_id) + b',"type":"next","payload":'
+    # Placeholder numbering until the history is read; the subscriber is not on the shared path before that.
+    sub = Subscriber(prefix, _sink(handler), feed.Sequencer(room_id, 0))
+    registry = broadcasts()
+    broadcast = registry.join(broadcast_args, sub)
+    counted = False
     try:
-        sequencer, missed = await feed.Sequencer.start(room_id, after_seq)
-        pending = list(missed)
-        while True:
-            for envelope in pending:
-                text = await _cache.payload(graphql_schema, shape, variables, shared, envelope)
-                await send_text(prefix + text + "}")
-            pending = await sequencer.admit(await listener.queue.get())
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        handler.operations.pop(
-            operation_id, None
-        )  # the socket is gone; strawberry's shutdown cleans the rest
+        if after_seq is None:
+            sub.sequencer.last = await current_seq(room_id)
+            missed = []
+        else:
+            sub.sequencer.last = after_seq
+            missed = await sub.sequencer.missed()
+        await broadcast.catch_up(sub, missed)
+        # Counted once it has its place in the numbering: from here on nothing published can pass it by.
+        feed.room_feeds().viewer_joined(room_id)
+        counted = True
+        await asyncio.get_running_loop().create_future()  # until the operation completes or the socket closes
     finally:
-        feeds.detach(room_id, listener)
+        registry.leave(broadcast, sub)
+        if counted:
+            feed.room_feeds().viewer_left(room_id)

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from infra.clock import now
 from infra.runtime import Runtime
+from infra.websocket_frames import uvicorn_websocket_options
 from models import LiveRoom
 from schema.node import encode_id
 from services.live import events as ev
@@ -51,9 +55,30 @@ def no_viewer_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(feed, "VIEWER_TICK", 3600.0)
 
 
-@pytest.fixture
-async def ws_url(app: object, runtime: Runtime) -> AsyncIterator[str]:
-    async with serving(app) as url:
+@asynccontextmanager
+async def serving_frames(app: object) -> AsyncIterator[str]:
+    """The app on a real socket, with uvicorn's WebSocket settings of `main.py serve` (our frame writer)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", **uvicorn_websocket_options())  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 (uvicorn offers only this flag)
+                await asyncio.sleep(0.01)
+        yield f"ws://127.0.0.1:{port}/graphql"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture(params=["frames", "asgi"])
+async def ws_url(app: object, runtime: Runtime, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """Served as `main.py serve` does (frames straight onto the transport), and by a plain uvicorn (ASGI send)."""
+    async with serving_frames(app) if request.param == "frames" else serving(app) as url:
         yield url
 
 
@@ -235,30 +260,139 @@ async def test_viewers_are_counted_and_a_change_of_the_count_is_announced_once(w
     await first.close()
 
 
-async def test_an_event_is_executed_once_per_process_for_every_viewer_of_the_same_operation(
-    ws_url: str, monkeypatch: pytest.MonkeyPatch
+async def test_an_event_is_executed_once_per_process_and_every_viewer_gets_the_same_text_frame_with_her_id(
+    ws_url: str,
 ) -> None:
     from schema import live_fanout
 
-    executions = 0
-    real_execute = live_fanout.execute
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal executions
-        executions += 1
-        return real_execute(*args, **kwargs)
-
-    monkeypatch.setattr(live_fanout, "execute", counted)
     room = await new_room()
-    viewers = [await open_room(ws_url, room, op_id=str(i)) for i in range(3)]
-    await subscribed(room, 3)
+    viewers = [await open_room(ws_url, room, op_id=f"viewer-{i}") for i in range(12)]
+    await subscribed(room, 12)
+    before = live_fanout.executions()
     await ev.publish_room_event(room.id, stock(12))
-    for ws in viewers:
-        assert (await next_event(ws))["stock"] == 12
-    assert executions == 1
+    frames = []
+    for i, ws in enumerate(viewers):
+        async with asyncio.timeout(5):
+            raw = await ws.recv()
+        assert isinstance(raw, str), "a text frame (browsers' graphql-ws client refuses binary ones)"
+        message = json.loads(raw)
+        assert (message["id"], message["type"]) == (f"viewer-{i}", "next")
+        assert message["payload"]["data"]["liveRoomEvents"]["stock"] == 12
+        frames.append(raw.replace(f'"viewer-{i}"', '"ID"'))
+    assert len(set(frames)) == 1, "the same bytes for everyone but the id"
+    assert live_fanout.executions() == before + 1
     # Coming back after seq 0 replays the same event from the history: still the one execution.
     late = await open_room(ws_url, room, after_seq=0)
     assert (await next_event(late))["seq"] == 1
-    assert executions == 1
+    assert live_fanout.executions() == before + 1
     for ws in [*viewers, late]:
         await ws.close()
+
+
+BATCHED = """
+subscription($roomId: ID!, $afterSeq: Int) {
+  liveRoomEvents(roomId: $roomId, afterSeq: $afterSeq, batchComments: true) {
+    __typename
+    ... on LiveEvent { seq }
+    ... on LiveStockChanged { stock }
+    ... on CommentsPosted { comments { seq commentId text } }
+  }
+}"""
+
+
+async def open_batched(url: str, room: LiveRoom, after_seq: int | None = None) -> ClientConnection:
+    ws = await connect(url, subprotocols=[Subprotocol("graphql-transport-ws")])
+    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    variables = {"roomId": encode_id("LiveRoom", room.id), "afterSeq": after_seq}
+    await ws.send(
+        json.dumps({"id": "b", "type": "subscribe", "payload": {"query": BATCHED, "variables": variables}})
+    )
+    return ws
+
+
+def comment(comment_id: int) -> ev.CommentPosted:
+    return ev.CommentPosted(
+        comment_id=comment_id, nickname="阿May", avatar_url="", text=f"第{comment_id}条", posted_at=now()
+    )
+
+
+async def test_a_page_that_asks_for_batches_gets_comments_together_and_nothing_out_of_order(
+    ws_url: str,
+) -> None:
+    room = await new_room()
+    batched, single = await open_batched(ws_url, room), await open_room(ws_url, room)
+    await subscribed(room, 2)
+    for comment_id in (1, 2):
+        await ev.publish_room_event(room.id, comment(comment_id))
+    await ev.publish_room_event(room.id, stock(40))  # sends the comments before it at once
+    for comment_id in (3, 4, 5):
+        await ev.publish_room_event(room.id, comment(comment_id))
+
+    first = await next_event(batched)
+    assert first["__typename"] == "CommentsPosted"
+    assert (first["seq"], [c["seq"] for c in first["comments"]]) == (2, [1, 2])
+    assert first["comments"][0]["commentId"] == encode_id("LiveComment", 1)
+    assert await next_event(batched) == {"__typename": "LiveStockChanged", "seq": 3, "stock": 40}
+    # The last three have no event after them: they go when the window closes.
+    last = await next_event(batched, within=1.0)
+    assert (last["seq"], [c["text"] for c in last["comments"]]) == (6, ["第3条", "第4条", "第5条"])
+    await nothing_more(batched)
+    # A page that did not ask still gets one CommentPosted each.
+    assert [(await next_event(single))["__typename"] for _ in range(6)] == ["CommentPosted"] * 2 + [
+        "LiveStockChanged"
+    ] + ["CommentPosted"] * 3
+    await batched.close()
+
+    # Back after seq 3: the missed comments come from the history, batched too, then live events.
+    again = await open_batched(ws_url, room, after_seq=3)
+    replayed = await next_event(again)
+    assert (replayed["__typename"], replayed["seq"], len(replayed["comments"])) == ("CommentsPosted", 6, 3)
+    await subscribed(room, 2)
+    await ev.publish_room_event(room.id, stock(39))
+    assert (await next_event(again))["seq"] == 7
+    await nothing_more(again)
+    for ws in (again, single):
+        await ws.close()
+
+
+async def test_an_event_the_bus_lost_reaches_every_viewer_in_order_from_the_history(
+    ws_url: str, runtime: Runtime
+) -> None:
+    room = await new_room()
+    viewers = [await open_room(ws_url, room, op_id=str(i)) for i in range(3)]
+    await subscribed(room, 3)
+    await ev.publish_room_event(room.id, stock(20))
+    # Numbered and kept, but pub/sub never carried it (what a dropped message looks like to a process).
+    seq = await runtime.redis.incr(f"live:room:{room.id}:seq")
+    epoch = (await runtime.redis.get(f"live:room:{room.id}:epoch")).decode()
+    lost = {"seq": seq, "epoch": epoch, "type": "StockChanged", "roomId": room.id, "at": now().isoformat()}
+    lost["data"] = stock(19).data()
+    await runtime.redis.rpush(f"live:room:{room.id}:events", json.dumps(lost))
+    await ev.publish_room_event(room.id, stock(18))
+    for ws in viewers:
+        assert [(e["seq"], e["stock"]) for e in [await next_event(ws) for _ in range(3)]] == [
+            (1, 20),
+            (2, 19),
+            (3, 18),
+        ]
+        await nothing_more(ws)
+        await ws.close()
+
+
+async def test_a_viewer_who_leaves_is_forgotten_and_the_room_stops_being_followed(ws_url: str) -> None:
+    from schema import live_fanout
+
+    room = await new_room()
+    before = len(live_fanout.broadcasts())
+    first, second = await open_room(ws_url, room, op_id="a"), await open_room(ws_url, room, op_id="b")
+    await subscribed(room, 2)
+    await first.send(json.dumps({"id": "a", "type": "complete"}))
+    await ev.publish_room_event(room.id, stock(1))
+    assert (await next_event(second))["stock"] == 1
+    await nothing_more(first)
+    await first.close()
+    await second.close()
+    async with asyncio.timeout(5):
+        while feed.room_feeds().local_viewers(room.id) or len(live_fanout.broadcasts()) != before:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)

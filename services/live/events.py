@@ -204,6 +204,16 @@ class ViewerCount(RoomEvent):
     count: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class CommentsPosted(RoomEvent):
+    """Comments posted within a moment of each other, delivered as one event to subscribers that asked for
+    batches. Never published itself: each comment is its own numbered CommentPosted in the stream and the
+    history; a batch is made at delivery and carries the last one's number."""
+
+    KIND: ClassVar[str] = "CommentsPosted"
+    comments: tuple[Envelope, ...]
+
+
 EVENT_TYPES: dict[str, type[RoomEvent]] = {
     cls.KIND: cls
     for cls in (
@@ -243,6 +253,24 @@ class Envelope:
     room_id: int
     at: datetime
     event: RoomEvent
+
+
+def comment_batch(posted: list[Envelope]) -> Envelope:
+    """One envelope for consecutive CommentPosted envelopes, numbered (and timed) as the last of them."""
+    last = posted[-1]
+    return Envelope(
+        seq=last.seq,
+        epoch=last.epoch,
+        room_id=last.room_id,
+        at=last.at,
+        event=CommentsPosted(comments=tuple(posted)),
+    )
+
+
+def first_seq(envelope: Envelope) -> int:
+    """The first sequence number an envelope covers (a batch covers its comments')."""
+    event = envelope.event
+    return event.comments[0].seq if isinstance(event, CommentsPosted) else envelope.seq
 
 
 def decode_envelope(message: dict[str, Any]) -> Envelope | None:

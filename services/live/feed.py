@@ -23,8 +23,10 @@ from infra.bus import EventBus
 from infra.redis import REDIS_ERRORS
 from infra.runtime import current_runtime
 from services.live.events import (
+    CommentPosted,
     Envelope,
     ViewerCount,
+    comment_batch,
     current_seq,
     decode_envelope,
     history_since,
@@ -33,6 +35,10 @@ from services.live.events import (
 )
 
 log = logging.getLogger("lianmall.live.feed")
+
+# How long comments are gathered into one CommentsPosted for a subscriber that asked for batches: at 50
+# comments a second one event instead of ten, and no later than a page needs to show them.
+COMMENT_WINDOW = 0.2
 
 # Live events one subscriber may fall behind by before it loses the oldest (then read back from the history).
 QUEUE_SIZE = 256
@@ -108,11 +114,20 @@ class RoomFeeds:
             self._handlers[room_id] = handler
             self._bus.add_handler(room_channel(room_id), handler)
         listeners.add(listener)
-        if not viewer:
-            return
+        if viewer:
+            self.viewer_joined(room_id)
+
+    def viewer_joined(self, room_id: int) -> None:
+        """Count one more viewer of the room on this process (a listener that feeds several subscribers counts
+        each of them this way)."""
         self._viewers[room_id] += 1
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._count_viewers(), name="live-viewer-counts")
+
+    def viewer_left(self, room_id: int) -> None:
+        self._viewers[room_id] -= 1
+        if self._viewers[room_id] <= 0:
+            del self._viewers[room_id]
 
     def detach(self, room_id: int, listener: Listener, viewer: bool = True) -> None:
         listeners = self._rooms.get(room_id)
@@ -120,9 +135,7 @@ class RoomFeeds:
             return
         listeners.discard(listener)
         if viewer:
-            self._viewers[room_id] -= 1
-            if self._viewers[room_id] <= 0:
-                del self._viewers[room_id]
+            self.viewer_left(room_id)
         if not listeners:
             del self._rooms[room_id]
             self._bus.remove_handler(room_channel(room_id), self._handlers.pop(room_id))
@@ -207,6 +220,8 @@ class Sequencer:
     only what happens from now on.
     """
 
+    __slots__ = ("epoch", "last", "room_id")
+
     def __init__(self, room_id: int, last: int) -> None:
         self.room_id = room_id
         self.last = last
@@ -227,6 +242,17 @@ class Sequencer:
             sequencer.last = 0  # the counter started again: whatever comes next is news
         return sequencer, missed
 
+    async def missed(self) -> list[Envelope]:
+        """The kept events after this place (every kept one if the room's numbering started again since)."""
+        kept = await history_since(self.room_id, 0)
+        if not kept:
+            if self.last > await current_seq(self.room_id):
+                self.last = 0  # the counter started again: whatever comes next is news
+            return []
+        if (self.epoch is not None and kept[-1].epoch != self.epoch) or self.last > kept[-1].seq:
+            return kept
+        return [e for e in kept if e.seq > self.last]
+
     async def admit(self, envelope: Envelope) -> list[Envelope]:
         """The envelopes to send now, given one that just arrived live (none, it, or missed ones and it)."""
         if self.epoch is not None and envelope.epoch != self.epoch:
@@ -242,19 +268,71 @@ class Sequencer:
         return out
 
 
-async def room_events(room_id: int, after_seq: int | None) -> AsyncIterator[Envelope]:
-    """The room's events for one subscriber: missed ones after `after_seq` first, then live ones, in order."""
+def batched(envelopes: list[Envelope]) -> list[Envelope]:
+    """The same envelopes with each run of consecutive CommentPosted ones made one CommentsPosted."""
+    out: list[Envelope] = []
+    run: list[Envelope] = []
+    for envelope in envelopes:
+        if isinstance(envelope.event, CommentPosted):
+            run.append(envelope)
+            continue
+        if run:
+            out.append(comment_batch(run))
+            run = []
+        out.append(envelope)
+    if run:
+        out.append(comment_batch(run))
+    return out
+
+
+async def room_events(
+    room_id: int, after_seq: int | None, batch_comments: bool = False
+) -> AsyncIterator[Envelope]:
+    """The room's events for one subscriber: missed ones after `after_seq` first, then live ones, in order.
+
+    With `batch_comments`, comments come as CommentsPosted batches: those arriving within COMMENT_WINDOW of the
+    first go out together, and any other event first sends the comments before it (numbers stay in order, so
+    a client's last `seq` always means "everything up to here").
+    """
     feeds = room_feeds()
     listener = QueueListener()
     feeds.attach(room_id, listener)
+    loop = asyncio.get_running_loop()
     try:
         sequencer, missed = await Sequencer.start(room_id, after_seq)
-        for envelope in missed:
+        for envelope in batched(missed) if batch_comments else missed:
             yield envelope
+        held: list[Envelope] = []
+        deadline = 0.0
         while True:
-            arrived = await listener.queue.get()
-            for envelope in await sequencer.admit(arrived):
+            if not held:
+                arrived = [await listener.queue.get()]
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        arrived = [await listener.queue.get()]
+                except TimeoutError:
+                    arrived = []
+            admitted: list[Envelope] = []
+            for one in arrived:
+                admitted.extend(await sequencer.admit(one))
+            if not batch_comments:
+                for envelope in admitted:
+                    yield envelope
+                continue
+            for envelope in admitted:
+                if isinstance(envelope.event, CommentPosted):
+                    if not held:
+                        deadline = loop.time() + COMMENT_WINDOW
+                    held.append(envelope)
+                    continue
+                if held:
+                    yield comment_batch(held)
+                    held = []
                 yield envelope
+            if held and (not arrived or loop.time() >= deadline):
+                yield comment_batch(held)
+                held = []
     finally:
         feeds.detach(room_id, listener)
 

@@ -1,0 +1,90 @@
+"""Writing ready-made WebSocket text frames straight to a connection's transport, for fan-out.
+
+Sending one message through ASGI costs a coroutine chain (Starlette's WebSocket, uvicorn's `send`, the
+websockets protocol building and serialising a frame) of some 10-15 µs of Python per socket; a room event sent
+to 10,000 sockets paid that 10,000 times. A server frame is unmasked, so its bytes are a 2-10 byte header and the
+payload: a fan-out that encoded the payload once only has to prefix the header and write.
+
+`FrameProtocol` is uvicorn's sans-I/O websockets protocol with one addition: its ASGI scope carries a
+`FrameWriter` under `scope["extensions"][EXTENSION]`, which writes whole frames to the transport (between
+whole frames, so never inside one the protocol is writing). The app falls back to ASGI `send` when it runs
+under another server (or uvicorn's other protocols), so nothing depends on it but speed.
+
+`uvicorn_websocket_options()` is how `main.py serve` runs uvicorn: this protocol, and no permessage-deflate
+(each connection kept a zlib compressor and decompressor, tens of KB, and compressed every frame for that socket
+alone, which makes a shared frame impossible; measured in schema/live_fanout.py's docstring).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+EXTENSION = "lianmall.websocket.frames"
+# A socket whose unsent bytes pass this is behind: fan-out stops writing to it until it drained.
+BEHIND_BYTES = 256 * 1024
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of an unmasked, final text frame carrying `length` bytes."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+class FrameWriter:
+    """Whole text frames onto one connection's transport."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    @property
+    def open(self) -> bool:
+        protocol = self._protocol
+        return (
+            protocol.handshake_complete
+            and not protocol.close_sent
+            and not protocol.disconnected
+            and not protocol.transport.is_closing()
+        )
+
+    def unsent(self) -> int:
+        """Bytes written but not yet taken by the kernel."""
+        return int(self._protocol.transport.get_write_buffer_size())
+
+    def write_text(self, payload: bytes) -> bool:
+        """Write one text frame; False (nothing written) when the socket is closed or behind."""
+        if not self.open:
+            return False
+        transport = self._protocol.transport
+        if transport.get_write_buffer_size() > BEHIND_BYTES:
+            return False
+        transport.write(text_frame_header(len(payload)) + payload)
+        return True
+
+
+class FrameProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O websockets protocol, offering a FrameWriter to the app."""
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][EXTENSION] = {"writer": FrameWriter(self)}  # type: ignore[index]
+
+
+def frame_writer(scope: Any) -> FrameWriter | None:
+    """The connection's FrameWriter, if the server offers one."""
+    extension = (scope.get("extensions") or {}).get(EXTENSION)
+    return extension.get("writer") if isinstance(extension, dict) else None
+
+
+def uvicorn_websocket_options() -> dict[str, object]:
+    """uvicorn settings for WebSockets: FrameProtocol, no permessage-deflate."""
+    return {"ws": f"{__name__}:FrameProtocol", "ws_per_message_deflate": False}
