@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.orders.pipeline import Basket
+from models import Category
+from services.orders.pipeline import Basket, PricingContext
 from services.orders.pricing import PricedLine
+
+_CATEGORIES_MEMO = "line_categories"
 
 
 def promotable_lines(
@@ -44,3 +47,17 @@ def couponable_lines(basket: Basket, *, matches: Callable[[PricedLine], bool] | 
         and (matches is None or matches(line))
         and basket.amount(i) > 0
     ]
+
+
+async def line_categories(basket: Basket, ctx: PricingContext) -> dict[int, frozenset[int]]:
+    """The lines' categories, each with its ancestors (what a category scope matches), by category id: one
+    query per pricing run, kept in `ctx.memo` for the promotion and coupon steps alike."""
+    found: dict[int, frozenset[int]] | None = ctx.memo.get(_CATEGORIES_MEMO)
+    if found is None:
+        found = {}
+        wanted = sorted({line.category_id for line in basket.lines if line.category_id is not None})
+        if wanted:
+            for cid, path in await Category.filter(id__in=wanted).values_list("id", "path"):
+                found[int(cid)] = frozenset([int(cid), *(int(p) for p in str(path).split("/") if p)])
+        ctx.memo[_CATEGORIES_MEMO] = found
+    return found

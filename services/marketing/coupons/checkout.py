@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise.expressions import F
 
 from infra.clock import now
 from models import (
-    Category,
     Coupon,
     CouponSource,
     HeldCouponStatus,
@@ -46,8 +46,10 @@ from services.marketing.coupons.choice import (
     best_combination,
     evaluate,
     judge,
+    scopes_of,
 )
-from services.marketing.pipeline import couponable_lines
+from services.marketing.pipeline import couponable_lines, line_categories
+from services.marketing.rows import fetch, stored_datetime
 from services.orders import settlement, states
 from services.orders.pipeline import Basket, DiscountSource, PricingContext, Stage, register_step
 from services.orders.pricing import Quote
@@ -102,6 +104,12 @@ class HeldRow:
     coupon: Coupon
 
 
+# The member's unused, unexpired coupons as plain rows (services.marketing.rows: ~2 ms less per preview).
+_HELD_SQL = (
+    "SELECT id, coupon_id, status, source, valid_from, valid_until, claimed_at, used_at, order_id"
+    " FROM member_coupons WHERE member_id = {} AND status = {} AND valid_until > {}"
+    " ORDER BY valid_until, id"
+)
 _HELD_COLUMNS = (
     "id",
     "coupon_id",
@@ -113,6 +121,20 @@ _HELD_COLUMNS = (
     "used_at",
     "order_id",
 )
+_HELD_TIMES = ("valid_from", "valid_until", "claimed_at", "used_at")
+
+
+async def _unused_rows(member_id: int, at: datetime) -> list[dict[str, Any]]:
+    found = []
+    for row in await fetch(_HELD_SQL, [member_id, HeldCouponStatus.UNUSED.value, at]):
+        values = dict(zip(_HELD_COLUMNS, row, strict=True))
+        for name in _HELD_TIMES:
+            if values[name] is not None:
+                values[name] = stored_datetime(values[name])
+        found.append(values)
+    return found
+
+
 # Templates are kept per process for this long. What prices a held coupon (templates.RULE_FIELDS) cannot change
 # once members hold it; only its name and description may be this much older than the database's.
 TEMPLATE_TTL = 30.0
@@ -134,11 +156,7 @@ async def templates_by_id(ids: set[int]) -> dict[int, Coupon]:
 
 async def _held(member_id: int, at_ids: Sequence[int] | None) -> list[HeldRow]:
     """The member's unused, unexpired coupons (and any chosen ones whatever their state, to name them)."""
-    rows = list(
-        await MemberCoupon.filter(member_id=member_id, status=HeldCouponStatus.UNUSED, valid_until__gt=now())
-        .order_by("valid_until", "id")
-        .values(*_HELD_COLUMNS)
-    )
+    rows = await _unused_rows(member_id, now())
     if at_ids:
         known = {row["id"] for row in rows}
         missing = [i for i in at_ids if i not in known]
@@ -163,13 +181,9 @@ async def _held(member_id: int, at_ids: Sequence[int] | None) -> list[HeldRow]:
     ]
 
 
-async def _coupon_lines(basket: Basket) -> list[CouponLine]:
+async def _coupon_lines(basket: Basket, ctx: PricingContext) -> list[CouponLine]:
     ok = set(couponable_lines(basket))
-    category_ids = {line.category_id for line in basket.lines if line.category_id is not None}
-    ancestors: dict[int, frozenset[int]] = {}
-    if category_ids:
-        for cid, path in await Category.filter(id__in=sorted(category_ids)).values_list("id", "path"):
-            ancestors[int(cid)] = frozenset({int(cid), *(int(p) for p in str(path).split("/") if p)})
+    ancestors = await line_categories(basket, ctx)
     return [
         CouponLine(
             key=i,
@@ -206,15 +220,19 @@ class CouponStep:
             return
         chosen_ids = ctx.coupons
         rows = await _held(ctx.member_id, chosen_ids)
-        lines = await _coupon_lines(basket)
-        verdicts = {row.id: judge(held_coupon(row), lines, ctx.now) for row in rows}
+        lines = await _coupon_lines(basket, ctx)
+        held = [held_coupon(row) for row in rows]
+        scopes = scopes_of(held, lines)
+        verdicts = {c.id: judge(c, lines, ctx.now, scopes[c.id]) for c in held}
         by_id = {row.id: row for row in rows}
         if chosen_ids is None:
-            choice: Choice = best_combination(list(verdicts.values()), lines, _penalty(basket, ctx))
+            choice: Choice = best_combination(
+                list(verdicts.values()), lines, _penalty(basket, ctx), scopes=scopes
+            )
             coupons = choice.coupons
         else:
             coupons = self._chosen(chosen_ids, by_id, lines, ctx)
-        total, shares = apply_in_order(coupons, lines)
+        total, shares = apply_in_order(coupons, lines, scopes)
         for coupon in coupons:
             basket.take_per_line(
                 shares[coupon.id],

@@ -17,7 +17,7 @@ the lower goods amount would cost). A node cap bounds the work on pathological w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,19 +84,41 @@ def nominal(coupon: HeldCoupon, eligible: int) -> int:
     return coupon.amount_off
 
 
-def judge(coupon: HeldCoupon, lines: Sequence[CouponLine], at: datetime) -> Verdict:
+@dataclass(frozen=True)
+class Scope:
+    """Which lines a coupon reaches, worked out once per pricing run (the search asks at every node)."""
+
+    scoped: bool  # some line is in its scope (usable or not)
+    keys: tuple[int, ...]  # the keys of the lines in scope that coupons may touch, in line order
+    eligible: int  # what those lines cost before any coupon
+
+
+def scope_of(coupon: HeldCoupon, lines: Sequence[CouponLine]) -> Scope:
+    scoped = [line for line in lines if in_scope(coupon, line)]
+    usable = [line for line in scoped if line.coupon_ok]
+    return Scope(bool(scoped), tuple(line.key for line in usable), sum(line.amount for line in usable))
+
+
+def scopes_of(coupons: Sequence[HeldCoupon], lines: Sequence[CouponLine]) -> dict[int, Scope]:
+    """Each coupon's Scope by its id (a held coupon's id is unique)."""
+    return {coupon.id: scope_of(coupon, lines) for coupon in coupons}
+
+
+def judge(
+    coupon: HeldCoupon, lines: Sequence[CouponLine], at: datetime, scope: Scope | None = None
+) -> Verdict:
     """Whether `coupon` alone applies to `lines` at `at`; if not, why in words and the spend it lacks."""
     if coupon.valid_until <= at:
         return Verdict(coupon, False, 0, "已过期")
     if coupon.valid_from > at:
         return Verdict(coupon, False, 0, f"{coupon.valid_from:%Y-%m-%d %H:%M} 起可用")
-    scoped = [line for line in lines if in_scope(coupon, line)]
-    if not scoped:
+    if scope is None:
+        scope = scope_of(coupon, lines)
+    if not scope.scoped:
         return Verdict(coupon, False, 0, "本单没有适用此券的商品")
-    usable = [line for line in scoped if line.coupon_ok]
-    if not usable:
+    if not scope.keys:
         return Verdict(coupon, False, 0, "适用商品正在参加不可用券的活动")
-    eligible = sum(line.amount for line in usable)
+    eligible = scope.eligible
     if eligible < coupon.min_amount:
         gap = coupon.min_amount - eligible
         return Verdict(coupon, False, 0, f"再买 {yuan(gap)} 可用", gap)
@@ -121,17 +143,17 @@ def prorate(amount: int, weights: Sequence[int]) -> list[int]:
 
 
 def apply_in_order(
-    coupons: Sequence[HeldCoupon], lines: Sequence[CouponLine]
+    coupons: Sequence[HeldCoupon], lines: Sequence[CouponLine], scopes: Mapping[int, Scope] | None = None
 ) -> tuple[int, dict[int, dict[int, int]]]:
     """Apply `coupons` one after the other; the total discount and each coupon's fen per line key."""
     left = {line.key: line.amount if line.coupon_ok else 0 for line in lines}
     total = 0
     shares: dict[int, dict[int, int]] = {}
     for coupon in coupons:
-        keys = [line.key for line in lines if line.coupon_ok and in_scope(coupon, line)]
-        eligible = sum(line.amount for line in lines if line.key in keys)
+        scope = scopes[coupon.id] if scopes is not None else scope_of(coupon, lines)
+        keys = scope.keys
         remaining = sum(left[k] for k in keys)
-        take = min(nominal(coupon, eligible), remaining) if eligible >= coupon.min_amount else 0
+        take = min(nominal(coupon, scope.eligible), remaining) if scope.eligible >= coupon.min_amount else 0
         parts = prorate(take, [left[k] for k in keys])
         for k, part in zip(keys, parts, strict=True):
             left[k] -= part
@@ -168,18 +190,22 @@ def best_combination(
     lines: Sequence[CouponLine],
     penalty: Callable[[int], int] = lambda _d: 0,
     node_cap: int = NODE_CAP,
+    scopes: Mapping[int, Scope] | None = None,
 ) -> Choice:
     """The combination of applicable coupons that leaves the shopper paying least (see the module docstring).
 
     `penalty(d)` must not decrease as `d` grows (a shipping fee for goods falling under the free threshold).
-    Ties go to fewer coupons, then to the combination found first.
+    Ties go to fewer coupons, then to the combination found first. `scopes` (scopes_of) spares working out
+    each coupon's lines again.
     """
     usable = sorted(_dedupe([v for v in verdicts if v.applicable]), key=order_key)
+    if scopes is None:
+        scopes = scopes_of([v.coupon for v in usable], lines)
     best = Choice((), 0, penalty(0), 0, True)
 
     def consider(chosen: tuple[HeldCoupon, ...]) -> None:
         nonlocal best
-        discount, _ = apply_in_order(chosen, lines)
+        discount, _ = apply_in_order(chosen, lines, scopes)
         cost = -discount + penalty(discount)
         if (cost, len(chosen)) < (best.cost, len(best.coupons)):
             best = Choice(chosen, discount, cost, best.nodes, True)
@@ -191,9 +217,9 @@ def best_combination(
     bounds = [0] * (len(stack) + 1)
     for i in range(len(stack) - 1, -1, -1):
         bounds[i] = bounds[i + 1] + stack[i].discount
+    stack_keys = [scopes[v.coupon.id].keys for v in stack]
     nodes = 0
     exhaustive = True
-    line_keys = {line.key: line for line in lines}
 
     # Depth-first: (next index, chosen so far, what is left per line, discount so far).
     start_left = {line.key: line.amount if line.coupon_ok else 0 for line in lines}
@@ -213,12 +239,12 @@ def best_combination(
             continue
         coupon = stack[i].coupon
         todo.append((i + 1, chosen, left, current))  # without it (explored after "with")
-        keys = [k for k in line_keys if line_keys[k].coupon_ok and in_scope(coupon, line_keys[k])]
-        remaining = sum(left[k] for k in keys)
-        take = min(stack[i].discount, remaining)
+        keys = stack_keys[i]
+        weights = [left[k] for k in keys]
+        take = min(stack[i].discount, sum(weights))
         if take > 0:
             after = dict(left)
-            for k, part in zip(keys, prorate(take, [left[k] for k in keys]), strict=True):
+            for k, part in zip(keys, prorate(take, weights), strict=True):
                 after[k] -= part
             todo.append((i + 1, (*chosen, coupon), after, current + take))
     return Choice(best.coupons, best.discount, best.cost, nodes, exhaustive)

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tortoise.expressions import Q
-
 from models import Category, Order, OrderStatus, Promotion, PromotionKind, PromotionStatus
-from services.marketing.pipeline import promotable_lines
+from services.marketing.pipeline import line_categories, promotable_lines
 from services.marketing.promotions.rules import (
     ACTIONS,
     CONDITIONS,
@@ -34,6 +32,7 @@ from services.marketing.promotions.rules import (
     RuleSort,
     parse_rule,
 )
+from services.marketing.rows import fetch, stored_datetime
 from services.orders.pipeline import Basket, DiscountSource, Gift, PricingContext, Stage
 from services.orders.pricing import Quote
 
@@ -146,15 +145,61 @@ async def active_promotions(at: datetime) -> list[Compiled]:
     return (await running_promotions(at))[0]
 
 
+# The running promotions as plain rows (services.marketing.rows); their rules are compiled once per change, so
+# a row whose compiled form is known needs no model instance and no JSON parsing.
+_RUNNING_COLUMNS = (
+    "id",
+    "updated_at",
+    "title",
+    "kind",
+    "starts_at",
+    "ends_at",
+    "priority",
+    "conditions",
+    "actions",
+    "combines_with_promotions",
+    "combines_with_coupons",
+    "applies_to_campaign_lines",
+)
+_RUNNING_SQL = (
+    f"SELECT {', '.join(_RUNNING_COLUMNS)} FROM promotions"
+    " WHERE status = {} AND (ends_at IS NULL OR ends_at > {}) ORDER BY priority DESC, id"
+)
+
+
+def _compiled_row(values: tuple[Any, ...]) -> Compiled:
+    row = dict(zip(_RUNNING_COLUMNS, values, strict=True))
+    starts_at = stored_datetime(row["starts_at"])
+    ends_at = stored_datetime(row["ends_at"]) if row["ends_at"] is not None else None
+    updated_at = stored_datetime(row["updated_at"])
+    kind = PromotionKind(row["kind"])
+    hit = _compiled.get((int(row["id"]), updated_at))
+    if hit is not None and hit.status_key == (row["title"], kind, starts_at, ends_at, int(row["priority"])):
+        return hit
+    fields = Promotion._meta.fields_map
+    return compile_promotion(
+        Promotion(
+            id=int(row["id"]),
+            title=row["title"],
+            kind=kind,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            priority=int(row["priority"]),
+            conditions=fields["conditions"].to_python_value(row["conditions"]),
+            actions=fields["actions"].to_python_value(row["actions"]),
+            combines_with_promotions=bool(row["combines_with_promotions"]),
+            combines_with_coupons=bool(row["combines_with_coupons"]),
+            applies_to_campaign_lines=bool(row["applies_to_campaign_lines"]),
+            updated_at=updated_at,
+        )
+    )
+
+
 async def running_promotions(at: datetime) -> tuple[list[Compiled], datetime | None]:
     """The promotions that run at `at`, priority order, and when the next scheduled one starts (one query)."""
-    rows = (
-        await Promotion.filter(status=PromotionStatus.ACTIVE)
-        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at))
-        .order_by("-priority", "id")
-    )
+    rows = [_compiled_row(values) for values in await fetch(_RUNNING_SQL, [PromotionStatus.ACTIVE.value, at])]
     upcoming = [p.starts_at for p in rows if p.starts_at > at]
-    return [compile_promotion(p) for p in rows if p.starts_at <= at], min(upcoming, default=None)
+    return [p for p in rows if p.starts_at <= at], min(upcoming, default=None)
 
 
 async def category_ids(category_ids: Iterable[int]) -> dict[int, frozenset[int]]:
@@ -176,7 +221,7 @@ async def _run_context(basket: Basket, ctx: PricingContext) -> tuple[list[Compil
     memo = ctx.memo
     if "promotions" not in memo:
         promotions = await active_promotions(ctx.now)
-        ancestry = await category_ids(line.category_id for line in basket.lines if line.category_id)
+        ancestry = await line_categories(basket, ctx)
         items = [
             Item(line.product_id, ancestry.get(line.category_id or 0, frozenset()), line.brand_id)
             for line in basket.lines
