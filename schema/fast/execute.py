@@ -14,7 +14,7 @@ from strawberry.types.arguments import convert_arguments
 
 from infra.volatile import present
 from schema.context import Context
-from schema.fast.fields import Fallback, Hole, Leaf, Link, Root
+from schema.fast.fields import Fallback, Link, Root
 from schema.fast.plan import FieldPlan, OperationPlan, TypePlan
 
 # One level's objects of one plan: the objects, their answers, and their paths (when stock holes are noted).
@@ -88,54 +88,51 @@ class Execution:
         return [self._object(child, item, level, path.add_key(i)) for i, item in enumerate(value)]
 
     def _object(self, plan: TypePlan, source: Any, level: Level, path: Path | None) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        context = self.context
-        for field in plan.fields:
-            spec = field.spec
-            if spec is None:
-                out[field.key] = plan.type_name
-            elif type(spec) is Leaf:
-                out[field.key] = field.serialize(spec.read(source, context))  # type: ignore[misc]
-            elif type(spec) is Hole:
-                key, form, argument, value = spec.describe(source)
-                if self.noted is not None:
-                    assert path is not None
-                    self.noted.append((path.add_key(field.key, plan.type_name), (key, form, argument), value))
-                out[field.key] = field.serialize(present(form, argument, value))  # type: ignore[misc]
-            elif spec.prepare is None:  # type: ignore[union-attr]
-                # Nothing to load (an edge's node, a SKU's tier prices): its objects join this very level, so
-                # their loads start together with their parents' (as the root resolvers' prefetch does).
-                value = spec.get(source, context, None, 0)  # type: ignore[union-attr]
-                child = path.add_key(field.key, plan.type_name) if path is not None else None
-                out[field.key] = self._complete(field, value, level, child)
-            else:
-                out[field.key] = None  # filled when the level's loads are done, in this place of the order
-        if plan.links:
-            entry = level.get(id(plan))
-            if entry is None:
-                entry = level[id(plan)] = (plan, ([], [], [] if path is not None else None))
-            sources, outs, paths = entry[1]
-            sources.append(source)
-            outs.append(out)
-            if paths is not None:
-                paths.append(path)  # type: ignore[arg-type]
-        return out
+        return plan.build(source, self.context, level, path, self)  # type: ignore[misc]
+
+    # Called from the generated builders (builders.py).
+
+    def hole(self, field: FieldPlan, source: Any, path: Path | None, plan: TypePlan) -> Any:
+        key, form, argument, value = field.spec.describe(source)  # type: ignore[union-attr]
+        if self.noted is not None:
+            assert path is not None
+            self.noted.append((path.add_key(field.key, plan.type_name), (key, form, argument), value))
+        return field.serialize(present(form, argument, value))  # type: ignore[misc]
+
+    def complete(self, field: FieldPlan, value: Any, level: Level, path: Path | None, plan: TypePlan) -> Any:
+        return self._complete(field, value, level, path.add_key(field.key, plan.type_name) if path else None)
+
+    def register(
+        self, plan: TypePlan, source: Any, out: dict[str, Any], path: Path | None, level: Level
+    ) -> None:
+        entry = level.get(id(plan))
+        if entry is None:
+            entry = level[id(plan)] = (plan, ([], [], [] if path is not None else None))
+        sources, outs, paths = entry[1]
+        sources.append(source)
+        outs.append(out)
+        if paths is not None:
+            paths.append(path)  # type: ignore[arg-type]
 
     async def _level(self, level: Level) -> Level:
         context = self.context
         started: list[tuple[int, FieldPlan]] = []
         loads: list[Awaitable[Any]] = []
+        wanted: dict[str, list[Any]] = {}  # loader: the keys every field of the level needs from it
         for plan_id, (plan, (sources, _, _)) in level.items():
             for field in plan.links:
-                prepare = field.spec.prepare  # type: ignore[union-attr]
-                if prepare is not None:
-                    load = prepare(context, sources)
-                    if load is not None:
-                        started.append((plan_id, field))
-                        loads.append(load)
+                link: Link = field.spec  # type: ignore[assignment]
+                if link.loads is not None:
+                    name, keys = link.loads
+                    wanted.setdefault(name, []).extend(keys(sources))
+                if link.prepare is not None:
+                    started.append((plan_id, field))
+                    loads.append(link.prepare(context, sources))
+        fetches = [getattr(context.loaders, name).fetch_many(keys) for name, keys in wanted.items() if keys]
         prepared: dict[tuple[int, int], Any] = {}
-        if loads:
-            for (plan_id, field), result in zip(started, await everything(loads), strict=True):
+        if loads or fetches:
+            results = await everything(loads + fetches)
+            for (plan_id, field), result in zip(started, results, strict=False):
                 prepared[(plan_id, id(field))] = result
         following: Level = {}
         for plan_id, (plan, (sources, outs, paths)) in level.items():

@@ -8,7 +8,7 @@ prices, reviews, a SKU's product) make an operation fall back to strawberry.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -31,6 +31,9 @@ class Leaf:
     """A scalar (or list of scalars) read from the object; the plan serialises it as its GraphQL type does."""
 
     read: Callable[[Any, Context], Any]
+    # The same read as an attribute or item of the object, when it is one (the plan then inlines it).
+    attribute: str | None = None
+    item: int | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +45,18 @@ class Hole:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """A field whose value may need a load: `prepare` starts it for every object of a level at once (None:
-    nothing to load), then `get(object, context, prepared, index)` reads the value (an object, a list of
-    them, None, or a scalar)."""
+    """A field whose value may need a load, then `get(object, context, prepared, index)` reads it (an object,
+    a list of them, None, or a scalar). `loads` names a catalog loader and the keys a level's objects need
+    from it: the executor fetches every field's keys of one loader in one batch per level. `prepare` is any
+    other load, started for the level's objects at once; its result is `prepared`. Neither: nothing to load."""
 
     get: Callable[[Any, Context, Any, int], Any]
-    prepare: Callable[[Context, list[Any]], Awaitable[Any] | None] | None = None
+    loads: tuple[str, Callable[[list[Any]], Iterable[Any]]] | None = None
+    prepare: Callable[[Context, list[Any]], Awaitable[Any]] | None = None
+
+    @property
+    def deferred(self) -> bool:
+        return self.loads is not None or self.prepare is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +78,12 @@ def held(loader: HeldLoader[Any, Any], key: Any) -> Any:
 
 def _attribute(name: str) -> Leaf:
     read = attrgetter(name)
-    return Leaf(lambda obj, _: read(obj))
+    return Leaf(lambda obj, _: read(obj), attribute=name)
 
 
 def _item(index: int | str) -> Leaf:
     read = itemgetter(index)
-    return Leaf(lambda obj, _: read(obj))
+    return Leaf(lambda obj, _: read(obj), item=index)
 
 
 def _node_id(type_name: str) -> Leaf:
@@ -88,31 +97,23 @@ def _unique(values: Any) -> list[Any]:
 # --- Product ---------------------------------------------------------------------------------------------
 
 
-def _load_skus(context: Context, products: list[ProductRow]) -> Awaitable[Any]:
-    return context.loaders.skus_by_product.load_many([p.id for p in products])
-
-
 def _price(product: ProductRow, context: Context, _: Any, __: int) -> tuple[int, int]:
     return price_range(held(context.loaders.skus_by_product, product.id), context.viewer.price)
-
-
-def _brand_loads(context: Context, products: list[ProductRow]) -> Awaitable[Any] | None:
-    ids = _unique(p.brand_id for p in products)
-    return context.loaders.brand.load_many(ids) if ids else None
 
 
 def _brand(product: ProductRow, context: Context, _: Any, __: int) -> Any:
     return None if product.brand_id is None else held(context.loaders.brand, product.brand_id)
 
 
-def _by_product(name: str) -> Link:
-    def prepare(context: Context, products: list[Any]) -> Awaitable[Any]:
-        return getattr(context.loaders, name).load_many([p.id for p in products])  # type: ignore[no-any-return]
+def _ids(objects: list[Any]) -> Iterable[int]:
+    return [o.id for o in objects]
 
+
+def _by_product(name: str) -> Link:
     def get(product: Any, context: Context, _: Any, __: int) -> Any:
         return held(getattr(context.loaders, name), product.id)
 
-    return Link(get, prepare)
+    return Link(get, (name, _ids))
 
 
 PRODUCT: dict[str, Field] = {
@@ -127,16 +128,14 @@ PRODUCT: dict[str, Field] = {
     "lowStock": Hole(low_stock_hole),
     "createdAt": _attribute("created_at"),
     "publishedAt": _attribute("published_at"),
-    "price": Link(_price, _load_skus),
+    "price": Link(_price, ("skus_by_product", _ids)),
     "skus": _by_product("skus_by_product"),
     "specs": _by_product("spec_dimensions_by_product"),
     "category": Link(
         lambda p, context, _, __: held(context.loaders.category, p.category_id),
-        lambda context, products: context.loaders.category.load_many(
-            _unique(p.category_id for p in products)
-        ),
+        ("category", lambda products: [p.category_id for p in products]),
     ),
-    "brand": Link(_brand, _brand_loads),
+    "brand": Link(_brand, ("brand", lambda products: _unique(p.brand_id for p in products))),
     "tags": _by_product("tags_by_product"),
     "media": _by_product("media_by_product"),
 }
@@ -155,7 +154,7 @@ SKU: dict[str, Field] = {
     "tierPrices": Link(lambda sku, _, __, ___: sku.tier_prices),
     "specValues": Link(
         lambda sku, context, _, __: held(context.loaders.spec_values_by_sku, sku.id),
-        lambda context, skus: context.loaders.spec_values_by_sku.load_many([s.id for s in skus]),
+        ("spec_values_by_sku", _ids),
     ),
 }
 
@@ -167,18 +166,8 @@ PRICE_RANGE: dict[str, Field] = {"min": _item(0), "max": _item(1)}
 # --- Category, brand, tag, media -----------------------------------------------------------------------------
 
 
-def _parent_loads(context: Context, categories: list[Any]) -> Awaitable[Any] | None:
-    ids = _unique(c.parent_id for c in categories)
-    return context.loaders.category.load_many(ids) if ids else None
-
-
 def _path_ids(category: Any) -> list[int]:
     return [int(i) for i in category.path.split("/") if i]
-
-
-def _breadcrumb_loads(context: Context, categories: list[Any]) -> Awaitable[Any] | None:
-    ids = _unique(i for c in categories for i in _path_ids(c))
-    return context.loaders.category.load_many(ids) if ids else None
 
 
 def _breadcrumbs(category: Any, context: Context, _: Any, __: int) -> list[Any]:
@@ -201,10 +190,12 @@ CATEGORY: dict[str, Field] = {
         lambda c, context, _, __: (
             None if c.parent_id is None else held(context.loaders.category, c.parent_id)
         ),
-        _parent_loads,
+        ("category", lambda categories: _unique(c.parent_id for c in categories)),
     ),
-    "children": Link(_children, lambda context, _: context.loaders.category.all()),
-    "breadcrumbs": Link(_breadcrumbs, _breadcrumb_loads),
+    "children": Link(_children, prepare=lambda context, _: context.loaders.category.all()),
+    "breadcrumbs": Link(
+        _breadcrumbs, ("category", lambda categories: [i for c in categories for i in _path_ids(c)])
+    ),
 }
 BRAND: dict[str, Field] = {
     "id": _node_id("Brand"),
@@ -235,7 +226,7 @@ def _counts(context: Context, listings: list[ProductListing]) -> Awaitable[Any]:
 PRODUCT_CONNECTION: dict[str, Field] = {
     "edges": Link(_edges),
     "pageInfo": Link(lambda listing, _, __, ___: listing),
-    "totalCount": Link(lambda _, __, counts, index: counts[index], _counts),
+    "totalCount": Link(lambda _, __, counts, index: counts[index], prepare=_counts),
 }
 PRODUCT_EDGE: dict[str, Field] = {"cursor": _item(0), "node": Link(lambda edge, _, __, ___: edge[1])}
 

@@ -43,6 +43,7 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues
 from strawberry.types.base import StrawberryObjectDefinition
 
+from schema.fast.builders import builder
 from schema.fast.fields import QUERY, TYPES, Fallback, Field, Hole, Leaf, Link, Root
 from schema.query_cost import find_operation
 
@@ -64,6 +65,7 @@ class FieldPlan:
     node: FieldNode | None = None  # root fields: where their arguments are
     definition: GraphQLField | None = None
     arguments: Any = None  # root fields: strawberry's argument definitions
+    scalar: str | None = None  # "str", "int" or "bool": a single scalar of that type (see builders.py)
 
 
 @dataclass(slots=True)
@@ -71,6 +73,8 @@ class TypePlan:
     type_name: str
     fields: list[FieldPlan]
     links: list[FieldPlan] = field(default_factory=list)  # the fields that load: done a level later
+    # Builds one object's answer (generated from the fields by builders.py once the plan is complete).
+    build: Callable[..., dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -156,6 +160,14 @@ def _serializer(graphql_type: GraphQLOutputType) -> Serialize:
     return other
 
 
+_SCALARS = {
+    GraphQLString.name: "str",
+    GraphQLID.name: "str",
+    GraphQLInt.name: "int",
+    GraphQLBoolean.name: "bool",
+}
+
+
 class Compiler:
     def __init__(
         self,
@@ -231,7 +243,10 @@ class Compiler:
         if is_leaf_type(named):
             if not isinstance(spec, Leaf | Hole | Link):
                 return None
-            return FieldPlan(key, spec, _serializer(graphql_type), None, is_list, non_null, parent)
+            plan = FieldPlan(key, spec, _serializer(graphql_type), None, is_list, non_null, parent)
+            if not is_list:
+                plan.scalar = _SCALARS.get(named.name)
+            return plan
         if isinstance(spec, Leaf | Hole) or not isinstance(named, GraphQLObjectType):
             return None
         if is_list:
@@ -264,8 +279,9 @@ class Compiler:
             if field_plan is None:
                 return None
             plan.fields.append(field_plan)
-            if isinstance(spec, Link) and spec.prepare is not None:
+            if isinstance(spec, Link) and spec.deferred:
                 plan.links.append(field_plan)
+        plan.build = builder(plan)
         return plan
 
 
