@@ -37,7 +37,7 @@ from services.access.permissions import Permission, holds, require_permission
 from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
 from services.marketing.flash_sale import schedule, setup
-from services.marketing.flash_sale.campaign import session_channel
+from services.marketing.flash_sale.events import session_channel
 
 FlashInfo = Info[Context, None]
 

@@ -9,6 +9,7 @@ asks for that legacy type. Clients that accept `text/event-stream` or `multipart
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -192,6 +193,25 @@ def decode_json(data: str | bytes, max_depth: int) -> Any:
     if too_deep(value, max_depth):
         raise json.JSONDecodeError(f"JSON nested deeper than {max_depth} levels", "", 0)
     return value
+
+
+# A document whose first definition is a mutation: ignored tokens (whitespace, commas, BOM, comments) first.
+_MUTATION_FIRST = re.compile(r"(?:[\s,\ufeff]|#[^\n\r]*)*mutation(?![_0-9A-Za-z])")
+# Larger bodies are not looked into here (they are parsed once, later).
+_PEEK_MAX_BYTES = 16384
+
+
+def posts_mutation(body: bytes) -> bool:
+    """Whether a POSTed JSON body's document begins with a mutation: the response cache never stores those, so
+    it need not be asked. False whenever unsure (a body that is not such JSON, or too large to look into)."""
+    if len(body) > _PEEK_MAX_BYTES or b"mutation" not in body:
+        return False
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    query = data.get("query") if isinstance(data, dict) else None
+    return isinstance(query, str) and _MUTATION_FIRST.match(query) is not None
 
 
 def parse_json_body(body: bytes, max_depth: int, protocol: Any) -> GraphQLRequestData:

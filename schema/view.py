@@ -164,7 +164,7 @@ class GraphQLView(GraphQL[Context, None]):
         marks: tuple[int, bytes] | None = None
         leading = False
         scope = viewer.cache_scope if self.settings.response_cache else None
-        if scope is not None and media_type is not None and post:
+        if scope is not None and media_type is not None and post and not graphql_http.posts_mutation(body):
             # The hot path: a hit answers before any context, loader or parser is made.
             cache = current_runtime().cache
             key = cache_key(scope, body)

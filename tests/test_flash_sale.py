@@ -30,8 +30,8 @@ from models import (
 )
 from schema.node import decode_id, encode_id
 from services.errors import DomainError, ErrorCode
-from services.marketing.flash_sale import stock
-from services.marketing.flash_sale.campaign import session_channel
+from services.marketing.flash_sale import sold_out, stock
+from services.marketing.flash_sale.events import session_channel
 from services.orders import checkout, states
 from services.orders.campaigns import CampaignKind, CampaignRef
 from services.orders.checkout import CheckoutRequest, ItemRequest
@@ -316,6 +316,55 @@ async def test_a_cancelled_flash_order_gives_its_units_back_and_tells_subscriber
     with pytest.raises(DomainError) as sold_out:
         await checkout.place_order(first.id, flash_request(await new_address(first), sku, item_pk), "d")
     assert sold_out.value.code == ErrorCode.INSUFFICIENT_STOCK
+
+
+async def test_each_process_remembers_a_sold_out_item_for_at_most_a_second_and_never_refuses_a_holder(
+    client: Any,
+) -> None:
+    operator = await staff_token(StaffRole.OPERATOR)
+    session_id = await open_slot(client, operator)
+    sku = await new_sku(price=5000, stock=10)
+    sale = await flash_sale(client, operator, session_id, sku, allotment=2, limit=1)
+    item_pk = decode_id(sale["items"][0]["id"], "FlashSaleItem")
+    winner, _ = await new_member()
+    late, _ = await new_member()
+    won = await checkout.place_order(winner.id, flash_request(await new_address(winner), sku, item_pk), "w")
+    late_address = await new_address(late)
+    # Redis counts the last unit as taken (an attempt in flight elsewhere): the late member is refused, and
+    # this process now knows the item is sold out.
+    await get_redis().hset(stock.item_key(item_pk), "left", 0)
+    with pytest.raises(DomainError) as refused:
+        await checkout.place_order(late.id, flash_request(late_address, sku, item_pk), "l1")
+    assert refused.value.code == ErrorCode.INSUFFICIENT_STOCK
+    assert sold_out.refuses(item_pk, late.id, 1) is True
+    # The winner repeating their request (same key) is never refused from here: it is the same order.
+    again = await checkout.place_order(winner.id, flash_request(await new_address(winner), sku, item_pk), "w")
+    assert again.id == won.id
+
+    # The unit comes back in Redis and its event is lost: the refusal is answered without asking Redis ...
+    await get_redis().hset(stock.item_key(item_pk), "left", 1)
+    with pytest.raises(DomainError):
+        await checkout.place_order(late.id, flash_request(late_address, sku, item_pk), "l2")
+    # ... for at most FRESH_SECONDS; then Redis is asked again and the late member wins it.
+    await asyncio.sleep(sold_out.FRESH_SECONDS + 0.05)
+    order = await checkout.place_order(late.id, flash_request(late_address, sku, item_pk), "l3")
+    assert order.status == OrderStatus.PENDING_PAYMENT
+    assert (await FlashSaleItem.get(id=item_pk)).sold == 2
+
+    # Sold out for real, and known: a cancellation's event makes every process forget it at once.
+    stranger, _ = await new_member()
+    stranger_address = await new_address(stranger)
+    with pytest.raises(DomainError):
+        await checkout.place_order(stranger.id, flash_request(stranger_address, sku, item_pk), "s1")
+    assert sold_out.refuses(item_pk, stranger.id, 1) is True
+    await states.transition(order.id, OrderStatus.CANCELLED, actor=ActorKind.SYSTEM, reason="unpaid timeout")
+    for _ in range(40):  # well inside FRESH_SECONDS: it is the event, not age, that drops it
+        if sold_out.refuses(item_pk, stranger.id, 1) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert sold_out.refuses(item_pk, stranger.id, 1) is None, "the give-back's event reached this process"
+    bought = await checkout.place_order(stranger.id, flash_request(stranger_address, sku, item_pk), "s2")
+    assert bought.status == OrderStatus.PENDING_PAYMENT
 
 
 async def test_redis_losing_the_counters_mid_sale_neither_oversells_nor_loses_a_unit(client: Any) -> None:

@@ -164,3 +164,18 @@ async def test_uncacheable_operations_are_not_stored(
     await gql(client, "query($id: ID!) { node(id: $id) { id } }", {"id": encode_id("Product", product.id)})
     await gql(client, "{ nope }", expect_errors=True)
     assert runtime.cache.stats.stores == stores
+
+
+async def test_mutations_never_ask_the_cache(
+    seeded: None, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # A mutation's answer is never stored, so looking it up would only cost Redis round trips.
+    stats = runtime.cache.stats
+    before = (stats.misses, stats.l1_hits, stats.l2_hits, stats.stores)
+    for document in ("mutation { __typename }", "# a comment first\n mutation Named { __typename }"):
+        for _ in range(2):
+            assert (await gql(client, document))["data"] == {"__typename": "Mutation"}
+    assert (stats.misses, stats.l1_hits, stats.l2_hits, stats.stores) == before
+    # A query still is looked up (and missed the first time).
+    await gql(client, "query Fresh { __typename }")
+    assert stats.misses == before[0] + 1

@@ -17,7 +17,6 @@ from tortoise.expressions import F
 
 from infra.clock import SHOP_TZ, now
 from infra.redis import REDIS_ERRORS
-from infra.runtime import current_runtime
 from models import (
     FlashSale,
     FlashSaleItem,
@@ -31,7 +30,8 @@ from models import (
 )
 from services.catalog.prices import PriceContext
 from services.errors import DomainError, ErrorCode
-from services.marketing.flash_sale import stock
+from services.marketing.flash_sale import sold_out, stock
+from services.marketing.flash_sale.events import publish_remaining
 from services.orders import states
 from services.orders.campaigns import CampaignKind, CampaignPrice, CampaignRef, register_campaign
 from services.orders.sweeper import register_sweep_job
@@ -42,38 +42,6 @@ NODE = "FlashSaleItem"
 # Reservations remembered per process for `unreserve`; an order's fate is known within seconds.
 _EPOCHS_KEPT = 20_000
 FIELD = "input.items"
-
-
-def session_channel(session_id: int) -> str:
-    return f"flash-sale:session:{session_id}"
-
-
-# Item → its slot, never changed after creation: lets an event name its slot without a query per winner.
-_session_of: dict[int, int] = {}
-
-
-async def _session_id(item_id: int) -> int | None:
-    if item_id not in _session_of:
-        found = await FlashSaleItem.filter(id=item_id).values_list("session_id", flat=True)
-        if not found:
-            return None
-        _session_of[item_id] = int(found[0])
-    return _session_of[item_id]
-
-
-async def publish_remaining(item_id: int, left: int | None) -> None:
-    """Tell every process's `flashSaleStockChanged` subscribers what is left of the item (best effort)."""
-    if left is None:
-        return
-    try:
-        session_id = await _session_id(item_id)
-        if session_id is None:
-            return
-        await current_runtime().bus.publish(
-            session_channel(session_id), {"sessionId": session_id, "itemId": item_id, "remaining": left}
-        )
-    except (RuntimeError, *REDIS_ERRORS) as exc:
-        log.warning("flash item %s: remaining not published: %s", item_id, exc)
 
 
 def is_open(sale: FlashSale, session: FlashSaleSession) -> bool:
@@ -103,15 +71,25 @@ class FlashSaleCampaign:
         self._resync: set[int] = set()
 
     async def turn_away(self, member_id: int, ref: CampaignRef, quantity: int) -> None:
-        """Refuse a sold-out attempt from Redis alone, before any query. Members holding units are let through:
-        theirs may be a repeated request whose order exists (same idempotency key, same order)."""
+        """Refuse a sold-out attempt before any query: from what this process knows (services.marketing.
+        flash_sale.sold_out), else from Redis. Members holding units are let through: theirs may be a repeated
+        request whose order exists (same idempotency key, same order)."""
         if ref.node != NODE:
             return
-        try:
-            seen = await stock.peek(ref.id, member_id)
-        except REDIS_ERRORS:
-            return
-        if seen is not None and seen[0] < quantity and seen[1] == 0:
+        refused = sold_out.refuses(ref.id, member_id, quantity)
+        if refused is None:
+            generation = sold_out.generation(ref.id)
+            try:
+                seen = await stock.sold_out_view(ref.id, member_id, quantity)
+            except REDIS_ERRORS:
+                return
+            if seen is None:
+                return
+            left, held, holders = seen
+            if holders is not None:
+                sold_out.learn(ref.id, generation, left, holders)
+            refused = left < quantity and held == 0
+        if refused:
             raise DomainError(ErrorCode.INSUFFICIENT_STOCK, "Sold out", FIELD)
 
     async def price(

@@ -31,6 +31,8 @@ from redis.asyncio import Redis
 from infra.clock import SHOP_TZ, now
 from infra.redis import REDIS_ERRORS, get_redis
 from models import FlashSale, FlashSaleItem, FlashSalePurchase, FlashSaleSession, FlashSaleStatus
+from services.marketing.flash_sale import sold_out
+from services.marketing.flash_sale.events import publish_rebuilt
 
 log = logging.getLogger("lianmall.flash_sale")
 
@@ -91,6 +93,24 @@ if not state[1] then return {-1, 0} end
 return {tonumber(state[2]), tonumber(state[3] or '0')}
 """
 
+# (left, the member's units) and, when fewer than ARGV[2] units are left, the members holding units.
+_SOLD_OUT_VIEW_LUA = """
+local h = KEYS[1]
+local state = redis.call('HMGET', h, 'epoch', 'left', 'm:' .. ARGV[1])
+if not state[1] then return {-1, 0} end
+local left = tonumber(state[2])
+local held = tonumber(state[3] or '0')
+if left >= tonumber(ARGV[2]) then return {left, held} end
+local holders = {}
+local all = redis.call('HGETALL', h)
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'm:' and tonumber(all[i + 1]) > 0 then
+    holders[#holders + 1] = tonumber(string.sub(all[i], 3))
+  end
+end
+return {left, held, holders}
+"""
+
 _UNLOCK_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -111,6 +131,7 @@ class _Scripts:
         self.reserve = redis.register_script(_RESERVE_LUA)
         self.give_back = redis.register_script(_GIVE_BACK_LUA)
         self.peek = redis.register_script(_PEEK_LUA)
+        self.sold_out_view = redis.register_script(_SOLD_OUT_VIEW_LUA)
         self.unlock = redis.register_script(_UNLOCK_LUA)
 
 
@@ -175,6 +196,19 @@ async def peek(item_id: int, member_id: int) -> tuple[int, int] | None:
     return int(answer[0]), int(answer[1])
 
 
+async def sold_out_view(
+    item_id: int, member_id: int, quantity: int
+) -> tuple[int, int, frozenset[int] | None] | None:
+    """(units left, units the member holds, and when fewer than `quantity` are left the members holding
+    units), or None when the counters are not built."""
+    answer = await _s().sold_out_view(keys=[item_key(item_id)], args=[member_id, quantity])
+    left = int(answer[0])
+    if left < 0:
+        return None
+    holders = frozenset(int(m) for m in answer[2]) if len(answer) > 2 else None
+    return left, int(answer[1]), holders
+
+
 async def remaining(item_ids: list[int]) -> dict[int, int]:
     """Units left per item as Redis counts them; items without counters are missing from the answer."""
     if not item_ids:
@@ -214,9 +248,13 @@ async def rebuild(item_id: int, *, wait_for_others: bool = False) -> bool:
             if fields:
                 pipe.hset(item_key(item_id), mapping=fields)
             await pipe.execute()
-        return True
     finally:
         await _s().unlock(keys=[_lock_key(item_id)], args=[token])
+    # Units may have come back (taken by a process that died, given back while Redis was away): every
+    # process drops what it knew of the item.
+    sold_out.forget(item_id)
+    await publish_rebuilt(item_id)
+    return True
 
 
 async def _counters_from_database(item_id: int) -> dict[str, str | int] | None:
@@ -248,6 +286,8 @@ async def forget(item_ids: list[int]) -> None:
     """Drop the counters of items whose setup changed (e.g. stopped): the next attempt rebuilds them."""
     if item_ids:
         await get_redis().delete(*[item_key(i) for i in item_ids])
+        for item_id in item_ids:
+            sold_out.forget(item_id)
 
 
 async def reconcile(at: datetime) -> int:
