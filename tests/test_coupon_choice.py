@@ -154,6 +154,69 @@ def test_the_search_equals_brute_force_on_random_baskets(
     assert problem is None
 
 
+@st.composite
+def crowded_wallets(draw: st.DrawFn) -> tuple[list[CouponLine], list[HeldCoupon]]:
+    """More stackable coupons than the basket can take: where a bound of stand-alone values alone prunes
+    nothing (the coupons' sum far exceeds the goods) and only what is left of the lines bounds the search."""
+    lines = [
+        line(
+            i,
+            draw(st.sampled_from([1, 99, 500, 1000, 2500])),
+            product=draw(st.sampled_from(PRODUCTS)),
+            category=draw(st.sampled_from(CATEGORIES)),
+        )
+        for i in range(draw(st.integers(1, 4)))
+    ]
+    coupons = []
+    for i in range(draw(st.integers(1, 11))):
+        kind = draw(st.sampled_from([CouponKind.CASH, CouponKind.DISCOUNT]))
+        scope = draw(st.sampled_from([CouponScope.ALL, CouponScope.CATEGORIES, CouponScope.PRODUCTS]))
+        pool = CATEGORIES if scope == CouponScope.CATEGORIES else PRODUCTS
+        coupons.append(
+            coupon(
+                i + 1,
+                kind,
+                amount_off=draw(st.sampled_from([100, 300, 1000, 2000])) if kind == CouponKind.CASH else 0,
+                percent=draw(st.integers(50, 95)),
+                cap=draw(st.sampled_from([300, 1000])),
+                scope=scope,
+                scope_ids=frozenset()
+                if scope == CouponScope.ALL
+                else frozenset({draw(st.sampled_from(pool))}),
+                stackable=draw(st.integers(0, 5)) > 0,
+            )
+        )
+    return lines, coupons
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(crowded_wallets(), st.sampled_from([0, 1000]), st.sampled_from([0, 1000, 3000]))
+def test_the_search_equals_brute_force_when_coupons_outnumber_the_goods(
+    basket: tuple[list[CouponLine], list[HeldCoupon]], fee: int, free_over: int
+) -> None:
+    lines, coupons = basket
+    goods = sum(item.amount for item in lines)
+
+    def penalty(d: int) -> int:
+        return fee if goods - d < free_over else 0
+
+    verdicts = [judge(c, lines, AT) for c in coupons]
+    choice = best_combination(verdicts, lines, penalty)
+    assert choice.exhaustive
+    assert choice.cost == brute_force(verdicts, lines, penalty)
+    assert apply_in_order(choice.coupons, lines)[0] == choice.discount
+
+
+def test_thirty_small_coupons_on_a_small_basket_are_searched_in_few_nodes() -> None:
+    # ¥10 off each, stackable, on ¥50.50 of goods: any five or six cover it. Bounding by the coupons'
+    # stand-alone values alone explored the 200,000-node cap (about a second) and was not exact.
+    lines = [line(0, 2525, product=10), line(1, 2525, product=11, category=2)]
+    wallet = [coupon(i + 1, amount_off=1000 + i, stackable=True) for i in range(30)]
+    choice = best_combination([judge(c, lines, AT) for c in wallet], lines)
+    assert choice.exhaustive and choice.discount == 5050
+    assert choice.nodes < 100, choice.nodes
+
+
 def test_the_search_is_not_greedy() -> None:
     # Greedy takes the 50 coupon alone (it does not stack); two stackable 30s together give 60.
     lines = [line(0, 10000)]

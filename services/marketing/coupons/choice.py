@@ -9,8 +9,10 @@ Coupons of a combination are applied in a fixed order (largest stand-alone disco
 takes at most what is left of its lines, prorated over them in whole fen by largest remainder, so the lines
 always sum to the order and a refund of one line stays exact.
 
-`best_combination` is exact over that space (not greedy): branch and bound on the stackable coupons, each
-coupon's stand-alone discount bounding what it can still add; plus every non-stackable coupon alone. The
+`best_combination` is exact over that space (not greedy): branch and bound on the stackable coupons, plus
+every non-stackable coupon alone. What the coupons still to decide can add is bounded by each one's stand-alone
+discount and what is left of its lines, and all of them together by what is left of the lines they reach (with
+stand-alone values alone, a wallet of many small coupons on a small basket explored the node cap). The
 objective is what the shopper pays (`-discount + penalty(discount)`, the penalty being e.g. the shipping fee
 the lower goods amount would cost). A node cap bounds the work on pathological wallets.
 """
@@ -195,7 +197,8 @@ def best_combination(
     """The combination of applicable coupons that leaves the shopper paying least (see the module docstring).
 
     `penalty(d)` must not decrease as `d` grows (a shipping fee for goods falling under the free threshold).
-    Ties go to fewer coupons, then to the combination found first. `scopes` (scopes_of) spares working out
+    Of the combinations the search meets at one cost, fewer coupons win, then the first found (larger coupons
+    are tried first); a subtree that can at best tie is not searched. `scopes` (scopes_of) spares working out
     each coupon's lines again.
     """
     usable = sorted(_dedupe([v for v in verdicts if v.applicable]), key=order_key)
@@ -218,6 +221,25 @@ def best_combination(
     for i in range(len(stack) - 1, -1, -1):
         bounds[i] = bounds[i + 1] + stack[i].discount
     stack_keys = [scopes[v.coupon.id].keys for v in stack]
+    # The lines the coupons from i on can still reach: together they cannot take more than is left of those.
+    reach: list[tuple[int, ...]] = [()] * (len(stack) + 1)
+    for i in range(len(stack) - 1, -1, -1):
+        reach[i] = tuple(sorted(set(reach[i + 1]) | set(stack_keys[i])))
+
+    def most_still(i: int, left: dict[int, int]) -> int:
+        """At most what the coupons from i on can add to the discount, given what is `left` of each line: each
+        coupon at most its stand-alone value and what is left of its lines, all of them at most what is left
+        of the lines they reach."""
+        cap = min(bounds[i], sum(left[k] for k in reach[i]))
+        if cap <= 0:
+            return 0
+        each = 0
+        for j in range(i, len(stack)):
+            each += min(stack[j].discount, sum(left[k] for k in stack_keys[j]))
+            if each >= cap:
+                return cap
+        return each
+
     nodes = 0
     exhaustive = True
 
@@ -234,8 +256,9 @@ def best_combination(
             best = Choice(chosen, current, -current + penalty(current), 0, True)
         if i == len(stack):
             continue
-        # Nothing below this node can beat the best: even every remaining coupon at its full stand-alone value.
-        if -(current + bounds[i]) + penalty(current) >= best.cost:
+        # Nothing below this node can beat the best (penalty does not decrease as the discount grows).
+        bound = -(current + most_still(i, left)) + penalty(current)
+        if bound >= best.cost:
             continue
         coupon = stack[i].coupon
         todo.append((i + 1, chosen, left, current))  # without it (explored after "with")
