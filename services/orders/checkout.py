@@ -32,7 +32,6 @@ from models import (
     DeliveryMethod,
     Member,
     Order,
-    OrderEvent,
     OrderLine,
     OrderStatus,
     PointsReason,
@@ -46,6 +45,7 @@ from services.orders import campaigns, pricing
 from services.orders.campaigns import CampaignRef, handler_for
 from services.orders.cart import points_rules, purchase_limit, shipping_rules, shopper_with_growth
 from services.orders.checkout_rows import AddressSnapshot, Buyer, SkuRow, read_buyer, read_skus
+from services.orders.new_order import write_order
 from services.orders.pipeline import AppliedDiscount, Gift, PricingContext, Stage, registered_steps
 from services.orders.states import transition
 from services.orders.stock import take_stock
@@ -368,63 +368,53 @@ async def _write(
     gifts = await _gifts_wanted(quote)
     number = _order_number()
     async with in_transaction():
-        order = await Order.create(
-            number=number,
-            shop_id=preview.shop_id,
-            member_id=member_id,
-            status=OrderStatus.PENDING_PAYMENT,
-            items_total=quote.items_total,
-            discount=quote.discount,
-            shipping_fee=quote.shipping_fee,
-            points_used=quote.points_used,
-            points_discount=quote.points_discount,
-            payable=quote.payable,
-            discounts=[_discount_json(d, d.amount) for d in quote.discounts],
-            delivery=request.delivery,
-            address=_address_snapshot(address),
-            note=request.note.strip(),
-            idempotency_key=key,
-            pay_deadline=now() + timedelta(minutes=get_settings().order_pay_timeout_minutes),
-        )
-        await OrderLine.bulk_create(
+        written = await write_order(
+            {
+                "number": number,
+                "shop_id": preview.shop_id,
+                "member_id": member_id,
+                "status": OrderStatus.PENDING_PAYMENT,
+                "items_total": quote.items_total,
+                "discount": quote.discount,
+                "shipping_fee": quote.shipping_fee,
+                "points_used": quote.points_used,
+                "points_discount": quote.points_discount,
+                "payable": quote.payable,
+                "discounts": [_discount_json(d, d.amount) for d in quote.discounts],
+                "delivery": request.delivery,
+                "address": _address_snapshot(address),
+                "note": request.note.strip(),
+                "idempotency_key": key,
+                "pay_deadline": now() + timedelta(minutes=get_settings().order_pay_timeout_minutes),
+            },
             [
-                OrderLine(
-                    order_id=order.id,
-                    product_id=line.product_id,
-                    sku_id=line.sku_id,
-                    title=line.title,
-                    spec=line.spec,
-                    image_url=line.image_url,
-                    unit_price=line.unit_price,
-                    quantity=line.quantity,
-                    line_total=line.line_total,
-                    campaign_kind=line.campaign.kind.value if line.campaign else None,
-                    campaign_id=line.campaign.id if line.campaign else None,
-                    campaign=line.campaign_snapshot or {},
-                    discount=quote.line_discounts[i],
-                    points_discount=quote.line_points[i],
-                    paid_total=quote.line_paid(i),
-                    discounts=[_discount_json(d, d.line_amounts[i]) for d in quote.line_breakdown(i)],
-                )
+                {
+                    "product_id": line.product_id,
+                    "sku_id": line.sku_id,
+                    "title": line.title,
+                    "spec": line.spec,
+                    "image_url": line.image_url,
+                    "unit_price": line.unit_price,
+                    "quantity": line.quantity,
+                    "line_total": line.line_total,
+                    "campaign_kind": line.campaign.kind.value if line.campaign else None,
+                    "campaign_id": line.campaign.id if line.campaign else None,
+                    "campaign": line.campaign_snapshot or {},
+                    "discount": quote.line_discounts[i],
+                    "points_discount": quote.line_points[i],
+                    "paid_total": quote.line_paid(i),
+                    "discounts": [_discount_json(d, d.line_amounts[i]) for d in quote.line_breakdown(i)],
+                }
                 for i, line in enumerate(preview.lines)
-            ]
+            ],
+            line_ids=any(line.campaign for line in preview.lines),
         )
-        if any(line.campaign for line in preview.lines):
-            # bulk_create fills no ids; the lines were inserted in preview order.
-            line_ids = await OrderLine.filter(order_id=order.id).order_by("id").values_list("id", flat=True)
-            for line_id, line in zip(line_ids, preview.lines, strict=True):
-                if line.campaign is not None:
-                    await handler_for(line.campaign).attach(order, int(line_id), line.campaign, line.quantity)
+        order = written.order
+        for line_id, line in zip(written.line_ids, preview.lines, strict=False):
+            if line.campaign is not None:
+                await handler_for(line.campaign).attach(order, line_id, line.campaign, line.quantity)
         for step in registered_steps():
             await step.attach(order, quote, preview.pricing)
-        await OrderEvent.create(
-            order_id=order.id,
-            from_status=None,
-            to_status=OrderStatus.PENDING_PAYMENT,
-            actor=ActorKind.MEMBER,
-            actor_id=member_id,
-            reason="placed",
-        )
         if quote.points_used:
             try:
                 await apply_points_change(

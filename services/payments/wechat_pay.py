@@ -94,18 +94,38 @@ def pay_client(settings: Settings | None = None) -> WeChatPay:
     WECHAT_PAY_KEY_PATH; wechatpy passes it to requests as `cert`.
     """
     settings = settings or _configured()
-    client = WeChatPay(
+    base = settings.wechat_pay_api_base_url
+    key = (
         settings.wechat_appid,
         settings.wechat_pay_api_key,
         settings.wechat_mch_id,
-        mch_cert=settings.wechat_pay_cert_path or None,
-        mch_key=settings.wechat_pay_key_path or None,
-        timeout=TIMEOUT_SECONDS,
+        settings.wechat_pay_cert_path,
+        settings.wechat_pay_key_path,
+        base,
+        TIMEOUT_SECONDS,
+        PAY_LANE.session,
     )
-    base = settings.wechat_pay_api_base_url
-    client.API_BASE_URL = base if base.endswith("/") else base + "/"
-    client._http = PAY_LANE.session
+    client = _clients.get(key)
+    if client is None:
+        client = WeChatPay(
+            settings.wechat_appid,
+            settings.wechat_pay_api_key,
+            settings.wechat_mch_id,
+            mch_cert=settings.wechat_pay_cert_path or None,
+            mch_key=settings.wechat_pay_key_path or None,
+            timeout=TIMEOUT_SECONDS,
+        )
+        client.API_BASE_URL = base if base.endswith("/") else base + "/"
+        client._http = PAY_LANE.session
+        if len(_clients) >= 8:
+            _clients.clear()
+        _clients[key] = client
     return client
+
+
+# Clients by everything they are built from: building one (wechatpy sets up its API objects) cost more than
+# signing a request. A client keeps no state between calls.
+_clients: dict[tuple[Any, ...], WeChatPay] = {}
 
 
 def notify_url(path: str = NOTIFY_PATH) -> str:
