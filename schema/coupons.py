@@ -272,6 +272,23 @@ class CheckoutCoupon:
     selected: bool = strawberry.field(description="Taken off this order (chosen, or picked as the best).")
 
 
+# Checkout's coupon templates as GraphQL objects, by the template row checkout read them from: checkout keeps
+# those rows per process for a while (services.marketing.coupons.checkout.templates_by_id), and a new row (read
+# again) makes a new object. Shared read-only by the requests that show it; built without the viewer's count.
+_template_types: dict[int, tuple[CouponModel, Coupon]] = {}
+
+
+def _template_type(template: CouponModel) -> Coupon:
+    hit = _template_types.get(template.id)
+    if hit is not None and hit[0] is template:
+        return hit[1]
+    if len(_template_types) > 10_000:
+        _template_types.clear()
+    made = Coupon.from_model(template)
+    _template_types[template.id] = (template, made)
+    return made
+
+
 def checkout_coupons(memo: dict[str, object]) -> list[CheckoutCoupon]:
     """The preview's coupons from what the COUPON step left in the pricing memo: applicable ones first, the
     largest discount first, then the others."""
@@ -285,7 +302,7 @@ def checkout_coupons(memo: dict[str, object]) -> list[CheckoutCoupon]:
     for row, verdict in report.held:
         found.append(
             CheckoutCoupon(
-                member_coupon=MemberCoupon.from_model(row, Coupon.from_model(row.coupon)),  # type: ignore[arg-type]  # a HeldRow reads alike
+                member_coupon=MemberCoupon.from_model(row, _template_type(row.coupon)),  # type: ignore[arg-type]  # a HeldRow reads alike
                 applicable=verdict.applicable,
                 reason=verdict.reason or None,
                 gap=verdict.gap,

@@ -96,7 +96,16 @@ class Scope:
 
 
 def scope_of(coupon: HeldCoupon, lines: Sequence[CouponLine]) -> Scope:
-    scoped = [line for line in lines if in_scope(coupon, line)]
+    ids = coupon.scope_ids
+    # in_scope, unrolled per kind of scope: asked for every held coupon and line of every preview.
+    if coupon.scope == CouponScope.ALL:
+        scoped = list(lines)
+    elif coupon.scope == CouponScope.PRODUCTS:
+        scoped = [line for line in lines if line.product_id in ids]
+    elif coupon.scope == CouponScope.CATEGORIES:
+        scoped = [line for line in lines if not line.category_ids.isdisjoint(ids)]
+    else:
+        scoped = [line for line in lines if line.brand_id is not None and line.brand_id in ids]
     usable = [line for line in scoped if line.coupon_ok]
     return Scope(bool(scoped), tuple(line.key for line in usable), sum(line.amount for line in usable))
 
