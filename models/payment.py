@@ -99,6 +99,17 @@ class Refund(Model):
     succeeded_at = fields.DatetimeField(null=True)
     # When the sweeper last asked WeChat Pay about it (refund query), while no notification settled it.
     checked_at = fields.DatetimeField(null=True)
+    # The payment it takes money from (null on rows from before this column: the order's paying payment, or the
+    # extra payment its reason names).
+    payment = fields.ForeignKeyField(
+        "models.Payment", related_name="refunds", null=True, on_delete=fields.CASCADE
+    )
+    # A refund of an order paid in two payments (a presale's deposit and balance) that needs money from both is
+    # one WeChat refund per payment: the first row carries the lines and the idempotency key, the others are
+    # its parts (they return money only; services.payments.refunds).
+    part_of = fields.ForeignKeyField(
+        "models.Refund", related_name="parts", null=True, on_delete=fields.CASCADE
+    )
 
     class Meta:
         table = "refunds"

@@ -27,7 +27,13 @@ from schema.orders import Order as OrderType
 from schema.payments import Payment, Refund, RefundOrderInput, RefundOrderPayload, SandboxPayPayload
 from services.access.permissions import Permission, holds, require_permission
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.payments.refunds import EXTRA_PAYMENT_PREFIX, line_refund, refund_number, start_refund
+from services.payments.refunds import (
+    EXTRA_PAYMENT_PREFIX,
+    line_refund,
+    refund_number,
+    refund_total,
+    start_refund,
+)
 from services.payments.sandbox import sandbox_pay
 
 PaymentInfo = Info[Context, None]
@@ -79,7 +85,7 @@ async def _amount(order: Order, amount: int | None, wanted: list[dict[str, int]]
     """The fen to refund: as given, else the lines' share of what was paid, else all not yet refunded."""
     existing = await RefundModel.get_or_none(out_refund_no=number)
     if existing is not None and amount is None:
-        return existing.amount  # the same request again: the same refund
+        return await refund_total(existing)  # the same request again: the same refund (its parts included)
     if amount is not None:
         if amount <= 0:
             raise DomainError(ErrorCode.BAD_USER_INPUT, "A refund is at least 1 fen", "input.amount")

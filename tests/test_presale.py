@@ -19,6 +19,7 @@ from models import (
     AuditLog,
     Member,
     Order,
+    OrderLine,
     OrderStatus,
     Payment,
     PaymentStage,
@@ -288,3 +289,111 @@ async def test_an_unpaid_balance_forfeits_the_deposit_and_releases_the_stock(
         "forfeited": 1,
         "cancelled": 2,
     }
+
+
+REFUND_ORDER = f"""mutation($orderId: ID!, $input: RefundOrderInput!, $key: String!) {{
+  refundOrder(orderId: $orderId, input: $input, idempotencyKey: $key) {{
+    refund {{ outRefundNo amount status }} {ERRORS} }} }}"""
+
+
+async def balance_paid_order(
+    client: httpx.AsyncClient, standin: WeChatPayStandIn, clock: list[datetime], sku: Sku
+) -> tuple[Order, Payment, Payment]:
+    """A presale order of one unit (¥50 deposit worth ¥100, ¥100 balance, so ¥150 in two payments), paid in
+    full: (order, deposit payment, balance payment)."""
+    start = clock[0]
+    made = (await gql(client, CREATE, {"input": presale_input(sku, start)}, await staff()))["data"]
+    member, token = await new_member()
+    placed = await buy(client, token, await new_address(member), sku, made["presaleCreate"]["presale"]["id"])
+    assert placed["errors"] == [] and placed["order"]["payable"] == 15000
+    order_id = decode_id(placed["order"]["id"], "Order")
+    deposit = await pay_latest(standin, order_id)
+    clock[0] = start + BALANCE_OPENS + timedelta(minutes=1)
+    paying = (await gql(client, ORDER_PAY, {"orderId": placed["order"]["id"]}, token))["data"]["orderPay"]
+    assert paying["errors"] == []
+    balance = await pay_latest(standin, order_id)
+    order = await Order.get(id=order_id)
+    assert (order.status, order.paid_amount, deposit.amount, balance.amount) == (
+        OrderStatus.PAID,
+        15000,
+        5000,
+        10000,
+    )
+    return order, deposit, balance
+
+
+def refunded_at_wechat(standin: WeChatPayStandIn, payment: Payment) -> list[int]:
+    """The refunds WeChat Pay was asked for against `payment`, one entry per refund number."""
+    asked = {
+        c["out_refund_no"]: c for c in standin.calls("refund") if c["out_trade_no"] == payment.out_trade_no
+    }
+    assert all(int(c["total_fee"]) == payment.amount for c in asked.values()), "each against its own payment"
+    return sorted(int(c["refund_fee"]) for c in asked.values())
+
+
+async def test_a_whole_refund_after_the_balance_returns_both_payments_each_exactly_once(
+    seeded: None, wechat_pay: WeChatPayStandIn, client: httpx.AsyncClient, clock: list[datetime]
+) -> None:
+    sku = await new_sku(price=25000, stock=10)
+    order, deposit, balance = await balance_paid_order(client, wechat_pay, clock, sku)
+    service = await staff(StaffRole.CUSTOMER_SERVICE)
+    variables = {"orderId": encode_id("Order", order.id), "input": {"reason": "缺货"}, "key": "whole"}
+    answer = (await gql(client, REFUND_ORDER, variables, service))["data"]["refundOrder"]
+    assert answer["errors"] == [] and answer["refund"]["status"] == "PENDING"
+    # A retried click is the same refund: nothing is asked of WeChat twice under another number.
+    again = (await gql(client, REFUND_ORDER, variables, service))["data"]["refundOrder"]
+    assert again["errors"] == [] and again["refund"]["outRefundNo"] == answer["refund"]["outRefundNo"]
+    assert refunded_at_wechat(wechat_pay, balance) == [10000]
+    assert refunded_at_wechat(wechat_pay, deposit) == [5000]
+    rows = await Refund.filter(order_id=order.id).order_by("id")
+    assert [(r.amount, r.payment_id) for r in rows] == [(10000, balance.id), (5000, deposit.id)]  # type: ignore[attr-defined]
+
+    # WeChat settles the deposit's refund first (and says so twice): its money is the order's, its units
+    # come back with the balance's refund.
+    part = rows[1]
+    for _ in range(2):
+        assert ok(await handle_refund_notification(wechat_pay.refund_notification(part.out_refund_no)))
+    half = await Order.get(id=order.id)
+    assert (half.status, half.refunded_amount) == (OrderStatus.PAID, 5000)
+    assert (await Sku.get(id=sku.id)).stock == 9
+    for _ in range(2):
+        assert ok(await handle_refund_notification(wechat_pay.refund_notification(rows[0].out_refund_no)))
+    done = await Order.get(id=order.id)
+    assert (done.status, done.refunded_amount) == (OrderStatus.CANCELLED, 15000)
+    [line] = await OrderLine.filter(order_id=order.id)
+    assert (line.refunded_quantity, line.refunded_amount) == (1, 15000)
+    assert (await Sku.get(id=sku.id)).stock == 10, "the unit came back once"
+    assert [r.status for r in await Refund.filter(order_id=order.id)] == [RefundStatus.SUCCEEDED] * 2
+    over = (await gql(client, REFUND_ORDER, {**variables, "key": "more"}, service))["data"]["refundOrder"]
+    assert codes(over) == [("REFUND_EXCEEDS_PAID", "input.amount")]
+
+
+async def test_a_partial_refund_takes_the_balance_first_then_the_deposit(
+    seeded: None, wechat_pay: WeChatPayStandIn, client: httpx.AsyncClient, clock: list[datetime]
+) -> None:
+    sku = await new_sku(price=25000, stock=10)
+    order, deposit, balance = await balance_paid_order(client, wechat_pay, clock, sku)
+    service = await staff(StaffRole.CUSTOMER_SERVICE)
+    order_gid = encode_id("Order", order.id)
+    first = {"orderId": order_gid, "input": {"reason": "差价", "amount": 12000}, "key": "p1"}
+    answer = (await gql(client, REFUND_ORDER, first, service))["data"]["refundOrder"]
+    assert answer["errors"] == []
+    assert refunded_at_wechat(wechat_pay, balance) == [10000]
+    assert refunded_at_wechat(wechat_pay, deposit) == [2000]
+    for refund in await Refund.filter(order_id=order.id):
+        assert ok(await handle_refund_notification(wechat_pay.refund_notification(refund.out_refund_no)))
+    kept = await Order.get(id=order.id)
+    assert (kept.status, kept.refunded_amount) == (OrderStatus.PAID, 12000)
+
+    # The rest can only come from the deposit: one refund of it, which leaves nothing paid.
+    rest = {"orderId": order_gid, "input": {"reason": "取消"}, "key": "p2"}
+    answer = (await gql(client, REFUND_ORDER, rest, service))["data"]["refundOrder"]
+    assert answer["errors"] == [] and answer["refund"]["amount"] == 3000
+    assert refunded_at_wechat(wechat_pay, deposit) == [2000, 3000]
+    assert refunded_at_wechat(wechat_pay, balance) == [10000]
+    assert ok(
+        await handle_refund_notification(wechat_pay.refund_notification(answer["refund"]["outRefundNo"]))
+    )
+    done = await Order.get(id=order.id)
+    assert (done.status, done.refunded_amount) == (OrderStatus.CANCELLED, 15000)
+    assert (await Sku.get(id=sku.id)).stock == 10

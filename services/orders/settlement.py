@@ -32,7 +32,14 @@ from services.loyalty.points import apply_points_change, points_entry
 from services.orders import after_sales
 from services.orders import states as order_states
 from services.payments import notifications, plans
-from services.payments.refunds import EXTRA_PAYMENT_PREFIX, line_refund, refund_payment, start_refund
+from services.payments.refunds import (
+    EXTRA_PAYMENT_PREFIX,
+    line_refund,
+    refund_payment,
+    returns_order_money,
+    settled_head,
+    start_refund,
+)
 
 log = logging.getLogger("lianmall.settlement")
 
@@ -93,7 +100,10 @@ async def return_to_order(order: Order, refund: Refund, stock: list[StockChange]
 
     lines = {line.id: line for line in await OrderLine.filter(order_id=order.id).order_by("id")}
     items = [(lines[i["line_id"]], int(i["quantity"])) for i in refund.lines or [] if i["line_id"] in lines]
-    if not items and full:
+    # A part of a refund spanning two payments (services.payments.refunds) returns money only: its first row
+    # returns the units it names.
+    money_only = refund.part_of_id is not None  # type: ignore[attr-defined]
+    if not items and full and not money_only:
         items = [(line, line.quantity - line.refunded_quantity) for line in lines.values()]
         items = [(line, q) for line, q in items if q > 0]
     # Each line's share of the refund follows the cash it paid (its snapshot, after discounts and points).
@@ -106,15 +116,20 @@ async def return_to_order(order: Order, refund: Refund, stock: list[StockChange]
     for index, ((line, quantity), weight) in enumerate(zip(items, weights, strict=True)):
         share = refund.amount - shared if index == len(items) - 1 else refund.amount * weight // total_weight
         shared += share
-        refunded[line.id] += quantity
+        units = 0 if money_only else quantity
+        refunded[line.id] += units
         await OrderLine.filter(id=line.id).update(
-            refunded_quantity=F("refunded_quantity") + quantity, refunded_amount=F("refunded_amount") + share
+            refunded_quantity=F("refunded_quantity") + units, refunded_amount=F("refunded_amount") + share
         )
     # Free lines (gifts) need not come back for the goods to count as refunded in full.
     wholly = full or all(refunded[line.id] >= line.quantity for line in lines.values() if line.line_total > 0)
 
     # Stock goes back only while nothing has left the warehouse.
-    if order.shipped_at is None and order.status in (OrderStatus.PAID, OrderStatus.CANCELLED):
+    if (
+        not money_only
+        and order.shipped_at is None
+        and order.status in (OrderStatus.PAID, OrderStatus.CANCELLED)
+    ):
         for line, quantity in items:
             await Sku.filter(id=line.sku_id).update(stock=F("stock") + quantity)
             await Product.filter(id=line.product_id).update(total_stock=F("total_stock") + quantity)
@@ -185,14 +200,17 @@ async def _take_back_rewards(
 async def complete_refund(refund_id: int) -> None:
     """Idempotent follow-ups of a succeeded refund: the after-sale is done; a wholly refunded order that was
     not shipped is cancelled."""
-    refund = await Refund.get(id=refund_id)
+    # A refund in several WeChat refunds (one per payment) is done when the last of them is.
+    refund = await settled_head(await Refund.get(id=refund_id))
+    if refund is None:
+        return
     order = await Order.get(id=refund.order_id)  # type: ignore[attr-defined]
     if refund.after_sale_id is not None:  # type: ignore[attr-defined]
         await after_sales.mark_refunded(refund.after_sale_id)  # type: ignore[attr-defined]
     payment = await refund_payment(refund)
     if (
         payment is not None
-        and payment.transaction_id == order.transaction_id
+        and await returns_order_money(order, payment.id)
         and order.status == OrderStatus.PAID
         and order.refunded_amount >= (order.paid_amount or order.payable)
     ):

@@ -40,7 +40,7 @@ from services.catalog.events import StockChange, stock_changed
 from services.errors import DomainError
 from services.members import viewer
 from services.payments.notice_xml import UnreadableNotice, read_notice
-from services.payments.refunds import refund_payment
+from services.payments.refunds import refund_payment, returns_order_money
 from services.payments.wechat_pay import pay_client
 
 log = logging.getLogger("lianmall.payment_notices")
@@ -317,10 +317,7 @@ async def _record_refund(
         )
         order = await Order.filter(id=refund.order_id).select_for_update().first()  # type: ignore[attr-defined]
         assert order is not None
-        if (
-            order.transaction_id is None
-            or (await Payment.get(id=payment_id)).transaction_id != order.transaction_id
-        ):
+        if not await returns_order_money(order, payment_id):
             return "accepted"  # money of an extra payment went back: the order itself is untouched
         await _settlement().refund_succeeded(order, refund, stock)
         return "accepted"

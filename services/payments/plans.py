@@ -2,8 +2,9 @@
 higher domain (marketing's presale) can split an order into a DEPOSIT and a BALANCE, two WeChat Pay payments.
 
 Payments asks the plans (`amount_due`) what to charge now, and prepay makes a Payment of that stage and
-amount; the orders domain's settlement asks them (`settle_deposit`) to record a paid deposit. A plan never
-moves an order to PAID: the BALANCE (or FULL) payment does that through the state machine.
+amount; the orders domain's settlement asks them (`settle_deposit`) to record a paid deposit; refunds ask them
+(`earlier_payments`) which payments besides the paying one an order's money is in. A plan never moves an order
+to PAID: the BALANCE (or FULL) payment does that through the state machine.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class PaymentPlan:
     deposit_paid: Callable[[Order, Payment], Awaitable[bool]]
     # The order line campaign kind (e.g. "PRESALE") an order needs for this plan to split it; None: any order.
     campaign_kind: str | None = None
+    # `earlier_payments(order)`: the ids of the payments that paid the order before the one that made it PAID
+    # (a presale's deposit, once the balance is paid); their money is the order's, refunded after the last one's.
+    earlier_payments: Callable[[Order], Awaitable[list[int]]] | None = None
 
 
 _plans: list[PaymentPlan] = []
@@ -64,3 +68,12 @@ async def settle_deposit(order: Order, payment: Payment) -> bool:
         if await plan.deposit_paid(order, payment):
             return True
     return False
+
+
+async def earlier_payments(order: Order) -> list[int]:
+    """Ids of the payments that paid `order` besides its paying one (see PaymentPlan.earlier_payments)."""
+    found: list[int] = []
+    for plan in _plans:
+        if plan.earlier_payments is not None:
+            found.extend(await plan.earlier_payments(order))
+    return found

@@ -11,8 +11,10 @@ The balance payment moves the order to PAID like any payment.
 
 Refund rules by stage: before the deposit, a cancel is an unpaid cancel. With the deposit paid, neither the
 shopper nor the unpaid timeout (before the window closes) can cancel it (a transition guard): only the shop
-can, refunding the deposit (`refund_deposit`). Once the balance is paid, refunds and after-sales take from the
-balance payment (the order's paying payment).
+can, refunding the deposit (`refund_deposit`). Once the balance is paid, the order is refunded like any other
+(staff refunds, after-sales, a failed group's refunds) and its money is in two payments: a refund takes from
+the balance payment first and whatever it needs beyond what is left of the balance from the deposit payment,
+as two WeChat refunds (services.payments.refunds); a whole-order refund returns both in full.
 
 When the balance window opens, the sweeper reminds each member with a paid deposit once by subscribe message
 (WECHAT_PRESALE_BALANCE_TEMPLATE_ID): the reminder is claimed by a guarded update before it is sent, so no
@@ -225,8 +227,22 @@ class _Gone(Exception):
     """The order was cancelled while its deposit was being recorded (rolls the recording back)."""
 
 
+async def _earlier_payments(order: Order) -> list[int]:
+    # Only once the balance is paid is the deposit part of the order's money (before, a refunded deposit is
+    # money of a cancelled order: `refund_deposit`).
+    row = await PresaleOrder.get_or_none(order_id=order.id)
+    if row is None or row.stage != PresaleStage.BALANCE_PAID or row.deposit_payment_id is None:
+        return []
+    return [row.deposit_payment_id]
+
+
 plans.register_payment_plan(
-    plans.PaymentPlan(due=_due, deposit_paid=_deposit_paid, campaign_kind=CampaignKind.PRESALE.value)
+    plans.PaymentPlan(
+        due=_due,
+        deposit_paid=_deposit_paid,
+        campaign_kind=CampaignKind.PRESALE.value,
+        earlier_payments=_earlier_payments,
+    )
 )
 
 
