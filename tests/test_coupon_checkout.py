@@ -5,6 +5,7 @@ order's transaction; cancelling, the unpaid timeout and (when the coupon says so
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from infra.clock import now
+from infra.query_counter import count_queries
 from models import (
     ActorKind,
     CouponKind,
@@ -22,11 +24,17 @@ from models import (
     Order,
     OrderLine,
     OrderStatus,
+    Product,
+    Promotion,
+    PromotionKind,
+    PromotionStatus,
+    Shop,
 )
 from schema.node import encode_id
 from services.errors import DomainError, ErrorCode
 from services.marketing.coupons import checkout as coupon_checkout
 from services.marketing.coupons import wallet
+from services.marketing.promotions import admin as promotion_admin
 from services.orders import checkout, states, sweeper
 from services.orders.checkout import CheckoutRequest, ItemRequest
 from services.orders.pipeline import Stage, unregister_step
@@ -277,3 +285,42 @@ async def test_without_the_coupon_step_checkout_ignores_coupons() -> None:
     finally:
         coupon_checkout.install()
     assert order.discount == 0 and (await MemberCoupon.get(id=held.id)).status == HeldCouponStatus.UNUSED
+
+
+async def test_a_preview_costs_the_same_statements_whatever_it_holds(client: Any) -> None:
+    """Lines, held coupons and running promotions are each read in one statement (plus the buyer and the
+    SKUs): a basket of one line and one coupon costs what six lines, eight coupons and a promotion cost."""
+    shop = await Shop.create(code=f"flat-{secrets.token_hex(3)}", name="平价店")
+    skus = [await new_sku(price=3000 + 100 * i, stock=50, shop=shop) for i in range(6)]
+    member, token = await new_member()
+    address = encode_id("Address", await new_address(member))
+    for i in range(8):
+        held = await new_coupon(amount_off=100 + i, stackable=i % 2 == 0)
+        await wallet.grant(member.id, held.id, CouponSource.ISSUED)
+    category = (await Product.get(id=skus[0].product_id)).category_id  # type: ignore[attr-defined]
+    promotion = await promotion_admin.create_promotion(
+        promotion_admin.PromotionDraft(
+            title="类目满减",
+            kind=PromotionKind.THRESHOLD,
+            starts_at=now() - timedelta(hours=1),
+            ends_at=now() + timedelta(hours=1),
+            conditions=[{"type": "CATEGORIES", "args": {"ids": [category]}}],
+            actions=[{"type": "AMOUNT_OFF", "args": {"amount": 500}}],
+        )
+    )
+    await promotion_admin.set_status(promotion.id, PromotionStatus.ACTIVE)
+    try:
+
+        async def statements(count: int) -> int:
+            items = [{"skuId": encode_id("Sku", sku.id), "quantity": 1} for sku in skus[:count]]
+            variables = {"input": {"addressId": address, "items": items}}
+            await gql(client, PREVIEW, variables, token)  # what a process keeps warm
+            with count_queries() as counter:
+                preview = (await gql(client, PREVIEW, variables, token))["data"]["checkoutPreview"]
+            assert preview["errors"] == [] and len(preview["preview"]["coupons"]) == 8
+            return counter.count
+
+        small, large = await statements(1), await statements(6)
+        assert small == large <= 5, (small, large)
+    finally:
+        await Promotion.filter(id=promotion.id).delete()

@@ -54,10 +54,14 @@ async def line_categories(basket: Basket, ctx: PricingContext) -> dict[int, froz
     query per pricing run, kept in `ctx.memo` for the promotion and coupon steps alike."""
     found: dict[int, frozenset[int]] | None = ctx.memo.get(_CATEGORIES_MEMO)
     if found is None:
-        found = {}
-        wanted = sorted({line.category_id for line in basket.lines if line.category_id is not None})
-        if wanted:
-            for cid, path in await Category.filter(id__in=wanted).values_list("id", "path"):
-                found[int(cid)] = frozenset([int(cid), *(int(p) for p in str(path).split("/") if p)])
+        paths = {
+            line.category_id: line.category_path for line in basket.lines if line.category_id is not None
+        }
+        if any(path is None for path in paths.values()):  # the lines' reader did not bring the paths
+            paths = dict(await Category.filter(id__in=sorted(paths)).values_list("id", "path"))
+        found = {
+            int(cid): frozenset([int(cid), *(int(p) for p in str(path).split("/") if p)])
+            for cid, path in paths.items()
+        }
         ctx.memo[_CATEGORIES_MEMO] = found
     return found

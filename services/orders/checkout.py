@@ -246,6 +246,7 @@ async def _price(
             campaign=line.campaign.kind.value if line.campaign else None,
             category_id=skus[line.sku_id].category_id,
             brand_id=skus[line.sku_id].brand_id,
+            category_path=skus[line.sku_id].category_path,
         )
         for line in lines
     ]

@@ -76,13 +76,15 @@ class SkuRow:
     brand_id: int | None
     image_url: str
     spec: str
+    category_path: str | None = None  # the category's ancestors ("/1/5/"), for promotion and coupon scopes
 
 
 _SKUS_SQL = (
     "SELECT s.id, s.product_id, s.price, s.member_price, s.tier_prices, s.stock,"
     " p.title, p.status, p.shop_id, sh.name, p.category_id, p.brand_id,"
     " (SELECT m.url FROM product_media m WHERE m.product_id = p.id AND m.kind = 'IMAGE'"
-    " ORDER BY m.sort, m.id LIMIT 1){spec}"
+    " ORDER BY m.sort, m.id LIMIT 1),"
+    " (SELECT c.path FROM categories c WHERE c.id = p.category_id){spec}"
     " FROM skus s JOIN products p ON p.id = s.product_id JOIN shops sh ON sh.id = p.shop_id"
     " WHERE s.id {{ids}}"
 )
@@ -111,7 +113,7 @@ async def read_skus(ids: Sequence[int]) -> dict[int, SkuRow]:
     for r in rows:
         sku_id = int(r[0])
         tiers = r[4]
-        spec = r[13] if postgres else " ".join(text for _, text in sorted(specs.get(sku_id, [])))
+        spec = r[14] if postgres else " ".join(text for _, text in sorted(specs.get(sku_id, [])))
         skus[sku_id] = SkuRow(
             id=sku_id,
             product_id=int(r[1]),
@@ -127,5 +129,6 @@ async def read_skus(ids: Sequence[int]) -> dict[int, SkuRow]:
             brand_id=None if r[11] is None else int(r[11]),
             image_url=str(r[12] or ""),
             spec=str(spec or ""),
+            category_path=None if r[13] is None else str(r[13]),
         )
     return skus

@@ -52,6 +52,9 @@ class PricedLine:
     # What promotion and coupon scopes match on (services.orders.pipeline).
     category_id: int | None = None
     brand_id: int | None = None
+    # The category's path of ancestor ids ("/1/5/") when the reader had it (checkout does), so the steps need
+    # not read it again.
+    category_path: str | None = None
 
     @property
     def line_total(self) -> int:
