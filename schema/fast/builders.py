@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from infra.volatile import present
 from schema.fast.fields import Hole, Leaf, Link
 
 if TYPE_CHECKING:
@@ -24,10 +25,15 @@ _KEEP = {
 }
 
 
+def _shown(described: tuple[str, str, int, int]) -> int | bool:
+    _, form, argument, value = described
+    return present(form, argument, value)
+
+
 def builder(plan: TypePlan) -> Callable[..., dict[str, Any]]:
     """`build(source, context, level, path, execution)`: the object's answer, in the plan's field order;
     loading fields are None until their level is done (execute.py fills them)."""
-    names: dict[str, Any] = {"PLAN": plan}
+    names: dict[str, Any] = {"PLAN": plan, "shown": _shown}
     entries: list[str] = []
     for index, field in enumerate(plan.fields):
         spec = field.spec
@@ -46,8 +52,14 @@ def builder(plan: TypePlan) -> Callable[..., dict[str, Any]]:
             keep = _KEEP.get(field.scalar or "")
             value = f"(v if {keep.format(read=read)} else S{index}(v))" if keep else f"S{index}({read})"
         elif isinstance(spec, Hole):
+            # Where the answer may be cached the executor notes the hole; otherwise the value is all it needs.
             names[f"F{index}"] = field
-            value = f"execution.hole(F{index}, source, path, PLAN)"
+            names[f"D{index}"] = spec.describe
+            names[f"S{index}"] = field.serialize
+            value = (
+                f"(S{index}(shown(D{index}(source))) if execution.noted is None "
+                f"else execution.hole(F{index}, source, path, PLAN))"
+            )
         elif isinstance(spec, Link) and not spec.deferred:
             # Nothing to load (an edge's node, a SKU's tier prices): its objects join this very level, so their
             # loads start together with their parents' (as the root resolvers' prefetch does).

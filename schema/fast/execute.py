@@ -35,13 +35,11 @@ async def everything(awaitables: list[Awaitable[Any]]) -> list[Any]:
 
 
 class Execution:
-    def __init__(self, context: Context, schema: Any, variables: VariableValues) -> None:
+    def __init__(self, context: Context) -> None:
         self.context = context
-        self.schema = schema  # strawberry's, for argument conversion
-        self.variables = variables
         self.noted = context.volatile
 
-    async def run(self, plan: OperationPlan) -> dict[str, Any]:
+    async def run(self, plan: OperationPlan, arguments: list[dict[str, Any]]) -> dict[str, Any]:
         data: dict[str, Any] = {}
         roots: list[FieldPlan] = []
         calls: list[Awaitable[Any]] = []
@@ -52,7 +50,7 @@ class Execution:
             data[field.key] = None
             assert isinstance(field.spec, Root)
             roots.append(field)
-            calls.append(field.spec.resolve(self.context, **self._arguments(field)))
+            calls.append(field.spec.resolve(self.context, **arguments[len(calls)]))
         values = await everything(calls) if calls else []
         level: Level = {}
         for field, value in zip(roots, values, strict=True):
@@ -61,16 +59,6 @@ class Execution:
         while level:
             level = await self._level(level)
         return data
-
-    def _arguments(self, field: FieldPlan) -> dict[str, Any]:
-        assert field.definition is not None and field.node is not None
-        raw = get_argument_values(field.definition, field.node, self.variables)
-        return convert_arguments(
-            raw,
-            field.arguments,
-            scalar_registry=self.schema.schema_converter.scalar_registry,
-            config=self.schema.config,
-        )
 
     def _complete(self, field: FieldPlan, value: Any, level: Level, path: Path | None) -> Any:
         if value is None:
@@ -147,8 +135,29 @@ class Execution:
         return following
 
 
+def root_arguments(plan: OperationPlan, variables: VariableValues, schema: Any) -> list[dict[str, Any]]:
+    """The keyword arguments of each root field's resolution, as strawberry converts them for its resolvers
+    (`schema` is strawberry's). They are only read, so one request's may serve the next with the same
+    variables."""
+    arguments = []
+    for field in plan.fields:
+        if field.spec is None:
+            continue
+        assert field.definition is not None and field.node is not None
+        raw = get_argument_values(field.definition, field.node, variables)
+        arguments.append(
+            convert_arguments(
+                raw,
+                field.arguments,
+                scalar_registry=schema.schema_converter.scalar_registry,
+                config=schema.config,
+            )
+        )
+    return arguments
+
+
 async def execute_plan(
-    plan: OperationPlan, context: Context, schema: Any, variables: VariableValues
+    plan: OperationPlan, arguments: list[dict[str, Any]], context: Context
 ) -> dict[str, Any]:
     """The operation's `data` as graphql-core would answer it (raises Fallback, or any error, when it cannot)."""
-    return await Execution(context, schema, variables).run(plan)
+    return await Execution(context).run(plan, arguments)

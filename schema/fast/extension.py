@@ -9,12 +9,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from graphql import DocumentNode, ExecutionResult, GraphQLSchema
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from schema.context import Context
-from schema.fast.execute import execute_plan
+from schema.fast.execute import execute_plan, root_arguments
 from schema.fast.fields import Fallback
 from schema.fast.plan import OperationPlan, compile_operation, condition_variables
 from schema.query_cost import find_operation
@@ -47,17 +48,18 @@ def _entry(query: str, operation_name: str | None, document: DocumentNode) -> _C
     return entry
 
 
-async def execute_fast(
+# Per (query, operation, variables): the plan and its root fields' arguments. Coercing the variables and
+# converting the arguments costs about as much as executing a small page, and shoppers ask the same pages.
+_prepared: dict[tuple[str, str | None, bytes], tuple[OperationPlan, list[dict[str, Any]]] | None] = {}
+
+
+def _prepare(
     strawberry_schema: Any,
-    query: str | None,
-    document: DocumentNode | None,
+    query: str,
+    document: DocumentNode,
     operation_name: str | None,
     raw_variables: dict[str, Any] | None,
-    context: object,
-) -> ExecutionResult | None:
-    """The result of the operation by the fast executor, or None when strawberry must execute it."""
-    if query is None or document is None or not isinstance(context, Context):
-        return None
+) -> tuple[OperationPlan, list[dict[str, Any]]] | None:
     entry = _entry(query, operation_name, document)
     if entry.conditions is None:
         return None
@@ -82,10 +84,50 @@ async def execute_fast(
         )
     if plan is None:
         return None
+    try:
+        return plan, root_arguments(plan, variables, strawberry_schema)
+    except Exception:  # an argument strawberry cannot convert: it says so itself
+        return None
+
+
+def _prepared_for(
+    strawberry_schema: Any,
+    query: str,
+    document: DocumentNode,
+    operation_name: str | None,
+    raw_variables: dict[str, Any] | None,
+) -> tuple[OperationPlan, list[dict[str, Any]]] | None:
+    try:
+        key = (query, operation_name, orjson.dumps(raw_variables, option=orjson.OPT_SORT_KEYS))
+    except TypeError:  # variables that are not JSON (an in-process caller's): not remembered
+        return _prepare(strawberry_schema, query, document, operation_name, raw_variables)
+    if key in _prepared:
+        return _prepared[key]
+    if len(_prepared) >= MEMO_SIZE:
+        _prepared.clear()
+    made = _prepared[key] = _prepare(strawberry_schema, query, document, operation_name, raw_variables)
+    return made
+
+
+async def execute_fast(
+    strawberry_schema: Any,
+    query: str | None,
+    document: DocumentNode | None,
+    operation_name: str | None,
+    raw_variables: dict[str, Any] | None,
+    context: object,
+) -> ExecutionResult | None:
+    """The result of the operation by the fast executor, or None when strawberry must execute it."""
+    if query is None or document is None or not isinstance(context, Context):
+        return None
+    prepared = _prepared_for(strawberry_schema, query, document, operation_name, raw_variables)
+    if prepared is None:
+        return None
+    plan, arguments = prepared
     noted = len(context.volatile) if context.volatile is not None else 0
     terms = len(context.search_terms)
     try:
-        data = await execute_plan(plan, context, strawberry_schema, variables)
+        data = await execute_plan(plan, arguments, context)
     except Exception as error:  # strawberry answers it, errors included, as it always has
         if context.volatile is not None:
             del context.volatile[noted:]

@@ -86,8 +86,23 @@ def _item(index: int | str) -> Leaf:
     return Leaf(lambda obj, _: read(obj), item=index)
 
 
+# Global IDs per type and primary key, remembered (a listing encodes ~100 of them; a pk's ID never changes).
+NODE_IDS_KEPT = 100_000
+
+
 def _node_id(type_name: str) -> Leaf:
-    return Leaf(lambda obj, _: encode_id(type_name, obj.id))
+    known: dict[int, str] = {}
+
+    def read(obj: Any, _: Context) -> str:
+        pk = obj.id
+        found = known.get(pk)
+        if found is None:
+            if len(known) >= NODE_IDS_KEPT:
+                known.clear()
+            found = known[pk] = encode_id(type_name, pk)
+        return found
+
+    return Leaf(read)
 
 
 def _unique(values: Any) -> list[Any]:
