@@ -5,7 +5,7 @@ their WeChat Pay prepay, answered by the stand-in running in a child process so 
 one at a time through the ASGI app itself (no socket, no uvicorn), with the same setup as
 bench/place_order.py (one product, one SKU, members with tokens and addresses). Reports CPU ms per order
 (time.process_time of this process, worker threads included), wall ms per order and the SQL statements of
-one order (infra.query_counter). `--profile FILE` writes a cProfile of the timed runs.
+one order (infra.query_counter). `--profile FILE` writes a cProfile of the timed runs (the event loop thread's CPU).
 
 PostgreSQL by default (`postgres://postgres@127.0.0.1:5432/test_h2`, Redis db 2, or DATABASE_URL / REDIS_URL
 when set); `--seed` drops the database's public schema, migrates and seeds it first.
@@ -143,7 +143,7 @@ async def run(args: argparse.Namespace) -> None:
             await one(i)
         with count_queries() as counted:
             await one(0)
-        profiler = cProfile.Profile(time.process_time) if args.profile else None
+        profiler = cProfile.Profile(time.thread_time) if args.profile else None
         walls = []
         cpu_started = time.process_time()
         main_started = time.thread_time()

@@ -251,7 +251,9 @@ async def _price(
         for line in lines
     ]
     settings = get_settings()
-    pricing_ctx = PricingContext(member_id, who.level_id, ctx, now(), coupons=request.coupons)
+    pricing_ctx = PricingContext(
+        member_id, who.level_id, ctx, now(), coupons=request.coupons, holds_coupons=buyer.holds_coupons
+    )
     quote = await pricing.quote(
         priced,
         pricing_ctx,

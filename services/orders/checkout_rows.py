@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from infra import raw_sql
+from infra.clock import now
 from services.errors import DomainError, ErrorCode
 
 
@@ -37,25 +38,27 @@ class Buyer:
     openid: str
     existing_order_id: int | None
     address: AddressSnapshot | None
+    holds_coupons: bool
 
 
 _BUYER_SQL = (
     "SELECT m.growth, m.points, m.openid,"
     " (SELECT o.id FROM orders o WHERE o.member_id = $1 AND o.idempotency_key = $2),"
-    " a.id, a.name, a.phone, a.province, a.city, a.district, a.detail"
+    " a.id, a.name, a.phone, a.province, a.city, a.district, a.detail,"
+    " EXISTS (SELECT 1 FROM member_coupons c WHERE c.member_id = $1 AND c.status = 'UNUSED' AND c.valid_until > $4)"
     " FROM members m LEFT JOIN addresses a ON a.id = $3 AND a.member_id = $1 WHERE m.id = $1"
 )
 
 
 async def read_buyer(member_id: int, key: str, address_id: int | None) -> Buyer:
     """The member as checkout needs them, with the order `key` made (if any) and the address `address_id`."""
-    rows = await raw_sql.fetch(_BUYER_SQL, [member_id, key, address_id or 0])
+    rows = await raw_sql.fetch(_BUYER_SQL, [member_id, key, address_id or 0, now()])
     if not rows:
         raise DomainError(ErrorCode.NOT_FOUND, "No member has this ID")
     row = rows[0]
     address = None if row[4] is None else AddressSnapshot(*(str(v) for v in row[5:11]))
     existing = None if row[3] is None else int(row[3])
-    return Buyer(int(row[0] or 0), int(row[1] or 0), str(row[2] or ""), existing, address)
+    return Buyer(int(row[0] or 0), int(row[1] or 0), str(row[2] or ""), existing, address, bool(row[11]))
 
 
 @dataclass(frozen=True)

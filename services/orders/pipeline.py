@@ -98,6 +98,9 @@ class PricingContext:
     # The shipping fee a goods amount would cost this order (set by the quote before the steps run), so the
     # COUPON step can weigh a bigger discount against losing free shipping.
     shipping_fee: Callable[[int], int] | None = None
+    # Whether the member held an unused, unexpired coupon when checkout read the member (None: not read): the
+    # COUPON step need not look for coupons of a member who has none.
+    holds_coupons: bool | None = None
 
 
 def prorate(amount: int, weights: Sequence[int]) -> list[int]:

@@ -219,7 +219,8 @@ class CouponStep:
         if ctx.member_id is None:
             return
         chosen_ids = ctx.coupons
-        rows = await _held(ctx.member_id, chosen_ids)
+        # A member checkout found holding no coupon has none to judge (chosen ones are still looked up, to name them).
+        rows = [] if ctx.holds_coupons is False and not chosen_ids else await _held(ctx.member_id, chosen_ids)
         lines = await _coupon_lines(basket, ctx)
         held = [held_coupon(row) for row in rows]
         scopes = scopes_of(held, lines)
