@@ -34,6 +34,7 @@ from resolvers.points_mall import PointsMallMutation, PointsMallQuery
 from resolvers.presale import PresaleMutation, PresaleQuery
 from resolvers.promotions import PromotionMutation, PromotionQuery
 from resolvers.red_packets import RedPacketMutation, RedPacketQuery
+from schema import input_builders
 from schema.catalog import Media, Sku
 from schema.extensions import LianmallSchema, edge_extensions
 from schema.scalars import SCALAR_OVERRIDES
@@ -110,6 +111,7 @@ def build_schema(*, fast: bool = True) -> strawberry.Schema:
     )
     # Stock and other per-sale numbers: plain resolvers that leave holes in cached answers.
     install_volatile_fields(built._schema)
+    input_builders.install(built)
     return built
 
 
