@@ -143,10 +143,16 @@ class _Subscriber(asyncio.Protocol):
     frames carry a zero mask key, which servers accept)."""
 
     def __init__(
-        self, path: str, host: str, room: str, server: int, latencies: dict[str, list[float]]
+        self,
+        path: str,
+        host: str,
+        room: str,
+        server: int,
+        latencies: dict[str, list[float]],
+        frames: dict[str, int],
     ) -> None:
         self.path, self.host, self.room, self.server = path, host, room, server
-        self.latencies = latencies
+        self.latencies, self.frames = latencies, frames
         self.buffer = bytearray()
         self.upgraded = False
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -221,6 +227,7 @@ class _Subscriber(asyncio.Protocol):
         if kind != "next":
             return
         event = message["payload"]["data"]["liveRoomEvents"]
+        self.frames[event["__typename"]] = self.frames.get(event["__typename"], 0) + 1
         if event["__typename"] == "CommentsPosted":
             values = self.latencies.setdefault(f"CommentPosted(batched)@{self.server}", [])
             for comment in event["comments"]:
@@ -242,6 +249,7 @@ def client_main(
     from urllib.parse import urlsplit
 
     latencies: dict[str, list[float]] = {}
+    frames: dict[str, int] = {}
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -253,7 +261,7 @@ def client_main(
             parts = urlsplit(urls[server])
             async with handshakes:
                 transport, protocol = await loop.create_connection(
-                    lambda: _Subscriber(parts.path, parts.netloc, room, server, latencies),
+                    lambda: _Subscriber(parts.path, parts.netloc, room, server, latencies, frames),
                     parts.hostname,
                     parts.port,
                 )
@@ -264,8 +272,10 @@ def client_main(
         ready.release()
         await loop.run_in_executor(None, go.wait)
         latencies.clear()  # only what arrives during the load
+        frames.clear()
+        cpu = time.process_time()
         await loop.run_in_executor(None, done.wait)
-        results.put(latencies)
+        results.put((latencies, frames, time.process_time() - cpu))
         for transport in transports:
             transport.close()
 
@@ -411,16 +421,24 @@ def main() -> None:
         go.set()
         time.sleep(0.5)
         cpu_before = [cpustat.process_cpu_s(pid) for pid in pids]
+        machine_before, wall_before = cpustat.machine_busy_s(), time.monotonic()
         sent = asyncio.run(load(running[0].url, ctx, args.seconds, args.comments_per_second))
         time.sleep(1.0)  # the last events arrive
         server_cpu_s = [
             round(cpustat.process_cpu_s(pid) - b, 2) for pid, b in zip(pids, cpu_before, strict=True)
         ]
+        machine_cores_busy = (cpustat.machine_busy_s() - machine_before) / (time.monotonic() - wall_before)
         done.set()
         merged: dict[str, list[float]] = {}
+        frames: dict[str, int] = {}
+        client_cpu_s = 0.0
         for _ in clients:
-            for kind, values in results.get(timeout=120).items():
+            latencies, counted, cpu = results.get(timeout=120)
+            for kind, values in latencies.items():
                 merged.setdefault(kind, []).extend(values)
+            for kind, count in counted.items():
+                frames[kind] = frames.get(kind, 0) + count
+            client_cpu_s += cpu
         for process in clients:
             process.join(timeout=30)
     finally:
@@ -438,7 +456,7 @@ def main() -> None:
             "p50_ms": round(percentile(values, 0.50) * 1000, 1),
             "p99_ms": round(percentile(values, 0.99) * 1000, 1),
         }
-    deliveries = sum(row["deliveries"] for row in rows.values())
+    sent_frames = sum(frames.values())
     summary = {
         "subscribers": args.subscribers,
         "processes": args.processes,
@@ -447,8 +465,11 @@ def main() -> None:
         "rss_before_kib": rss_before,
         "rss_idle_kib": rss_idle,
         "kib_per_idle_subscriber": round(idle_kib / max(1, args.subscribers), 1),
+        "frames_received": frames,
         "server_cpu_s_during_load": server_cpu_s,
-        "server_cpu_us_per_delivery": round(sum(server_cpu_s) * 1e6 / max(1, deliveries), 1),
+        "server_cpu_us_per_frame": round(sum(server_cpu_s) * 1e6 / max(1, sent_frames), 1),
+        "client_cpu_s_during_load": round(client_cpu_s, 2),
+        "machine_cores_busy_during_load": round(machine_cores_busy, 2),
         "latency_by_kind_and_server": rows,
     }
     (RESULTS_DIR / "live_fanout.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -27,6 +27,7 @@ protocol, SSE) goes through strawberry and services.live.feed.room_events, so er
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from collections import OrderedDict, deque
@@ -92,6 +93,7 @@ _VIEWER_FIELDS = _viewer_fields()
 class Shape:
     """A document that is one liveRoomEvents subscription whose result is the same for every viewer."""
 
+    query: str
     document: DocumentNode
     operation: OperationDefinitionNode
     field: FieldNode
@@ -146,7 +148,7 @@ def _find_shape(graphql_schema: Any, query: str, operation_name: str | None) -> 
     visit(document, names)
     if names.names & _VIEWER_FIELDS:
         return None
-    return Shape(document, operation, field)
+    return Shape(query, document, operation, field)
 
 
 class _PayloadCache:
@@ -503,7 +505,8 @@ async def start(handler: Any, message: dict[str, Any]) -> bool:
     }
     shared = orjson.dumps(shared_variables, option=orjson.OPT_SORT_KEYS, default=str).decode()
     operation_id = message["id"]
-    operation = Operation(handler, operation_id, query, raw_variables, payload.get("operationName"))
+    # The operation's query and variables are never read again: keep nothing per subscriber of them.
+    operation = Operation(handler, operation_id, shape.query, None, payload.get("operationName"))
     broadcast_args = {
         "room_id": 0,
         "graphql_schema": graphql_schema,
@@ -549,7 +552,7 @@ async def _serve(
     sub = Subscriber(prefix, _sink(handler), feed.Sequencer(room_id, 0))
     registry = broadcasts()
     broadcast = registry.join(broadcast_args, sub)
-    counted = False
+    del broadcast_args  # its variables are the broadcast's now (if it was made for this subscriber)
     try:
         if after_seq is None:
             sub.sequencer.last = await current_seq(room_id)
@@ -558,11 +561,28 @@ async def _serve(
             sub.sequencer.last = after_seq
             missed = await sub.sequencer.missed()
         await broadcast.catch_up(sub, missed)
-        # Counted once it has its place in the numbering: from here on nothing published can pass it by.
-        feed.room_feeds().viewer_joined(room_id)
-        counted = True
-        await asyncio.get_running_loop().create_future()  # until the operation completes or the socket closes
-    finally:
+    except BaseException:
         registry.leave(broadcast, sub)
-        if counted:
-            feed.room_feeds().viewer_left(room_id)
+        raise
+    operation = handler.operations.get(operation_id)
+    if operation is None or operation.task is not asyncio.current_task():
+        registry.leave(broadcast, sub)  # completed meanwhile
+        return
+    # Counted once it has its place in the numbering: from here on nothing published can pass it by.
+    feed.room_feeds().viewer_joined(room_id)
+    # From here the subscription needs no task of its own (about 1 KB each): strawberry ends an operation by
+    # cancelling `operation.task` (and awaits it at shutdown), which a plain future does as well.
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    ended.add_done_callback(functools.partial(_ended, registry, feed.room_feeds(), broadcast, sub))
+    operation.task = ended  # type: ignore[assignment]
+
+
+def _ended(
+    registry: Broadcasts,
+    feeds: feed.RoomFeeds,
+    broadcast: Broadcast,
+    sub: Subscriber,
+    _: asyncio.Future[None],
+) -> None:
+    registry.leave(broadcast, sub)
+    feeds.viewer_left(broadcast.room_id)

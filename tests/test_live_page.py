@@ -4,6 +4,7 @@ live price and stock, comments, a red-packet rain with its grab button, an aucti
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -115,6 +116,15 @@ async def test_a_staff_action_through_the_api_shows_on_the_page_within_a_second(
         viewer = await member_token("阿May")
         await api(server, POST, {"roomId": room["id"], "text": "这件有黑色吗?"}, viewer)
         timings["comment"] = await shows(page, lambda s: "阿May这件有黑色吗?" in s["comments"])
+        # The page asks for comments in batches (CommentsPosted): two in quick succession both show.
+        other = await member_token("小林")
+        await asyncio.gather(
+            api(server, POST, {"roomId": room["id"], "text": "M码还有吗?"}, viewer),
+            api(server, POST, {"roomId": room["id"], "text": "已下单"}, other),
+        )
+        timings["comments"] = await shows(
+            page, lambda s: "阿MayM码还有吗?" in s["comments"] and "小林已下单" in s["comments"]
+        )
 
         rain = await schedule_rain(
             RainDraft(room_id=room_pk, total_amount=500, packet_count=5, starts_at=now(), duration_seconds=60)

@@ -74,6 +74,7 @@
       if (state.pinned && state.pinned.roomProductId === e.roomProductId) { state.pinned.stock = e.stock; renderPinned(); }
     },
     CommentPosted: addComment,
+    CommentsPosted: (e) => { e.comments.forEach(addComment); },
     CommentRemoved: (e) => { const li = document.querySelector(`#comments li[data-id="${e.commentId}"]`); if (li) li.remove(); },
     RedPacketRainStarted: (e) => {
       state.rain = e; $('rain').hidden = false; $('grab').hidden = false;
@@ -139,7 +140,7 @@
   });
 
   // --- the room, then its events -------------------------------------------------------------------------------
-  const EVENTS = `subscription($roomId: ID!, $afterSeq: Int) { liveRoomEvents(roomId: $roomId, afterSeq: $afterSeq) {
+  const EVENTS = `subscription($roomId: ID!, $afterSeq: Int) { liveRoomEvents(roomId: $roomId, afterSeq: $afterSeq, batchComments: true) {
     __typename ... on LiveEvent { seq }
     ... on RoomStatusChanged { status }
     ... on ViewerCount { count }
@@ -148,6 +149,7 @@
     ... on PriceChanged { roomProductId livePrice originalPrice }
     ... on LiveStockChanged { roomProductId stock }
     ... on CommentPosted { commentId nickname text }
+    ... on CommentsPosted { comments { commentId nickname text } }
     ... on CommentRemoved { commentId }
     ... on RedPacketRainStarted { rainId packetCount endsAt }
     ... on RedPacketRainEnded { rainId packetCount packetsGrabbed }
