@@ -150,3 +150,45 @@ async def test_viewers_on_both_processes_are_counted_together(
         while (await next_event(on_a, within=10, skip_viewers=False)).get("count") != 1:
             pass
     await on_a.close()
+
+
+async def test_every_viewer_on_either_process_gets_the_same_text_frame_with_her_own_id(
+    servers: tuple[ServerProcess, ServerProcess],
+    staff_token: str,
+    on_air: dict[str, Any],
+) -> None:
+    a, b = servers
+    query = EVENTS.replace("afterSeq: $afterSeq)", "afterSeq: $afterSeq, batchComments: true)")
+    viewers = []
+    for i, server in enumerate([a, b] * 3):
+        ws = await connect(
+            server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5.0
+        )
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": query, "variables": {"roomId": on_air["id"]}}
+        await ws.send(json.dumps({"id": f"viewer-{i}", "type": "subscribe", "payload": payload}))
+        viewers.append(ws)
+    count = "query($id: ID!) { liveRoom(id: $id) { viewerCount } }"
+    async with asyncio.timeout(10):
+        while (await a.gql(count, {"id": on_air["id"]}))["liveRoom"]["viewerCount"] < 6:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+    await a.gql(UPDATE, {"id": on_air["product"], "input": {"livePrice": 870}}, staff_token)
+    frames = set()
+    for i, ws in enumerate(viewers):
+        async with asyncio.timeout(DEADLINE):
+            while True:
+                raw = await ws.recv()
+                assert isinstance(raw, str), "text frames only"
+                message = json.loads(raw)
+                if message["type"] == "next" and message["payload"]["data"]["liveRoomEvents"].get(
+                    "livePrice"
+                ):
+                    break
+        assert message["id"] == f"viewer-{i}"
+        assert message["payload"]["data"]["liveRoomEvents"]["livePrice"] == 870
+        frames.add(raw.replace(f'"viewer-{i}"', '"ID"'))
+    assert len(frames) == 1, "viewers on A and on B got the same bytes but for their id"
+    for ws in viewers:
+        await ws.close()

@@ -351,11 +351,24 @@ async def current_seq(room_id: int) -> int:
     return int(value or 0)
 
 
+# KEYS: seq counter, history list. ARGV: the last number the caller saw. The history holds consecutive numbers
+# ending at the counter, so what comes after ARGV[1] is its last (counter - ARGV[1]) entries; a number beyond
+# the counter (the counter started again) gets them all.
+_TAIL = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0') - tonumber(ARGV[1])
+if n == 0 then return {} end
+if n < 0 then return redis.call('LRANGE', KEYS[2], 0, -1) end
+return redis.call('LRANGE', KEYS[2], -n, -1)
+"""
+
+
 async def history_since(room_id: int, after_seq: int) -> list[Envelope]:
     """The kept events numbered after `after_seq`, oldest first (all of them for a number from a former
-    epoch, i.e. larger than the counter now)."""
-    redis = current_runtime().redis
-    raw = await redis.lrange(_keys(room_id)[1], 0, -1)
+    epoch, i.e. larger than the counter now). Reads and decodes only those: a crowd reconnecting after a
+    blip each reads the few events it missed, not the whole history."""
+    keys = _keys(room_id)
+    script = current_runtime().redis.register_script(_TAIL)
+    raw = await script(keys=keys[:2], args=[after_seq])
     envelopes = [e for item in raw if (e := decode_envelope(orjson.loads(item))) is not None]
     if envelopes and after_seq > envelopes[-1].seq:
         after_seq = 0  # the counter started again (Redis lost the room): everything kept is news

@@ -244,14 +244,14 @@ class Sequencer:
 
     async def missed(self) -> list[Envelope]:
         """The kept events after this place (every kept one if the room's numbering started again since)."""
-        kept = await history_since(self.room_id, 0)
+        kept = await history_since(self.room_id, self.last)
         if not kept:
             if self.last > await current_seq(self.room_id):
                 self.last = 0  # the counter started again: whatever comes next is news
             return []
-        if (self.epoch is not None and kept[-1].epoch != self.epoch) or self.last > kept[-1].seq:
-            return kept
-        return [e for e in kept if e.seq > self.last]
+        if self.epoch is not None and kept[-1].epoch != self.epoch:
+            return await history_since(self.room_id, 0)  # numbered afresh since: all of it is news
+        return kept
 
     async def admit(self, envelope: Envelope) -> list[Envelope]:
         """The envelopes to send now, given one that just arrived live (none, it, or missed ones and it)."""
