@@ -235,19 +235,23 @@ def best_combination(
     for i in range(len(stack) - 1, -1, -1):
         reach[i] = tuple(sorted(set(reach[i + 1]) | set(stack_keys[i])))
 
-    def most_still(i: int, left: dict[int, int]) -> int:
-        """At most what the coupons from i on can add to the discount, given what is `left` of each line: each
-        coupon at most its stand-alone value and what is left of its lines, all of them at most what is left
-        of the lines they reach."""
-        cap = min(bounds[i], sum(left[k] for k in reach[i]))
-        if cap <= 0:
-            return 0
+    def hopeless(i: int, left: dict[int, int], current: int) -> bool:
+        """Whether nothing below a node can beat the best (penalty does not decrease as the discount grows),
+        by ever tighter bounds on what the coupons from i on can still add: their stand-alone values; at most
+        what is left of the lines they reach; each at most what is left of its own lines."""
+        floor = penalty(current) - current
+        gain = bounds[i]
+        if floor - gain >= best.cost:
+            return True
+        gain = min(gain, sum(left[k] for k in reach[i]))
+        if floor - gain >= best.cost:
+            return True
         each = 0
         for j in range(i, len(stack)):
             each += min(stack[j].discount, sum(left[k] for k in stack_keys[j]))
-            if each >= cap:
-                return cap
-        return each
+            if floor - each < best.cost:
+                return False
+        return True
 
     nodes = 0
     exhaustive = True
@@ -265,9 +269,7 @@ def best_combination(
             best = Choice(chosen, current, -current + penalty(current), 0, True)
         if i == len(stack):
             continue
-        # Nothing below this node can beat the best (penalty does not decrease as the discount grows).
-        bound = -(current + most_still(i, left)) + penalty(current)
-        if bound >= best.cost:
+        if hopeless(i, left, current):
             continue
         coupon = stack[i].coupon
         todo.append((i + 1, chosen, left, current))  # without it (explored after "with")
