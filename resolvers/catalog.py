@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from infra.runtime import current_runtime
-from loaders.catalog import PRODUCT_FIELDS, ProductRow
+from loaders.catalog import PRODUCT_FIELDS, CategoryRow, ProductRow
 from models import Brand as BrandModel
 from models import ProductMedia
 from models import ProductStatus as ProductStatusModel
@@ -179,16 +179,26 @@ def _listing_filter(filter: ProductFilter | None, include_unpublished: bool) -> 
     )
 
 
+async def root_category_rows(context: Context) -> list[CategoryRow]:
+    """The root categories (also what the fast executor, schema/fast, reads)."""
+    context.depends_on("taxonomy")
+    everything = await context.loaders.category.all()
+    return [c for c in everything if c.parent_id is None]
+
+
+async def category_row(context: Context, id: strawberry.ID) -> CategoryRow | None:
+    """The category `id` names (also what the fast executor, schema/fast, reads)."""
+    context.depends_on("taxonomy")
+    return await context.loaders.category.load(decode_id(id, "Category"))
+
+
 async def categories(info: ProductInfo) -> list[Category]:
     """The root categories; walk `children` for the tree."""
-    info.context.depends_on("taxonomy")
-    everything = await info.context.loaders.category.all()
-    return [Category.from_model(c) for c in everything if c.parent_id is None]
+    return [Category.from_model(c) for c in await root_category_rows(info.context)]
 
 
 async def category(info: ProductInfo, id: strawberry.ID) -> Category | None:
-    info.context.depends_on("taxonomy")
-    model = await info.context.loaders.category.load(decode_id(id, "Category"))
+    model = await category_row(info.context, id)
     return Category.from_model(model) if model else None
 
 

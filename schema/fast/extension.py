@@ -35,11 +35,11 @@ class _Compiled:
         self.plans: dict[tuple[Any, ...], OperationPlan | None] = {}
 
 
-_compiled: dict[tuple[str, str | None], _Compiled] = {}
+_compiled: dict[tuple[int, str, str | None], _Compiled] = {}
 
 
-def _entry(query: str, operation_name: str | None, document: DocumentNode) -> _Compiled:
-    key = (query, operation_name)
+def _entry(schema: object, query: str, operation_name: str | None, document: DocumentNode) -> _Compiled:
+    key = (id(schema), query, operation_name)
     entry = _compiled.get(key)
     if entry is None:
         if len(_compiled) >= MEMO_SIZE:
@@ -50,7 +50,7 @@ def _entry(query: str, operation_name: str | None, document: DocumentNode) -> _C
 
 # Per (query, operation, variables): the plan and its root fields' arguments. Coercing the variables and
 # converting the arguments costs about as much as executing a small page, and shoppers ask the same pages.
-_prepared: dict[tuple[str, str | None, bytes], tuple[OperationPlan, list[dict[str, Any]]] | None] = {}
+_prepared: dict[tuple[int, str, str | None, bytes], tuple[OperationPlan, list[dict[str, Any]]] | None] = {}
 
 
 def _prepare(
@@ -60,7 +60,7 @@ def _prepare(
     operation_name: str | None,
     raw_variables: dict[str, Any] | None,
 ) -> tuple[OperationPlan, list[dict[str, Any]]] | None:
-    entry = _entry(query, operation_name, document)
+    entry = _entry(strawberry_schema, query, operation_name, document)
     if entry.conditions is None:
         return None
     schema: GraphQLSchema = strawberry_schema._schema
@@ -98,7 +98,12 @@ def _prepared_for(
     raw_variables: dict[str, Any] | None,
 ) -> tuple[OperationPlan, list[dict[str, Any]]] | None:
     try:
-        key = (query, operation_name, orjson.dumps(raw_variables, option=orjson.OPT_SORT_KEYS))
+        key = (
+            id(strawberry_schema),
+            query,
+            operation_name,
+            orjson.dumps(raw_variables, option=orjson.OPT_SORT_KEYS),
+        )
     except TypeError:  # variables that are not JSON (an in-process caller's): not remembered
         return _prepare(strawberry_schema, query, document, operation_name, raw_variables)
     if key in _prepared:

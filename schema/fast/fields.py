@@ -14,7 +14,13 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 from loaders.catalog import NOT_READY, HeldLoader, ProductRow
-from resolvers.catalog import ProductListing, product_listing, product_row
+from resolvers.catalog import (
+    ProductListing,
+    category_row,
+    product_listing,
+    product_row,
+    root_category_rows,
+)
 from schema.catalog import low_stock_hole, sku_stock_hole, total_stock_hole
 from schema.connection import offset_cursor
 from schema.context import Context
@@ -266,6 +272,8 @@ PAGE_INFO: dict[str, Field] = {
 QUERY: dict[str, Root] = {
     "product": Root(product_row),
     "products": Root(product_listing),
+    "category": Root(category_row),
+    "categories": Root(root_category_rows),
 }
 
 TYPES: dict[str, dict[str, Field]] = {
