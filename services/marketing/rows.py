@@ -1,5 +1,5 @@
-"""Plain-row reads for marketing's per-request paths (the checkout preview's held coupons, the running
-promotions): a fixed statement on the current connection, values as Tortoise would give them.
+"""Values of plain rows (infra.raw_sql) as Tortoise would give them, for marketing's per-request reads (the
+checkout preview's held coupons, the running promotions).
 
 Tortoise's query builder, model instances and its datetime conversion (iso8601 parsing and a time-zone lookup
 per value) cost more than SQLite takes to answer; for 30 held coupons that was ~2 ms of a ~18 ms preview.
@@ -7,28 +7,13 @@ per value) cost more than SQLite takes to answer; for 30 held coupons that was ~
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from tortoise import connections
 from tortoise.fields import DatetimeField
 from tortoise.timezone import get_default_timezone
 
 _AS_TORTOISE = DatetimeField(null=True)
-
-
-async def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """The rows of `sql` whose parameters are written `{}` (each used once, in order), on the
-    current connection (inside a transaction too): `$1`, `$2`, ... on PostgreSQL, `?` on SQLite. Datetime
-    parameters go to the driver as Tortoise's filters send them, so comparisons behave as in a queryset."""
-    db = connections.get("default")
-    if db.capabilities.dialect == "postgres":
-        text = sql.format(*(f"${i + 1}" for i in range(len(params))))
-    else:
-        text = sql.format(*("?" * len(params)))
-    _, rows = await db.execute_query(text, list(params))
-    return [tuple(row) for row in rows]
 
 
 def stored_datetime(value: Any) -> datetime:

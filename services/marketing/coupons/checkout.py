@@ -26,6 +26,7 @@ from typing import Any
 
 from tortoise.expressions import F
 
+from infra import raw_sql
 from infra.clock import now
 from models import (
     Coupon,
@@ -49,7 +50,7 @@ from services.marketing.coupons.choice import (
     scopes_of,
 )
 from services.marketing.pipeline import couponable_lines, line_categories
-from services.marketing.rows import fetch, stored_datetime
+from services.marketing.rows import stored_datetime
 from services.orders import settlement, states
 from services.orders.pipeline import Basket, DiscountSource, PricingContext, Stage, register_step
 from services.orders.pricing import Quote
@@ -104,10 +105,11 @@ class HeldRow:
     coupon: Coupon
 
 
-# The member's unused, unexpired coupons as plain rows (services.marketing.rows: ~2 ms less per preview).
+# The member's unused, unexpired coupons as plain rows (infra.raw_sql, services.marketing.rows: ~2 ms less per
+# preview than through Tortoise).
 _HELD_SQL = (
     "SELECT id, coupon_id, status, source, valid_from, valid_until, claimed_at, used_at, order_id"
-    " FROM member_coupons WHERE member_id = {} AND status = {} AND valid_until > {}"
+    " FROM member_coupons WHERE member_id = $1 AND status = $2 AND valid_until > $3"
     " ORDER BY valid_until, id"
 )
 _HELD_COLUMNS = (
@@ -126,7 +128,7 @@ _HELD_TIMES = ("valid_from", "valid_until", "claimed_at", "used_at")
 
 async def _unused_rows(member_id: int, at: datetime) -> list[dict[str, Any]]:
     found = []
-    for row in await fetch(_HELD_SQL, [member_id, HeldCouponStatus.UNUSED.value, at]):
+    for row in await raw_sql.fetch(_HELD_SQL, [member_id, HeldCouponStatus.UNUSED.value, at]):
         values = dict(zip(_HELD_COLUMNS, row, strict=True))
         for name in _HELD_TIMES:
             if values[name] is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from infra import raw_sql
 from models import Category, Order, OrderStatus, Promotion, PromotionKind, PromotionStatus
 from services.marketing.pipeline import line_categories, promotable_lines
 from services.marketing.promotions.rules import (
@@ -32,7 +33,7 @@ from services.marketing.promotions.rules import (
     RuleSort,
     parse_rule,
 )
-from services.marketing.rows import fetch, stored_datetime
+from services.marketing.rows import stored_datetime
 from services.orders.pipeline import Basket, DiscountSource, Gift, PricingContext, Stage
 from services.orders.pricing import Quote
 
@@ -145,7 +146,7 @@ async def active_promotions(at: datetime) -> list[Compiled]:
     return (await running_promotions(at))[0]
 
 
-# The running promotions as plain rows (services.marketing.rows); their rules are compiled once per change, so
+# The running promotions as plain rows (infra.raw_sql); their rules are compiled once per change, so
 # a row whose compiled form is known needs no model instance and no JSON parsing.
 _RUNNING_COLUMNS = (
     "id",
@@ -163,7 +164,7 @@ _RUNNING_COLUMNS = (
 )
 _RUNNING_SQL = (
     f"SELECT {', '.join(_RUNNING_COLUMNS)} FROM promotions"
-    " WHERE status = {} AND (ends_at IS NULL OR ends_at > {}) ORDER BY priority DESC, id"
+    " WHERE status = $1 AND (ends_at IS NULL OR ends_at > $2) ORDER BY priority DESC, id"
 )
 
 
@@ -197,7 +198,10 @@ def _compiled_row(values: tuple[Any, ...]) -> Compiled:
 
 async def running_promotions(at: datetime) -> tuple[list[Compiled], datetime | None]:
     """The promotions that run at `at`, priority order, and when the next scheduled one starts (one query)."""
-    rows = [_compiled_row(values) for values in await fetch(_RUNNING_SQL, [PromotionStatus.ACTIVE.value, at])]
+    rows = [
+        _compiled_row(values)
+        for values in await raw_sql.fetch(_RUNNING_SQL, [PromotionStatus.ACTIVE.value, at])
+    ]
     upcoming = [p.starts_at for p in rows if p.starts_at > at]
     return [p for p in rows if p.starts_at <= at], min(upcoming, default=None)
 
