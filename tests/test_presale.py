@@ -16,6 +16,9 @@ import pytest
 from infra.clock import now, set_clock
 from infra.settings import get_settings
 from models import (
+    AfterSale,
+    AfterSaleKind,
+    AfterSaleStatus,
     AuditLog,
     Member,
     Order,
@@ -33,7 +36,7 @@ from models import (
 )
 from schema.node import decode_id, encode_id
 from services.access.staff import create_staff
-from services.orders import fulfilment
+from services.orders import after_sales, fulfilment
 from services.orders.sweeper import sweep_once
 from services.payments.notifications import handle_payment_notification, handle_refund_notification
 from tests.graphql_client import gql
@@ -397,3 +400,30 @@ async def test_a_partial_refund_takes_the_balance_first_then_the_deposit(
     done = await Order.get(id=order.id)
     assert (done.status, done.refunded_amount) == (OrderStatus.CANCELLED, 15000)
     assert (await Sku.get(id=sku.id)).stock == 10
+
+
+async def test_an_after_sale_of_a_presale_order_is_refunded_from_both_payments_and_done_when_both_are(
+    seeded: None, wechat_pay: WeChatPayStandIn, client: httpx.AsyncClient, clock: list[datetime]
+) -> None:
+    sku = await new_sku(price=25000, stock=10)
+    order, deposit, balance = await balance_paid_order(client, wechat_pay, clock, sku)
+    [line] = await OrderLine.filter(order_id=order.id)
+    member_id: int = order.member_id  # type: ignore[attr-defined]
+    asked = await after_sales.request_after_sale(
+        member_id, order.id, AfterSaleKind.REFUND_ONLY, [after_sales.LineRequest(line.id, 1)], "不想要了"
+    )
+    await after_sales.approve(asked.id, None)
+    rows = await Refund.filter(order_id=order.id).order_by("id")
+    assert [(r.amount, r.payment_id, r.after_sale_id) for r in rows] == [  # type: ignore[attr-defined]
+        (10000, balance.id, asked.id),
+        (5000, deposit.id, None),
+    ]
+    assert refunded_at_wechat(wechat_pay, balance) == [10000]
+    assert refunded_at_wechat(wechat_pay, deposit) == [5000]
+    assert ok(await handle_refund_notification(wechat_pay.refund_notification(rows[0].out_refund_no)))
+    assert (await AfterSale.get(id=asked.id)).status == AfterSaleStatus.REFUNDING, "half of it is back"
+    assert ok(await handle_refund_notification(wechat_pay.refund_notification(rows[1].out_refund_no)))
+    assert (await AfterSale.get(id=asked.id)).status == AfterSaleStatus.REFUNDED
+    done = await Order.get(id=order.id)
+    assert (done.status, done.refunded_amount) == (OrderStatus.CANCELLED, 15000)
+    assert (await OrderLine.get(id=line.id)).refunded_amount == 15000
