@@ -26,6 +26,9 @@ from models import (
     Payment,
     PointsEntry,
     PointsReason,
+    Promotion,
+    PromotionKind,
+    PromotionStatus,
     Refund,
     RefundStatus,
     Shop,
@@ -36,6 +39,7 @@ from services.access.staff import create_staff
 from services.loyalty.points import change_points
 from services.marketing.coupons import checkout as coupon_checkout
 from services.marketing.coupons import wallet
+from services.marketing.promotions import admin as promotion_admin
 from services.orders import checkout
 from services.orders import states as order_states
 from services.orders.checkout import CheckoutRequest, ItemRequest
@@ -290,3 +294,40 @@ async def test_a_coupon_comes_back_when_its_order_is_refunded_in_full_line_by_li
         assert (await Coupon.get(id=template.id)).used == 1
     status = (await Order.get(id=order.id)).status
     assert status == (OrderStatus.SHIPPED if shipped else status), "a shipped order stays shipped"
+
+
+async def test_a_gift_kept_does_not_keep_the_coupon(runtime: object, wechat_pay: WeChatPayStandIn) -> None:
+    """Refunded in full means every line that cost something: the free gift a promotion added may stay with
+    the shopper, and the coupon still comes back."""
+    coupon_checkout.install()
+    member, _ = await new_member()
+    shop = await Shop.create(code=f"rg-{secrets.token_hex(3)}", name="赠品退款店")
+    coat, scarf = await new_sku(price=5000, shop=shop), await new_sku(price=990, shop=shop)
+    gift = await promotion_admin.create_promotion(
+        promotion_admin.PromotionDraft(
+            title="买大衣送围巾",
+            kind=PromotionKind.THRESHOLD,
+            starts_at=now() - timedelta(hours=1),
+            ends_at=now() + timedelta(hours=1),
+            conditions=[{"type": "PRODUCTS", "args": {"ids": [coat.product_id]}}],  # type: ignore[attr-defined]
+            actions=[{"type": "GIFT_SKU", "args": {"sku_id": scarf.id, "quantity": 1}}],
+        )
+    )
+    await promotion_admin.set_status(gift.id, PromotionStatus.ACTIVE)
+    try:
+        template = await new_coupon(amount_off=1000, return_on_refund=True)
+        held = await wallet.grant(member.id, template.id, CouponSource.ISSUED)
+        request = CheckoutRequest(address_id=await new_address(member), items=(ItemRequest(coat.id, 1),))
+        order = await checkout.place_order(member.id, request, "gift-refund")
+    finally:
+        await Promotion.filter(id=gift.id).delete()
+    await prepay(order, member.openid)
+    payment = await Payment.get(order_id=order.id)
+    assert ok(await handle_payment_notification(wechat_pay.payment_notification(payment.out_trade_no)))
+    await order_states.transition(order.id, OrderStatus.SHIPPED, actor=ActorKind.SYSTEM)
+    coats, gifts = await OrderLine.filter(order_id=order.id).order_by("id")
+    assert (gifts.sku_id, gifts.line_total) == (scarf.id, 0)
+    amount = line_refund(await Order.get(id=order.id), coats, 1)
+    made = await start_refund(order.id, amount, [{"line_id": coats.id, "quantity": 1}], "退货", key="coat")
+    assert ok(await handle_refund_notification(wechat_pay.refund_notification(made.out_refund_no)))
+    assert (await MemberCoupon.get(id=held.id)).status == HeldCouponStatus.UNUSED
