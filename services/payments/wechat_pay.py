@@ -22,6 +22,7 @@ import requests
 from wechatpy.exceptions import WeChatPayException
 from wechatpy.pay import WeChatPay
 
+from infra import raw_sql
 from infra.blocking_io import ThreadLane
 from infra.settings import Settings, get_settings
 from models import Order, OrderLine, OrderStatus, Payment, PaymentStage, PaymentStatus, Shop
@@ -257,13 +258,7 @@ async def prepay(
     if open_payment is not None:
         return _params(pay_client(settings), open_payment.prepay_id)
 
-    payment = await Payment.create(
-        order_id=order.id,
-        out_trade_no=new_trade_number("P"),
-        amount=due.amount,
-        stage=due.stage,
-        sandbox=bool(settings.wechat_sandbox),
-    )
+    payment = await _new_payment(order.id, due, bool(settings.wechat_sandbox), now)
     body = new_order.body[:_BODY_MAX] if new_order is not None else await _body(order)
     start = now.astimezone(_SHANGHAI)
     expire = min(deadline, now + PREPAY_REUSE + timedelta(minutes=15)).astimezone(_SHANGHAI)
@@ -291,5 +286,32 @@ async def prepay(
         await Payment.filter(id=payment.id, status=PaymentStatus.PENDING).update(status=PaymentStatus.CLOSED)
         log.error("unifiedorder answered without prepay_id")
         raise unavailable()
-    await Payment.filter(id=payment.id).update(prepay_id=prepay_id)
+    await raw_sql.execute(_SET_PREPAY_ID, [prepay_id, payment.id])
     return _params(pay_client(settings), prepay_id)
+
+
+@dataclass(frozen=True)
+class _NewPayment:
+    id: int
+    out_trade_no: str
+
+
+_NEW_PAYMENT_PG = (
+    "INSERT INTO payments (order_id, out_trade_no, amount, status, prepay_id, created_at, sandbox, stage)"
+    " VALUES ($1, $2, $3, $4, '', $5, $6, $7) RETURNING id"
+)
+_SET_PREPAY_ID = "UPDATE payments SET prepay_id = $1 WHERE id = $2"
+
+
+async def _new_payment(order_id: int, due: plans.Due, sandbox: bool, at: datetime) -> _NewPayment:
+    """A PENDING payment of `due` with a new merchant number (a fixed statement on PostgreSQL: prepay is on
+    every placeOrder's path)."""
+    number = new_trade_number("P")
+    if raw_sql.is_postgres():
+        params = [order_id, number, due.amount, PaymentStatus.PENDING.value, at, sandbox, due.stage.value]
+        rows = await raw_sql.fetch(_NEW_PAYMENT_PG, params)
+        return _NewPayment(int(rows[0][0]), number)
+    payment = await Payment.create(
+        order_id=order_id, out_trade_no=number, amount=due.amount, stage=due.stage, sandbox=sandbox
+    )
+    return _NewPayment(payment.id, number)
