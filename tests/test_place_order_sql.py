@@ -1,0 +1,60 @@
+"""A shopper buys now and pays: placeOrder's SQL stays a handful of statements, whatever the number of lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.query_counter import count_queries
+from models import Order, OrderLine, Shop, Sku
+from schema.node import encode_id
+from tests.conftest import BACKEND
+from tests.graphql_client import gql
+from tests.test_cart import new_address, new_member, new_sku, sku_id
+from tests.test_checkout import PLACE
+
+pytestmark = pytest.mark.usefixtures("runtime")
+
+# The buyer (with the order a key made, the address and whether they hold coupons), the SKUs, the running
+# promotions, the order with its lines and event, the stock: 5; the prepay's payment row and its prepay_id: 2.
+POSTGRES_STATEMENTS = 7
+SQLITE_STATEMENTS = 13
+
+
+async def test_place_order_with_prepay_costs_the_same_few_statements_for_one_line_or_five(
+    client: Any, wechat_pay: Any
+) -> None:
+    member, token = await new_member()
+    address = encode_id("Address", await new_address(member))
+    shop = await Shop.create(code="sql-count", name="计数店")
+    skus = [await new_sku(price=1000 + i, stock=5, shop=shop) for i in range(5)]
+
+    async def statements(count: int) -> tuple[int, Order]:
+        items = [{"skuId": sku_id(sku), "quantity": 1} for sku in skus[:count]]
+        variables = {"input": {"addressId": address, "items": items}}
+        warm = await gql_place(
+            client, {**variables, "key": f"warm-{count}"}, token
+        )  # what a process keeps warm
+        assert warm["errors"] == []
+        with count_queries() as counter:
+            placed = await gql_place(client, {**variables, "key": f"counted-{count}"}, token)
+        assert placed["errors"] == [] and placed["payParams"]["package"].startswith("prepay_id=")
+        return counter.count, await Order.get(number=placed["order"]["number"])
+
+    (one, single), (five, multi) = await statements(1), await statements(5)
+    assert await OrderLine.filter(order_id=multi.id).count() == 5
+    assert [s.stock for s in await Sku.filter(id__in=[s.id for s in skus]).order_by("id")] == [1, 3, 3, 3, 3]
+    assert single.payable == 1000 + 1000 and multi.payable == sum(1000 + i for i in range(5)) + 1000
+    if BACKEND == "real":
+        assert one == five == POSTGRES_STATEMENTS, (one, five)
+    else:
+        # SQLite writes the order's rows one at a time and takes stock with one guarded update per SKU and
+        # per product.
+        assert one <= SQLITE_STATEMENTS and five - one <= 2 * (5 - 1), (one, five)
+
+
+async def gql_place(client: Any, variables: dict[str, Any], token: str) -> dict[str, Any]:
+    body = await gql(client, PLACE, variables, token)
+    payload: dict[str, Any] = body["data"]["placeOrder"]
+    return payload
