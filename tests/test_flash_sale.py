@@ -28,6 +28,7 @@ from models import (
     Sku,
     StaffRole,
 )
+from schema.fast import extension as fast_extension
 from schema.node import decode_id, encode_id
 from services.errors import DomainError, ErrorCode
 from services.marketing.flash_sale import sold_out, stock
@@ -365,6 +366,28 @@ async def test_each_process_remembers_a_sold_out_item_for_at_most_a_second_and_n
     assert sold_out.refuses(item_pk, stranger.id, 1) is None, "the give-back's event reached this process"
     bought = await checkout.place_order(stranger.id, flash_request(stranger_address, sku, item_pk), "s2")
     assert bought.status == OrderStatus.PENDING_PAYMENT
+
+
+async def test_a_sold_out_crowd_over_http_leaves_the_catalog_executors_memo_alone(client: Any) -> None:
+    operator = await staff_token(StaffRole.OPERATOR)
+    session_id = await open_slot(client, operator)
+    sku = await new_sku(price=5000, stock=5)
+    sale = await flash_sale(client, operator, session_id, sku, allotment=1, limit=1)
+    winner, winner_token = await new_member()
+    won = await gql(
+        client,
+        PLACE,
+        {"input": flash_item(await new_address(winner), sku, sale["items"][0]["id"]), "key": "w"},
+        winner_token,
+    )
+    assert won["data"]["placeOrder"]["order"]
+    member, token = await new_member()
+    body = flash_item(await new_address(member), sku, sale["items"][0]["id"])
+    remembered = len(fast_extension._prepared)
+    for i in range(5):  # each attempt its own idempotency key, as in a real crowd
+        answer = (await gql(client, PLACE, {"input": body, "key": f"crowd-{i}"}, token))["data"]["placeOrder"]
+        assert [e["code"] for e in answer["errors"]] == ["INSUFFICIENT_STOCK"]
+    assert len(fast_extension._prepared) == remembered, "mutations are never the fast executor's"
 
 
 async def test_redis_losing_the_counters_mid_sale_neither_oversells_nor_loses_a_unit(client: Any) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from graphql import DocumentNode, ExecutionResult, GraphQLSchema
+from graphql import DocumentNode, ExecutionResult, GraphQLSchema, OperationType
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
@@ -124,6 +124,11 @@ async def execute_fast(
 ) -> ExecutionResult | None:
     """The result of the operation by the fast executor, or None when strawberry must execute it."""
     if query is None or document is None or not isinstance(context, Context):
+        return None
+    operation = find_operation(document, operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        # Only catalog reads run here: a mutation's variables (a new idempotency key each time) would be coerced
+        # for nothing and fill the memo, pushing the shop's pages out of it.
         return None
     prepared = _prepared_for(strawberry_schema, query, document, operation_name, raw_variables)
     if prepared is None:
