@@ -33,7 +33,7 @@ from models import (
 from schema.node import encode_id
 from services.errors import DomainError, ErrorCode
 from services.marketing.coupons import checkout as coupon_checkout
-from services.marketing.coupons import wallet
+from services.marketing.coupons import templates, wallet
 from services.marketing.promotions import admin as promotion_admin
 from services.orders import checkout, states, sweeper
 from services.orders.checkout import CheckoutRequest, ItemRequest
@@ -324,3 +324,27 @@ async def test_a_preview_costs_the_same_statements_whatever_it_holds(client: Any
         assert small == large <= 5, (small, large)
     finally:
         await Promotion.filter(id=promotion.id).delete()
+
+
+async def test_a_template_changed_by_staff_prices_the_next_preview(client: Any) -> None:
+    """Checkout keeps coupon templates per process, but never one older than the database's: staff making a
+    held coupon non-stackable changes the very next preview (in any process: the held coupons' read brings
+    each template's updated_at, which every change stamps)."""
+    member, token = await new_member()
+    sku = await new_sku(price=30000, stock=10)  # far above free shipping: only the coupons count
+    first = await new_coupon(amount_off=1000, stackable=True)
+    second = await new_coupon(amount_off=1000, stackable=True)
+    for template in (first, second):
+        await wallet.grant(member.id, template.id, CouponSource.ISSUED)
+    one = {
+        "addressId": encode_id("Address", await new_address(member)),
+        "items": [{"skuId": encode_id("Sku", sku.id), "quantity": 1}],
+    }
+
+    async def discount() -> int:
+        payload = (await gql(client, PREVIEW, {"input": one}, token))["data"]["checkoutPreview"]
+        return int(payload["preview"]["discount"])
+
+    assert await discount() == 2000, "both stack"
+    await templates.update_coupon(second.id, {"stackable": False})
+    assert await discount() == 1000, "one alone now"

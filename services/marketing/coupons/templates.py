@@ -185,6 +185,8 @@ async def update_coupon(coupon_id: int, changes: Mapping[str, Any]) -> Coupon:
         )
     await _check(draft)
     values = _columns(draft)
+    # A queryset update leaves auto_now alone: the stamp tells every process its kept copy is old (checkout).
+    values["updated_at"] = now()
     # Guarded: a claim between our read and this write must not leave the total below what was handed out.
     updated = await Coupon.filter(id=coupon_id, issued__lte=draft.total_quantity).update(**values)
     if not updated:
