@@ -141,6 +141,20 @@ class AuctionEnded(LiveEvent):
     winner: str | None = strawberry.field(description="The winner's masked nickname; null: no bids.")
 
 
+@strawberry.type(
+    description="The closed auction's SKU is offered, until `deadline`, to the bidder whose best bid is `amount` "
+    "(amounts are unique within an auction: a page that remembers its accepted amounts knows it is its turn; "
+    "`auction.viewerOffer` says so too). Rank 1 is the winner; a higher rank, the next bidder after one who did "
+    "not pay in time."
+)
+class AuctionOffered(LiveEvent):
+    auction_id: strawberry.ID
+    amount: int
+    bidder: str = strawberry.field(description="The bidder's masked nickname.")
+    rank: int
+    deadline: datetime
+
+
 @strawberry.type(description="People watching the room now, across every server process (approximate).")
 class ViewerCount(LiveEvent):
     count: int
@@ -161,6 +175,7 @@ LiveRoomEvent = Annotated[
     | AuctionBid
     | AuctionExtended
     | AuctionEnded
+    | AuctionOffered
     | ViewerCount,
     strawberry.union("LiveRoomEvent", description="Anything that happens in a live room."),
 ]
@@ -179,6 +194,7 @@ _GRAPHQL_TYPES: dict[str, type] = {
     ev.AuctionBid.KIND: AuctionBid,
     ev.AuctionExtended.KIND: AuctionExtended,
     ev.AuctionEnded.KIND: AuctionEnded,
+    ev.AuctionOffered.KIND: AuctionOffered,
     ev.ViewerCount.KIND: ViewerCount,
 }
 assert set(_GRAPHQL_TYPES) == set(ev.EVENT_TYPES), "every event kind needs its GraphQL type"

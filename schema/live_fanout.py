@@ -1,4 +1,4 @@
-"""`liveRoomEvents` over graphql-transport-ws: each event executed and encoded once per process for every
+"""`liveRoomEvents` over WebSockets: each event executed and encoded once per process for every
 subscriber holding the same operation, and written to all their sockets as the same text frame.
 
 strawberry runs a subscription's selection for every subscriber and every event (about 0.3 ms each, see
@@ -20,13 +20,16 @@ replays what was missed, and no subscriber ever sees an event twice or out of or
 With `batchComments: true` the broadcast gathers CommentPosted events for up to COMMENT_WINDOW and sends them
 as one CommentsPosted (any other event sends the comments before it first).
 
-Anything else (another field, directives on the operation, a document that does not validate, the legacy
-protocol, SSE) goes through strawberry and services.live.feed.room_events, so errors read the same.
+The legacy graphql-ws protocol is served the same way (its frames differ only in `"type":"data"`; it keeps a
+small task per subscription to answer `stop` with `complete`). Anything else (another field, directives on the
+operation, a document that does not validate, SSE and multipart over HTTP) goes through strawberry and
+services.live.feed.room_events, so errors read the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import weakref
@@ -474,26 +477,36 @@ def broadcasts() -> Broadcasts:
     return found
 
 
-# --- graphql-transport-ws -------------------------------------------------------------------------------------
+# --- the two WebSocket protocols ---------------------------------------------------------------------------
 
 
-def _error(message: str, code: ErrorCode) -> list[dict[str, Any]]:
-    return [{"message": message, "extensions": {"code": code.value}}]
+def _error(message: str, code: ErrorCode) -> dict[str, Any]:
+    return {"message": message, "extensions": {"code": code.value}}
 
 
-async def start(handler: Any, message: dict[str, Any]) -> bool:
-    """Serve a `subscribe` message here if it is a plain liveRoomEvents subscription; False: strawberry's turn."""
-    payload = message.get("payload") or {}
+@dataclass
+class _Request:
+    """A subscription this module serves, as read from its subscribe (or legacy start) message."""
+
+    operation_id: str
+    shape: Shape
+    arguments: dict[str, Any]
+    broadcast_args: dict[str, Any]
+
+
+def _read(handler: Any, operation_id: str, payload: Any) -> _Request | None:
+    if not isinstance(payload, dict):
+        return None
     query, raw_variables = payload.get("query"), payload.get("variables") or {}
     if not isinstance(query, str) or not isinstance(raw_variables, dict):
-        return False
+        return None
     graphql_schema = handler.schema._schema
     shape = shape_of(graphql_schema, query, payload.get("operationName"))
     if shape is None:
-        return False
+        return None
     coerced = get_variable_values(graphql_schema, shape.operation.variable_definitions or (), raw_variables)
     if isinstance(coerced, list):
-        return False  # strawberry reports the variables' errors
+        return None  # strawberry reports the variables' errors
     definition = graphql_schema.subscription_type.fields[FIELD]
     arguments = get_argument_values(definition, shape.field, coerced)
     # The variable that carries afterSeq differs per subscriber without changing what an event looks like.
@@ -504,9 +517,6 @@ async def start(handler: Any, message: dict[str, Any]) -> bool:
         if not (isinstance(after_node, VariableNode) and after_node.name.value == k)
     }
     shared = orjson.dumps(shared_variables, option=orjson.OPT_SORT_KEYS, default=str).decode()
-    operation_id = message["id"]
-    # The operation's query and variables are never read again: keep nothing per subscriber of them.
-    operation = Operation(handler, operation_id, shape.query, None, payload.get("operationName"))
     broadcast_args = {
         "room_id": 0,
         "graphql_schema": graphql_schema,
@@ -515,8 +525,31 @@ async def start(handler: Any, message: dict[str, Any]) -> bool:
         "shared": shared,
         "batch_comments": bool(arguments.get("batchComments")),
     }
-    operation.task = asyncio.create_task(_serve(handler, operation_id, arguments, broadcast_args))
-    handler.operations[operation_id] = operation
+    return _Request(operation_id, shape, arguments, broadcast_args)
+
+
+async def start(handler: Any, message: dict[str, Any]) -> bool:
+    """graphql-transport-ws: serve a `subscribe` message here if it is a plain liveRoomEvents subscription;
+    False: strawberry's turn."""
+    request = _read(handler, message["id"], message.get("payload") or {})
+    if request is None:
+        return False
+    payload = message.get("payload") or {}
+    # The operation's query and variables are never read again: keep nothing per subscriber of them.
+    operation = Operation(
+        handler, request.operation_id, request.shape.query, None, payload.get("operationName")
+    )
+    operation.task = asyncio.create_task(_serve(handler, request, legacy=False))
+    handler.operations[request.operation_id] = operation
+    return True
+
+
+async def start_legacy(handler: Any, message: dict[str, Any]) -> bool:
+    """The legacy graphql-ws protocol: the same for a `start` message (frames `{"type":"data",...}`)."""
+    request = _read(handler, message["id"], message.get("payload") or {})
+    if request is None:
+        return False
+    handler.tasks[request.operation_id] = asyncio.create_task(_serve(handler, request, legacy=True))
     return True
 
 
@@ -526,9 +559,22 @@ def _sink(handler: Any) -> Sink:
     return TransportSink(writer) if writer is not None else AsgiSink(websocket.send_text)
 
 
-async def _serve(
-    handler: Any, operation_id: str, arguments: dict[str, Any], broadcast_args: dict[str, Any]
-) -> None:
+async def _refuse(handler: Any, operation_id: str, exc: DomainError, legacy: bool) -> None:
+    error = _error(exc.message, exc.code)
+    if legacy:
+        # What strawberry sends for an error the resolver raised: a data message with it, then complete.
+        handler.tasks.pop(operation_id, None)
+        await handler.send_message(
+            {"type": "data", "id": operation_id, "payload": {"data": None, "errors": [error]}}
+        )
+        await handler.send_message({"type": "complete", "id": operation_id})
+        return
+    handler.operations.pop(operation_id, None)
+    await handler.send_message({"id": operation_id, "type": "error", "payload": [error]})
+
+
+async def _serve(handler: Any, request: _Request, legacy: bool) -> None:
+    operation_id, arguments = request.operation_id, request.arguments
     try:
         room_id = decode_id(arguments["roomId"], "LiveRoom", "roomId")
         after_seq = arguments.get("afterSeq")
@@ -539,20 +585,19 @@ async def _serve(
         if not await rooms.room_exists(room_id):
             raise DomainError(ErrorCode.NOT_FOUND, "No such live room", "roomId")
     except DomainError as exc:
-        handler.operations.pop(operation_id, None)
-        await handler.send_message(
-            {"id": operation_id, "type": "error", "payload": _error(exc.message, exc.code)}
-        )
+        await _refuse(handler, operation_id, exc, legacy)
         return
-    shape: Shape = broadcast_args["shape"]
+    broadcast_args = request.broadcast_args
+    request.broadcast_args = {}  # its variables are the broadcast's now (if it was made for this subscriber)
     broadcast_args["room_id"] = room_id
-    broadcast_args["key"] = (room_id, id(shape.document), broadcast_args["shared"])
-    prefix = b'{"id":' + orjson.dumps(operation_id) + b',"type":"next","payload":'
+    broadcast_args["key"] = (room_id, id(request.shape.document), broadcast_args["shared"])
+    kind = b'"type":"data"' if legacy else b'"type":"next"'
+    prefix = b'{"id":' + orjson.dumps(operation_id) + b"," + kind + b',"payload":'
     # Placeholder numbering until the history is read; the subscriber is not on the shared path before that.
     sub = Subscriber(prefix, _sink(handler), feed.Sequencer(room_id, 0))
-    registry = broadcasts()
+    registry, feeds = broadcasts(), feed.room_feeds()
     broadcast = registry.join(broadcast_args, sub)
-    del broadcast_args  # its variables are the broadcast's now (if it was made for this subscriber)
+    del broadcast_args, request
     try:
         if after_seq is None:
             sub.sequencer.last = await current_seq(room_id)
@@ -564,16 +609,19 @@ async def _serve(
     except BaseException:
         registry.leave(broadcast, sub)
         raise
+    if legacy:
+        await _follow_legacy(handler, operation_id, registry, feeds, broadcast, sub)
+        return
     operation = handler.operations.get(operation_id)
     if operation is None or operation.task is not asyncio.current_task():
         registry.leave(broadcast, sub)  # completed meanwhile
         return
     # Counted once it has its place in the numbering: from here on nothing published can pass it by.
-    feed.room_feeds().viewer_joined(room_id)
+    feeds.viewer_joined(room_id)
     # From here the subscription needs no task of its own (about 1 KB each): strawberry ends an operation by
     # cancelling `operation.task` (and awaits it at shutdown), which a plain future does as well.
     ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    ended.add_done_callback(functools.partial(_ended, registry, feed.room_feeds(), broadcast, sub))
+    ended.add_done_callback(functools.partial(_ended, registry, feeds, broadcast, sub))
     operation.task = ended  # type: ignore[assignment]
 
 
@@ -586,3 +634,25 @@ def _ended(
 ) -> None:
     registry.leave(broadcast, sub)
     feeds.viewer_left(broadcast.room_id)
+
+
+async def _follow_legacy(
+    handler: Any,
+    operation_id: str,
+    registry: Broadcasts,
+    feeds: feed.RoomFeeds,
+    broadcast: Broadcast,
+    sub: Subscriber,
+) -> None:
+    """The legacy protocol answers `stop` with `complete`, so its subscription keeps a task that says so."""
+    feeds.viewer_joined(broadcast.room_id)
+    try:
+        await asyncio.get_running_loop().create_future()
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await handler.send_message({"type": "complete", "id": operation_id})
+    finally:
+        registry.leave(broadcast, sub)
+        feeds.viewer_left(broadcast.room_id)
+        if handler.tasks.get(operation_id) is asyncio.current_task():
+            del handler.tasks[operation_id]

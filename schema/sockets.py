@@ -199,6 +199,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
             payload: Any = limit_error(limit).formatted
             await self.send_message({"type": "error", "id": message["id"], "payload": payload})
             return
+        if self.connection_acknowledged and message["id"] not in self.tasks:
+            from schema import live_fanout  # imports the live domain's schema: only when a socket subscribes
+
+            if await live_fanout.start_legacy(self, message):  # type: ignore[arg-type]
+                _count_started(self.context)
+                return
         await super().handle_start(message)
         if message["id"] in self.tasks:
             _count_started(self.context)

@@ -186,8 +186,9 @@ async def test_a_bid_in_the_last_seconds_moves_the_end(
     await sweep_once(clock[0])
     closed = await Auction.get(id=pk(auction["id"]))
     assert (closed.status, closed.offer_price, closed.offer_rank) == (AuctionStatus.OFFERED, 11000, 1)
-    ended = [e.event for e in await history_since(room_id, 0)][-1]
+    ended, offered = [e.event for e in await history_since(room_id, 0)][-2:]
     assert type(ended).__name__ == "AuctionEnded" and ended.winning_amount == 11000  # type: ignore[attr-defined]
+    assert (type(offered).__name__, offered.amount, offered.rank) == ("AuctionOffered", 11000, 1)  # type: ignore[attr-defined]
 
 
 async def test_equal_bids_at_once_one_is_accepted(client: httpx.AsyncClient, staff_token: str) -> None:
@@ -259,6 +260,10 @@ async def test_the_winner_buys_at_the_winning_bid_or_the_next_bidder_is_offered_
         2,
     )
     assert (await place(alice, alice_token))["errors"][0]["code"] == "FORBIDDEN"
+    # The room hears whose turn it is: Bob's page knows his 12,000.
+    told = (await history_since(passed.room_id, 0))[-1].event
+    assert (type(told).__name__, told.amount, told.rank) == ("AuctionOffered", 12000, 2)  # type: ignore[attr-defined]
+    assert told.deadline == passed.offer_deadline  # type: ignore[attr-defined]
     # Bob places no order in time: Carol is next; she buys and pays, and the auction is sold.
     clock[0] = passed.offer_deadline + timedelta(seconds=1)  # type: ignore[operator]
     await sweep_once(clock[0])

@@ -399,3 +399,55 @@ async def test_a_viewer_who_leaves_is_forgotten_and_the_room_stops_being_followe
     async with asyncio.timeout(5):
         while feed.room_feeds().local_viewers(room.id) or len(live_fanout.broadcasts()) != before:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+async def test_the_legacy_protocol_shares_the_same_execution_and_answers_stop_with_complete(
+    ws_url: str,
+) -> None:
+    from schema import live_fanout
+
+    room = await new_room()
+    modern = await open_room(ws_url, room, op_id="m")
+    legacy = []
+    for i in range(3):
+        ws = await connect(ws_url, subprotocols=[Subprotocol("graphql-ws")])
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        variables = {"roomId": encode_id("LiveRoom", room.id)}
+        await ws.send(
+            json.dumps(
+                {"id": f"old-{i}", "type": "start", "payload": {"query": EVENTS, "variables": variables}}
+            )
+        )
+        legacy.append(ws)
+    await subscribed(room, 4)
+    before = live_fanout.executions()
+    await ev.publish_room_event(room.id, stock(7))
+    assert (await next_event(modern))["stock"] == 7
+    frames = set()
+    for i, ws in enumerate(legacy):
+        while True:
+            async with asyncio.timeout(5):
+                raw = await ws.recv()
+            assert isinstance(raw, str)
+            message = json.loads(raw)
+            if message["type"] != "ka":
+                break
+        assert (message["type"], message["id"]) == ("data", f"old-{i}")
+        assert message["payload"]["data"]["liveRoomEvents"]["stock"] == 7
+        frames.add(raw.replace(f'"old-{i}"', '"ID"'))
+    assert len(frames) == 1
+    assert live_fanout.executions() == before + 1, "one execution for both protocols"
+
+    await legacy[0].send(json.dumps({"id": "old-0", "type": "stop"}))
+    while True:
+        async with asyncio.timeout(5):
+            message = json.loads(await legacy[0].recv())
+        if message["type"] != "ka":
+            break
+    assert message == {"type": "complete", "id": "old-0"}
+    async with asyncio.timeout(5):
+        while feed.room_feeds().local_viewers(room.id) != 3:  # noqa: ASYNC110 (server-side state)
+            await asyncio.sleep(0.01)
+    for ws in [modern, *legacy]:
+        await ws.close()

@@ -19,7 +19,7 @@ from models import Member, StaffRole
 from schema.node import decode_id, encode_id
 from services.access.staff import create_staff
 from services.live import feed
-from services.live.auctions import AuctionDraft, schedule_auction
+from services.live.auctions import AuctionDraft, close_due_auctions, schedule_auction
 from services.live.red_packets import RainDraft, schedule_rain, start_due_rains
 from services.members.tokens import issue_tokens
 from tests.js_clients import NodeProcess, client_options, live_server, node, wait_for
@@ -148,6 +148,9 @@ async def test_a_staff_action_through_the_api_shows_on_the_page_within_a_second(
         timings["auction"] = await shows(page, lambda s: s["auction"] == "100.00")
         # And 出价 at the least it may bid: the page shows the accepted bid from the room's event.
         await shows(page, lambda s: "成功" in (s["auctionResult"] or ""), within=5)
+        # It closes with the page's bid the best: the offer (AuctionOffered, rank 1) tells this shopper to buy.
+        await close_due_auctions(now() + timedelta(minutes=11))
+        timings["offer"] = await shows(page, lambda s: "轮到你了" in (s["auctionResult"] or ""))
     assert rain.packet_count == 5
     assert all(seconds <= SHOWS_WITHIN for seconds in timings.values()), timings
 

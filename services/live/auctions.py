@@ -341,6 +341,8 @@ async def _close(auction: Auction, at: datetime) -> bool:
             auction_id=auction.id, winning_amount=ranked[0][1] if ranked else None, winner=winner
         ),
     )
+    if ranked:
+        await _announce_offer(auction.room_id, auction.id, ranked[0], 1, at + _offer_window())
     return True
 
 
@@ -363,8 +365,30 @@ async def _offer_next(auction_id: int, rank: int, at: datetime) -> bool:
             "offer_deadline": None,
             "order_id": None,
         }
-    return bool(
+    moved = bool(
         await Auction.filter(id=auction_id, status=AuctionStatus.OFFERED, offer_rank=rank).update(**changes)
+    )
+    if moved and rank < len(ranked):
+        room_id = await Auction.filter(id=auction_id).first().values_list("room_id", flat=True)
+        await _announce_offer(int(room_id), auction_id, ranked[rank], rank + 1, changes["offer_deadline"])  # type: ignore[arg-type]
+    return moved
+
+
+async def _announce_offer(
+    room_id: int, auction_id: int, bidder: tuple[int, int], rank: int, deadline: datetime
+) -> None:
+    """Tell the room whose turn it is to buy (AuctionOffered): the bidder knows it by the amount."""
+    member_id, amount = bidder
+    nickname = await Member.filter(id=member_id).first().values_list("nickname", flat=True)
+    await _publish(
+        room_id,
+        events.AuctionOffered(
+            auction_id=auction_id,
+            amount=amount,
+            bidder=mask_nickname(str(nickname or "")),
+            rank=rank,
+            deadline=deadline,
+        ),
     )
 
 

@@ -197,6 +197,20 @@ class AuctionEnded(RoomEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AuctionOffered(RoomEvent):
+    """The closed auction's SKU is offered, until `deadline`, to the bidder whose best bid is `amount` (unique
+    within the auction, so a page that remembers its accepted amounts knows it is its turn): rank 1 is the
+    winner; each next rank, the bidder after one who did not pay in time."""
+
+    KIND: ClassVar[str] = "AuctionOffered"
+    auction_id: int
+    amount: int
+    bidder: str
+    rank: int
+    deadline: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class ViewerCount(RoomEvent):
     """People watching the room now, across every process (approximate: counted every few seconds)."""
 
@@ -230,6 +244,7 @@ EVENT_TYPES: dict[str, type[RoomEvent]] = {
         AuctionBid,
         AuctionExtended,
         AuctionEnded,
+        AuctionOffered,
         ViewerCount,
     )
 }

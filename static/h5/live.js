@@ -56,7 +56,12 @@
     $('auction-ends').textContent = new Date(a.endsAt).toLocaleTimeString();
     $('auction-next').textContent = yuan(a.nextMinimum);
     $('bid').hidden = !!a.ended;
-    if (a.ended) $('auction-result').textContent = a.winner ? `${a.winner} 以 ¥${yuan(a.amount)} 拍得` : '流拍';
+    if (a.offer) {
+      const until = new Date(a.offer.deadline).toLocaleTimeString();
+      $('auction-result').textContent = state.myBids.has(a.offer.amount)
+        ? `轮到你了: 请在 ${until} 前以 ¥${yuan(a.offer.amount)} 下单`
+        : `${a.offer.bidder} 可以 ¥${yuan(a.offer.amount)} 购买 (至 ${until})`;
+    } else if (a.ended) $('auction-result').textContent = a.winner ? `${a.winner} 以 ¥${yuan(a.amount)} 拍得` : '流拍';
     else if (a.outbid) $('auction-result').textContent = '你的出价已被超过';
   }
 
@@ -92,6 +97,11 @@
       const a = state.auction || (state.auction = { auctionId: e.auctionId });
       a.outbid = state.myBids.has(a.amount) && !state.myBids.has(e.amount);
       Object.assign(a, { amount: e.amount, bidder: e.bidder, nextMinimum: e.nextMinimum, endsAt: e.endsAt });
+      renderAuction();
+    },
+    AuctionOffered: (e) => {
+      if (!state.auction || state.auction.auctionId !== e.auctionId) return;
+      Object.assign(state.auction, { ended: true, offer: e });
       renderAuction();
     },
     AuctionExtended: (e) => { if (state.auction) { state.auction.endsAt = e.endsAt; renderAuction(); } },
@@ -157,6 +167,7 @@
     ... on AuctionBid { auctionId amount bidder nextMinimum endsAt }
     ... on AuctionExtended { auctionId endsAt }
     ... on AuctionEnded { auctionId winningAmount winner }
+    ... on AuctionOffered { auctionId amount bidder rank deadline }
   } }`;
   const ROOM = `query($id: ID!) { liveRoom(id: $id) { title status viewerCount eventSeq
     pinnedProduct { id livePrice stock originalPrice product { title } }
