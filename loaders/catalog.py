@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from asyncio import Future
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
@@ -115,21 +116,42 @@ class HeldLoader(DataLoader[K, V]):
         self._held: dict[K, Future[V]] = {}
         # What `fetch_many` loaded: plain values, no future per key.
         self._fetched: dict[K, V] = {}
+        self._fetching: dict[K, Future[None]] = {}
         super().__init__(cache_map=self._held)
 
     async def fetch_many(self, keys: Iterable[K]) -> None:
         """Load the values of `keys` not held yet, in one call of `batch_load_fn` (the batch `load_many` would
         make, without a future and a callback per key); `ready` then answers them. For the fast executor
-        (schema/fast), which reads a whole level's values at once."""
-        fetched = self._fetched
-        missing = [k for k in dict.fromkeys(keys) if k not in fetched and self._ready(k) is NOT_READY]
+        (schema/fast), which reads a whole level's values at once. Keys another fetch is loading now are
+        waited for, not loaded twice."""
+        fetched, fetching = self._fetched, self._fetching
+        missing: list[K] = []
+        waits: set[Future[None]] = set()
+        for key in dict.fromkeys(keys):
+            if key in fetched or self._ready(key) is not NOT_READY:
+                continue
+            running = fetching.get(key)
+            if running is None:
+                missing.append(key)
+            else:
+                waits.add(running)
         if missing:
-            values = await self.batch_load_fn(missing)
-            if len(values) != len(missing):
-                raise ValueError(
-                    f"{type(self).__name__} answered {len(values)} values for {len(missing)} keys"
-                )
-            fetched.update(zip(missing, values, strict=True))
+            done: Future[None] = asyncio.get_running_loop().create_future()
+            for key in missing:
+                fetching[key] = done
+            try:
+                values = await self.batch_load_fn(missing)
+                if len(values) != len(missing):
+                    raise ValueError(
+                        f"{type(self).__name__} answered {len(values)} values for {len(missing)} keys"
+                    )
+                fetched.update(zip(missing, values, strict=True))
+            finally:
+                for key in missing:
+                    fetching.pop(key, None)
+                done.set_result(None)  # a failed fetch leaves its keys unready: the waiters find nothing
+        for running in waits:
+            await running
 
     def load(self, key: K) -> Future[V]:
         # A value fetched by `fetch_many` is held like any loaded one (no second query for it).

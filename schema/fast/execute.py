@@ -3,7 +3,6 @@ level start together, then the next level. The answer is the `data` graphql-core
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
@@ -14,24 +13,12 @@ from strawberry.types.arguments import convert_arguments
 
 from infra.volatile import present
 from schema.context import Context
-from schema.fast.fields import Fallback, Link, Root
+from schema.fast.fields import Fallback, Link, Root, everything
 from schema.fast.plan import FieldPlan, OperationPlan, TypePlan
 
 # One level's objects of one plan: the objects, their answers, and their paths (when stock holes are noted).
 Group = tuple[list[Any], list[dict[str, Any]], list[Path] | None]
 Level = dict[int, tuple[TypePlan, Group]]
-
-
-async def everything(awaitables: list[Awaitable[Any]]) -> list[Any]:
-    """All their results; on a failure, the first error once all have finished (none is left running on the
-    request's loaders while strawberry answers it again)."""
-    if len(awaitables) == 1:
-        return [await awaitables[0]]
-    results = await asyncio.gather(*awaitables, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
 
 
 class Execution:

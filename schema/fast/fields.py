@@ -8,6 +8,7 @@ prices, reviews, a SKU's product) make an operation fall back to strawberry.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
@@ -75,6 +76,18 @@ class Root:
 Field = Leaf | Hole | Link
 
 
+async def everything(awaitables: list[Awaitable[Any]]) -> list[Any]:
+    """All their results; on a failure, the first error once all have finished (none is left running on the
+    request's loaders while strawberry answers it again)."""
+    if len(awaitables) == 1:
+        return [await awaitables[0]]
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
 def held(loader: HeldLoader[Any, Any], key: Any) -> Any:
     value = loader.ready(key)
     if value is NOT_READY:
@@ -118,6 +131,42 @@ def _unique(values: Any) -> list[Any]:
 # --- Product ---------------------------------------------------------------------------------------------
 
 
+def _prepared(_: Any, __: Context, values: Any, index: int) -> Any:
+    return values[index]
+
+
+# Limited-time prices: the promotion engine's offers (schema/promotions.py `offers`), called per product and
+# per SKU exactly as the strawberry fields call it, so tags, expiry and prices per viewer are the same.
+
+
+async def _active_ranges(context: Context, products: list[ProductRow]) -> list[tuple[int, int]]:
+    from schema.promotions import offers
+
+    loader = context.loaders.skus_by_product
+    await loader.fetch_many([p.id for p in products])
+    found = await everything([offers(context, p, held(loader, p.id)) for p in products])
+    ranges = []
+    for product_offers in found:
+        prices = [o.active_price for o in product_offers]
+        ranges.append((min(prices, default=0), max(prices, default=0)))
+    return ranges
+
+
+async def _active_prices(context: Context, skus: list[Any]) -> list[int]:
+    from schema.promotions import offers
+
+    loader = context.loaders.product
+    await loader.fetch_many(_unique(s.product_id for s in skus))
+
+    async def active(sku: Any) -> int:
+        product = held(loader, sku.product_id)
+        if product is None:
+            return unit_price(sku, context.viewer.price)
+        return (await offers(context, product, [sku]))[0].active_price
+
+    return await everything([active(sku) for sku in skus])
+
+
 def _price(product: ProductRow, context: Context, _: Any, __: int) -> tuple[int, int]:
     return price_range(held(context.loaders.skus_by_product, product.id), context.viewer.price)
 
@@ -150,6 +199,7 @@ PRODUCT: dict[str, Field] = {
     "createdAt": _attribute("created_at"),
     "publishedAt": _attribute("published_at"),
     "price": Link(_price, ("skus_by_product", _ids)),
+    "activePrice": Link(_prepared, prepare=lambda context, products: _active_ranges(context, products)),
     "skus": _by_product("skus_by_product"),
     "specs": _by_product("spec_dimensions_by_product"),
     "category": Link(
@@ -172,6 +222,7 @@ SKU: dict[str, Field] = {
     "weightGrams": _attribute("weight_grams"),
     "price": Leaf(lambda sku, context: unit_price(sku, context.viewer.price)),
     "listPrice": _attribute("price"),
+    "activePrice": Link(_prepared, prepare=lambda context, skus: _active_prices(context, skus)),
     "tierPrices": Link(lambda sku, _, __, ___: sku.tier_prices),
     "specValues": Link(
         lambda sku, context, _, __: held(context.loaders.spec_values_by_sku, sku.id),
@@ -239,8 +290,6 @@ def _edges(listing: ProductListing, _: Context, __: Any, ___: int) -> list[tuple
 
 
 def _counts(context: Context, listings: list[ProductListing]) -> Awaitable[Any]:
-    import asyncio
-
     return asyncio.gather(*(listing.page.total_count() for listing in listings))
 
 
