@@ -50,8 +50,9 @@ def couponable_lines(basket: Basket, *, matches: Callable[[PricedLine], bool] | 
 
 
 async def line_categories(basket: Basket, ctx: PricingContext) -> dict[int, frozenset[int]]:
-    """The lines' categories, each with its ancestors (what a category scope matches), by category id: one
-    query per pricing run, kept in `ctx.memo` for the promotion and coupon steps alike."""
+    """The lines' categories, each with its ancestors (what a category scope matches), by category id: from
+    the lines' paths when their reader brought them (checkout's does), else one query; once per pricing run,
+    kept in `ctx.memo` for the promotion and coupon steps alike."""
     found: dict[int, frozenset[int]] | None = ctx.memo.get(_CATEGORIES_MEMO)
     if found is None:
         paths = {
