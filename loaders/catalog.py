@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from asyncio import Future
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -119,11 +119,13 @@ class HeldLoader(DataLoader[K, V]):
         self._fetching: dict[K, Future[None]] = {}
         super().__init__(cache_map=self._held)
 
-    async def fetch_many(self, keys: Iterable[K]) -> None:
+    async def fetch_many(
+        self, keys: Iterable[K], batch: Callable[[list[K]], Awaitable[list[V]]] | None = None
+    ) -> None:
         """Load the values of `keys` not held yet, in one call of `batch_load_fn` (the batch `load_many` would
         make, without a future and a callback per key); `ready` then answers them. For the fast executor
         (schema/fast), which reads a whole level's values at once. Keys another fetch is loading now are
-        waited for, not loaded twice."""
+        waited for, not loaded twice. `batch` replaces `batch_load_fn` (one that also reads more)."""
         fetched, fetching = self._fetched, self._fetching
         missing: list[K] = []
         waits: set[Future[None]] = set()
@@ -140,7 +142,7 @@ class HeldLoader(DataLoader[K, V]):
             for key in missing:
                 fetching[key] = done
             try:
-                values = await self.batch_load_fn(missing)
+                values = await (batch or self.batch_load_fn)(missing)
                 if len(values) != len(missing):
                     raise ValueError(
                         f"{type(self).__name__} answered {len(values)} values for {len(missing)} keys"
@@ -152,6 +154,10 @@ class HeldLoader(DataLoader[K, V]):
                 done.set_result(None)  # a failed fetch leaves its keys unready: the waiters find nothing
         for running in waits:
             await running
+
+    def hold(self, key: K, value: V) -> None:
+        """Keep `value` as loaded for `key` (read by a statement that loaded more than this loader's own)."""
+        self._fetched[key] = value
 
     def load(self, key: K) -> Future[V]:
         # A value fetched by `fetch_many` is held like any loaded one (no second query for it).
@@ -186,6 +192,43 @@ class ProductLoader(HeldLoader[int, ProductRow | None]):
 class SkusByProductLoader(HeldLoader[int, list[SkuRow]]):
     async def batch_load_fn(self, product_ids: list[int]) -> list[list[SkuRow]]:
         skus = await SKU_ROWS.by_ids(product_ids, column="product_id", order_by="product_id, id")
+        return _grouped(product_ids, ((s.product_id, s) for s in skus))
+
+
+def _skus_with_spec_values() -> str:
+    return (
+        f"SELECT {SKU_ROWS.columns('s')}, d.name, v.value FROM skus s "
+        "LEFT JOIN sku_spec_values l ON l.sku_id = s.id LEFT JOIN spec_values v ON v.id = l.spec_value_id "
+        "LEFT JOIN spec_dimensions d ON d.id = v.dimension_id "
+        "WHERE s.product_id {ids} ORDER BY s.product_id, s.id, d.sort, d.id"
+    )
+
+
+class SkusWithSpecValues:
+    """The SKUs of products with their spec values, in one statement instead of two (SKUs, then the spec
+    values of those SKUs): what the fast executor (schema/fast) fetches when a selection reads both. The rows
+    and their order are those of the two loaders, which then hold them."""
+
+    def __init__(self, skus: SkusByProductLoader, spec_values: SpecValuesBySkuLoader) -> None:
+        self.skus = skus
+        self.spec_values = spec_values
+        self._query: str | None = None
+
+    async def fetch_many(self, product_ids: Iterable[int]) -> None:
+        await self.skus.fetch_many(product_ids, self._batch)
+
+    async def _batch(self, product_ids: list[int]) -> list[list[SkuRow]]:
+        query = self._query = self._query or _skus_with_spec_values()
+        width = len(SKU_ROWS.names)
+        skus: list[SkuRow] = []
+        pairs: list[tuple[str, str]] = []
+        for values in await fetch(query, product_ids):
+            if not skus or skus[-1].id != values[0]:
+                skus.append(SKU_ROWS.build(values[:width]))
+                pairs = []
+                self.spec_values.hold(values[0], pairs)
+            if values[width] is not None:
+                pairs.append((values[width], values[width + 1]))
         return _grouped(product_ids, ((s.product_id, s) for s in skus))
 
 
@@ -316,3 +359,4 @@ class CatalogLoaders:
         self.tags_by_product = TagsByProductLoader()
         self.media_by_product = MediaByProductLoader()
         self.spec_dimensions_by_product = SpecDimensionsByProductLoader()
+        self.skus_with_spec_values = SkusWithSpecValues(self.skus_by_product, self.spec_values_by_sku)

@@ -53,6 +53,13 @@ class Rows:
                     values[index] = convert(values[index])
         return self.row_class(*values)
 
+    def columns(self, alias: str) -> str:
+        """The row's columns qualified by `alias`, in `names` order (for a join that reads more after them)."""
+        if self._select is None:
+            self._prepare()
+        projection = self.model._meta.fields_db_projection
+        return ", ".join(f"{alias}.{projection[name]}" for name in self.names)
+
     @property
     def select(self) -> str:
         """`SELECT <the row's columns> FROM <table>`."""

@@ -13,7 +13,7 @@ from strawberry.types.arguments import convert_arguments
 
 from infra.volatile import present
 from schema.context import Context
-from schema.fast.fields import Fallback, Link, Root, everything
+from schema.fast.fields import FETCH_FIRST, Fallback, Link, Root, everything
 from schema.fast.plan import FieldPlan, OperationPlan, TypePlan
 
 # One level's objects of one plan: the objects, their answers, and their paths (when stock holes are noted).
@@ -97,13 +97,14 @@ class Execution:
         for plan_id, (plan, (sources, _, _)) in level.items():
             for field in plan.links:
                 link: Link = field.spec  # type: ignore[assignment]
-                if link.loads is not None:
-                    name, keys = link.loads
+                if field.loads is not None:
+                    name, keys = field.loads
                     wanted.setdefault(name, []).extend(keys(sources))
                 if link.prepare is not None:
                     started.append((plan_id, field))
                     loads.append(link.prepare(context, sources))
-        fetches = [getattr(context.loaders, name).fetch_many(keys) for name, keys in wanted.items() if keys]
+        names = sorted(wanted, key=lambda name: name not in FETCH_FIRST)
+        fetches = [getattr(context.loaders, name).fetch_many(wanted[name]) for name in names if wanted[name]]
         prepared: dict[tuple[int, int], Any] = {}
         if loads or fetches:
             results = await everything(loads + fetches)

@@ -60,6 +60,8 @@ class Link:
     get: Callable[[Any, Context, Any, int], Any]
     loads: tuple[str, Callable[[list[Any]], Iterable[Any]]] | None = None
     prepare: Callable[[Context, list[Any]], Awaitable[Any]] | None = None
+    # (a field of the child objects, other loads): when the selection reads that field, load this way instead.
+    loads_with: tuple[str, tuple[str, Callable[[list[Any]], Iterable[Any]]]] | None = None
 
     @property
     def deferred(self) -> bool:
@@ -179,11 +181,17 @@ def _ids(objects: list[Any]) -> Iterable[int]:
     return [o.id for o in objects]
 
 
-def _by_product(name: str) -> Link:
+def _by_product(name: str, with_spec_values: bool = False) -> Link:
     def get(product: Any, context: Context, _: Any, __: int) -> Any:
         return held(getattr(context.loaders, name), product.id)
 
+    if with_spec_values:
+        return Link(get, (name, _ids), loads_with=("specValues", ("skus_with_spec_values", _ids)))
     return Link(get, (name, _ids))
+
+
+# Fetched before the others of a level: a combined fetch must start before the plain one of the same keys.
+FETCH_FIRST = ("skus_with_spec_values",)
 
 
 PRODUCT: dict[str, Field] = {
@@ -200,7 +208,8 @@ PRODUCT: dict[str, Field] = {
     "publishedAt": _attribute("published_at"),
     "price": Link(_price, ("skus_by_product", _ids)),
     "activePrice": Link(_prepared, prepare=lambda context, products: _active_ranges(context, products)),
-    "skus": _by_product("skus_by_product"),
+    # With their spec values in the same statement when those are selected too (loaders.SkusWithSpecValues).
+    "skus": _by_product("skus_by_product", with_spec_values=True),
     "specs": _by_product("spec_dimensions_by_product"),
     "category": Link(
         lambda p, context, _, __: held(context.loaders.category, p.category_id),

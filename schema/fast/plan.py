@@ -66,6 +66,8 @@ class FieldPlan:
     definition: GraphQLField | None = None
     arguments: Any = None  # root fields: strawberry's argument definitions
     scalar: str | None = None  # "str", "int" or "bool": a single scalar of that type (see builders.py)
+    name: str = ""  # the field's name (the key may be an alias)
+    loads: Any = None  # a Link's loads, as the selection below it chose (fields.Link.loads_with)
 
 
 @dataclass(slots=True)
@@ -256,7 +258,12 @@ class Compiler:
         child = self.object_type(named, details)
         if child is None:
             return None
-        return FieldPlan(key, spec, None, child, is_list, non_null, parent)
+        plan = FieldPlan(key, spec, None, child, is_list, non_null, parent)
+        if isinstance(spec, Link):
+            plan.loads = spec.loads
+            if spec.loads_with is not None and any(f.name == spec.loads_with[0] for f in child.fields):
+                plan.loads = spec.loads_with[1]
+        return plan
 
     def object_type(self, object_type: GraphQLObjectType, details: list[FieldDetails]) -> TypePlan | None:
         known = TYPES.get(object_type.name)
@@ -278,6 +285,9 @@ class Compiler:
             field_plan = self._field(key, spec, definition, sub_details, object_type.name)
             if field_plan is None:
                 return None
+            field_plan.name = name
+            if isinstance(spec, Link) and field_plan.child is None:
+                field_plan.loads = spec.loads
             plan.fields.append(field_plan)
             if isinstance(spec, Link) and spec.deferred:
                 plan.links.append(field_plan)
