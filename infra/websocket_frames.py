@@ -61,14 +61,19 @@ class FrameWriter:
         """Bytes written but not yet taken by the kernel."""
         return int(self._protocol.transport.get_write_buffer_size())
 
-    def write_text(self, payload: bytes) -> bool:
-        """Write one text frame; False (nothing written) when the socket is closed or behind."""
-        if not self.open:
+    def write_texts(self, payloads: list[bytes]) -> bool:
+        """Write text frames, one per payload, in one write (one system call); False (nothing written) when the
+        socket is closed or behind."""
+        protocol = self._protocol
+        if protocol.close_sent or protocol.disconnected or not protocol.handshake_complete:
             return False
-        transport = self._protocol.transport
-        if transport.get_write_buffer_size() > BEHIND_BYTES:
+        transport = protocol.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > BEHIND_BYTES:
             return False
-        transport.write(text_frame_header(len(payload)) + payload)
+        if len(payloads) == 1:
+            transport.write(text_frame_header(len(payloads[0])) + payloads[0])
+        else:
+            transport.write(b"".join(text_frame_header(len(p)) + p for p in payloads))
         return True
 
 

@@ -207,8 +207,8 @@ class Sink(Protocol):
     @property
     def closed(self) -> bool: ...
 
-    def push(self, message: bytes) -> bool:
-        """Queue one whole message (JSON text); False: not taken (closed, or too far behind)."""
+    def push(self, messages: list[bytes]) -> bool:
+        """Queue whole messages (JSON text), in one write; False: none taken (closed, or too far behind)."""
 
     async def drained(self) -> None:
         """Return once the socket can take more (or closed)."""
@@ -224,8 +224,8 @@ class TransportSink:
     def closed(self) -> bool:
         return not self._writer.open
 
-    def push(self, message: bytes) -> bool:
-        return self._writer.write_text(message)
+    def push(self, messages: list[bytes]) -> bool:
+        return self._writer.write_texts(messages)
 
     async def drained(self) -> None:
         while self._writer.open and self._writer.unsent() > BEHIND_BYTES // 4:  # noqa: ASYNC110 (no event for it)
@@ -247,10 +247,10 @@ class AsgiSink:
     def closed(self) -> bool:
         return self._closed
 
-    def push(self, message: bytes) -> bool:
+    def push(self, messages: list[bytes]) -> bool:
         if self._closed or len(self._queue) >= QUEUED_FRAMES:
             return False
-        self._queue.append(message)
+        self._queue.extend(messages)
         if self._task is None:
             self._task = asyncio.create_task(self._drain())
         return True
@@ -292,21 +292,28 @@ class _Sent:
     tail: bytes
 
 
-def _admit(sub: Subscriber, sent: _Sent) -> bool | None:
-    """Hand `sent` to a subscriber in line for it: True sent or already had, False not in line or not taken,
-    None closed."""
+def _admit(sub: Subscriber, sents: list[_Sent]) -> bool | None:
+    """Hand a subscriber the events it is in line for, all in one write: True all sent (or already had), False
+    one was not in line or the socket did not take them, None closed."""
     sequencer = sub.sequencer
-    if sequencer.epoch is not None and sent.epoch != sequencer.epoch:
-        sequencer.last = 0  # Redis lost the room's counter: numbers start again
-    sequencer.epoch = sent.epoch
-    if sent.last <= sequencer.last:
-        return True
-    if sent.first != sequencer.last + 1:
-        return False
-    if not sub.sink.push(sub.prefix + sent.tail):
+    last, epoch = sequencer.last, sequencer.epoch
+    messages = []
+    in_line = True
+    for sent in sents:
+        if epoch is not None and sent.epoch != epoch:
+            last = 0  # Redis lost the room's counter: numbers start again
+        epoch = sent.epoch
+        if sent.last <= last:
+            continue
+        if sent.first != last + 1:
+            in_line = False
+            break
+        messages.append(sub.prefix + sent.tail)
+        last = sent.last
+    if messages and not sub.sink.push(messages):
         return None if sub.sink.closed else False
-    sequencer.last = sent.last
-    return True
+    sequencer.last, sequencer.epoch = last, epoch
+    return in_line
 
 
 class Broadcast:
@@ -347,41 +354,53 @@ class Broadcast:
         sequencer: feed.Sequencer | None = None
         loop = asyncio.get_running_loop()
         while True:
-            arrived = await self._queue.get()
+            # Whatever arrived while the last write went out goes out together: one write per socket however
+            # many events (a busy room sends fewer, larger writes instead of falling behind).
+            arrivals = [await self._queue.get()]
+            while not self._queue.empty():
+                arrivals.append(self._queue.get_nowait())
+            outgoing: list[Envelope] = []
             try:
-                if arrived is None:  # the comment window closed
-                    self._flush = None
-                    await self._send_held()
-                    continue
-                if sequencer is None:
-                    sequencer = feed.Sequencer(self.room_id, arrived.seq - 1)
-                for envelope in await sequencer.admit(arrived):
-                    if self.batch_comments and isinstance(envelope.event, CommentPosted):
-                        self._held.append(envelope)
-                        if self._flush is None:
-                            self._flush = loop.call_later(feed.COMMENT_WINDOW, self._queue.put_nowait, None)
+                for arrived in arrivals:
+                    if arrived is None:  # the comment window closed
+                        self._flush = None
+                        self._take_held(outgoing)
                         continue
-                    await self._send_held()
-                    await self._send(envelope)
+                    if sequencer is None:
+                        sequencer = feed.Sequencer(self.room_id, arrived.seq - 1)
+                    for envelope in await sequencer.admit(arrived):
+                        if self.batch_comments and isinstance(envelope.event, CommentPosted):
+                            self._held.append(envelope)
+                            if self._flush is None:
+                                self._flush = loop.call_later(
+                                    feed.COMMENT_WINDOW, self._queue.put_nowait, None
+                                )
+                            continue
+                        self._take_held(outgoing)  # the comments before it go first, in the same write
+                        outgoing.append(envelope)
             except REDIS_ERRORS as exc:  # a hole not filled now is filled by each subscriber's catch-up
                 log.warning("room %s: history not read: %s", self.room_id, exc)
+            if outgoing:
+                await self._send(outgoing)
 
-    async def _send_held(self) -> None:
+    def _take_held(self, outgoing: list[Envelope]) -> None:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
         if self._held:
-            held, self._held = self._held, []
-            await self._send(comment_batch(held))
+            outgoing.append(comment_batch(self._held))
+            self._held = []
 
-    async def _send(self, envelope: Envelope) -> None:
-        try:
-            tail = await self.tail(envelope)
-        except Exception:  # an event that cannot be executed must not stop the room
-            log.exception("room %s: event %s not sent", self.room_id, envelope.seq)
-            return
-        sent = _Sent(first_seq(envelope), envelope.seq, envelope.epoch, tail)
-        self.recent.append(sent)
+    async def _send(self, envelopes: list[Envelope]) -> None:
+        sents = []
+        for envelope in envelopes:
+            try:
+                tail = await self.tail(envelope)
+            except Exception:  # an event that cannot be executed must not stop the room
+                log.exception("room %s: event %s not sent", self.room_id, envelope.seq)
+                continue
+            sents.append(_Sent(first_seq(envelope), envelope.seq, envelope.epoch, tail))
+        self.recent.extend(sents)
         subscribers = list(self.subscribers)
         for start in range(0, len(subscribers), CHUNK):
             if start:
@@ -389,7 +408,7 @@ class Broadcast:
             for sub in subscribers[start : start + CHUNK]:
                 if sub.catching_up:
                     continue
-                if not _admit(sub, sent):
+                if not _admit(sub, sents):
                     self._recover(sub)
 
     def _recover(self, sub: Subscriber) -> None:
@@ -405,7 +424,7 @@ class Broadcast:
                 sent = _Sent(first_seq(envelope), envelope.seq, envelope.epoch, await self.tail(envelope))
                 if sent.last <= sub.sequencer.last and sent.epoch == sub.sequencer.epoch:
                     continue
-                if not sub.sink.push(sub.prefix + sent.tail):
+                if not sub.sink.push([sub.prefix + sent.tail]):
                     break
                 sub.sequencer.last, sub.sequencer.epoch = sent.last, sent.epoch
             if sub.sink.closed:
@@ -421,14 +440,14 @@ class Broadcast:
 
     def _rejoin(self, sub: Subscriber, accept_hole: bool) -> bool:
         for sent in self.recent:
-            taken = _admit(sub, sent)
+            taken = _admit(sub, [sent])
             if taken is None:
                 return True  # closed: nothing more to do
             if not taken:
                 if not accept_hole or sub.sink.closed:
                     return False
                 sub.sequencer.last = sent.first - 1  # the history lost what lies between: go on from here
-                if not _admit(sub, sent):
+                if not _admit(sub, [sent]):
                     return False
         sub.catching_up = False
         return True
