@@ -17,8 +17,9 @@ from tests.test_checkout import PLACE
 pytestmark = pytest.mark.usefixtures("runtime")
 
 # The buyer (with the order a key made, the address and whether they hold coupons), the SKUs, the running
-# promotions, the order with its lines and event, the stock: 5; the prepay's payment row and its prepay_id: 2.
-POSTGRES_STATEMENTS = 7
+# promotions, then the order with its lines, event and stock in one statement: 4; the prepay's payment row and
+# its prepay_id: 2.
+POSTGRES_STATEMENTS = 6
 SQLITE_STATEMENTS = 13
 
 

@@ -5,7 +5,9 @@ two statements), then writes in one transaction: the order with a snapshot of ev
 what the pricing steps and campaigns record (a coupon spent, ...), the points spent, the bought cart lines
 cleared, and last the guarded stock decrements (services.orders.stock: the rows say whether stock was there, so
 nothing is ever oversold on SQLite or PostgreSQL; last, so the hot SKU's row is locked only until the commit).
-Any failure rolls all of it back. Network calls (WeChat Pay) and events happen only after the commit.
+An order with nothing else to record (no campaign, coupon, points, cart lines or gifts) is that transaction as
+one statement on PostgreSQL (services.orders.new_order.write_plain_order). Any failure rolls all of it back.
+Network calls (WeChat Pay) and events happen only after the commit.
 
 An idempotency key names one attempt of the shopper: the same key returns the order it made, also when two
 requests with it race (the unique key (member, idempotency_key) decides, and the loser reads the winner's).
@@ -23,6 +25,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from infra import raw_sql
 from infra.clock import now
 from infra.settings import get_settings
 from infra.transactions import retry_when_busy
@@ -45,10 +48,17 @@ from services.orders import campaigns, pricing
 from services.orders.campaigns import CampaignRef, handler_for
 from services.orders.cart import points_rules, purchase_limit, shipping_rules, shopper_with_growth
 from services.orders.checkout_rows import AddressSnapshot, Buyer, SkuRow, read_buyer, read_skus
-from services.orders.new_order import write_order
-from services.orders.pipeline import AppliedDiscount, Gift, PricingContext, Stage, registered_steps
+from services.orders.new_order import write_order, write_plain_order
+from services.orders.pipeline import (
+    AppliedDiscount,
+    Gift,
+    PricingContext,
+    Stage,
+    registered_steps,
+    step_attaches,
+)
 from services.orders.states import transition
-from services.orders.stock import take_stock
+from services.orders.stock import Taken, take_stock
 from services.payments import wechat_pay
 from services.payments.wechat_pay import NewOrder, PayParams
 
@@ -370,77 +380,56 @@ async def _write(
         _check_points(buyer.points, quote)
     gifts = await _gifts_wanted(quote)
     number = _order_number()
-    async with in_transaction():
-        written = await write_order(
-            {
-                "number": number,
-                "shop_id": preview.shop_id,
-                "member_id": member_id,
-                "status": OrderStatus.PENDING_PAYMENT,
-                "items_total": quote.items_total,
-                "discount": quote.discount,
-                "shipping_fee": quote.shipping_fee,
-                "points_used": quote.points_used,
-                "points_discount": quote.points_discount,
-                "payable": quote.payable,
-                "discounts": [_discount_json(d, d.amount) for d in quote.discounts],
-                "delivery": request.delivery,
-                "address": _address_snapshot(address),
-                "note": request.note.strip(),
-                "idempotency_key": key,
-                "pay_deadline": now() + timedelta(minutes=get_settings().order_pay_timeout_minutes),
-            },
-            [
-                {
-                    "product_id": line.product_id,
-                    "sku_id": line.sku_id,
-                    "title": line.title,
-                    "spec": line.spec,
-                    "image_url": line.image_url,
-                    "unit_price": line.unit_price,
-                    "quantity": line.quantity,
-                    "line_total": line.line_total,
-                    "campaign_kind": line.campaign.kind.value if line.campaign else None,
-                    "campaign_id": line.campaign.id if line.campaign else None,
-                    "campaign": line.campaign_snapshot or {},
-                    "discount": quote.line_discounts[i],
-                    "points_discount": quote.line_points[i],
-                    "paid_total": quote.line_paid(i),
-                    "discounts": [_discount_json(d, d.line_amounts[i]) for d in quote.line_breakdown(i)],
-                }
-                for i, line in enumerate(preview.lines)
-            ],
-            line_ids=any(line.campaign for line in preview.lines),
+    fields: dict[str, Any] = {
+        "number": number,
+        "shop_id": preview.shop_id,
+        "member_id": member_id,
+        "status": OrderStatus.PENDING_PAYMENT,
+        "items_total": quote.items_total,
+        "discount": quote.discount,
+        "shipping_fee": quote.shipping_fee,
+        "points_used": quote.points_used,
+        "points_discount": quote.points_discount,
+        "payable": quote.payable,
+        "discounts": [_discount_json(d, d.amount) for d in quote.discounts],
+        "delivery": request.delivery,
+        "address": _address_snapshot(address),
+        "note": request.note.strip(),
+        "idempotency_key": key,
+        "pay_deadline": now() + timedelta(minutes=get_settings().order_pay_timeout_minutes),
+    }
+    rows: list[dict[str, Any]] = [
+        {
+            "product_id": line.product_id,
+            "sku_id": line.sku_id,
+            "title": line.title,
+            "spec": line.spec,
+            "image_url": line.image_url,
+            "unit_price": line.unit_price,
+            "quantity": line.quantity,
+            "line_total": line.line_total,
+            "campaign_kind": line.campaign.kind.value if line.campaign else None,
+            "campaign_id": line.campaign.id if line.campaign else None,
+            "campaign": line.campaign_snapshot or {},
+            "discount": quote.line_discounts[i],
+            "points_discount": quote.line_points[i],
+            "paid_total": quote.line_paid(i),
+            "discounts": [_discount_json(d, d.line_amounts[i]) for d in quote.line_breakdown(i)],
+        }
+        for i, line in enumerate(preview.lines)
+    ]
+    wanted = _wanted(items)
+    if _plain(request, preview, gifts):
+        plain = await write_plain_order(fields, rows, wanted)
+        if plain.written is None:
+            raise await _short_of_stock(items)
+        order, taken, given = plain.written.order, plain.taken, {}
+    else:
+        order, taken, given = await _write_in_transaction(
+            member_id, request, items, preview, gifts, fields, rows, wanted
         )
-        order = written.order
-        for line_id, line in zip(written.line_ids, preview.lines, strict=False):
-            if line.campaign is not None:
-                await handler_for(line.campaign).attach(order, line_id, line.campaign, line.quantity)
-        for step in registered_steps():
-            await step.attach(order, quote, preview.pricing)
-        if quote.points_used:
-            try:
-                await apply_points_change(
-                    member_id, -quote.points_used, PointsReason.CHECKOUT, f"order:{number}", "checkout"
-                )
-            except DomainError as exc:
-                # Spent elsewhere since the check: the ledger's own refusal, said about the input.
-                raise DomainError(exc.code, exc.message, "input.pointsToUse") from None
-        if request.from_cart:
-            await CartItem.filter(member_id=member_id, sku_id__in=[i.sku_id for i in items]).delete()
-        # Stock last: the hot SKU's row stays locked only from here to the commit. Gifts are taken in the same
-        # pass (one lock order for every SKU row, bought or given).
-        wanted = _wanted(items)
-        stock = await take_stock(wanted, {sku_id: g.quantity for sku_id, g in gifts.items()})
-        if stock.short:
-            raise DomainError(
-                ErrorCode.INSUFFICIENT_STOCK,
-                f"Not enough stock of {skus[stock.short[0]].title}",
-                "input.items",
-            )
-        await _gift_lines(order.id, gifts, stock.given)
     sold: dict[int, int] = dict(wanted)
-    for sku_id, quantity in stock.given.items():
+    for sku_id, quantity in given.items():
         sold[sku_id] = sold.get(sku_id, 0) + quantity
     changes = [
         StockChange(
@@ -450,12 +439,72 @@ async def _write(
             delta=-sold.get(t.sku_id, 0),
             product_stock=t.product_stock,
         )
-        for t in stock.taken
+        for t in taken
     ]
     shop = skus[preview.lines[0].sku_id].shop_name
     title = preview.lines[0].title
     kinds = frozenset(line.campaign.kind.value for line in preview.lines if line.campaign is not None)
     return _Written(order, changes, f"{shop}-{title}" if shop else title, kinds)
+
+
+def _plain(request: CheckoutRequest, preview: Preview, gifts: dict[int, _GiftWanted]) -> bool:
+    """Whether the order is written with nothing else (no campaign, coupon, points, cart lines or gifts), so it
+    can be one statement on PostgreSQL."""
+    return (
+        raw_sql.is_postgres()
+        and not request.from_cart
+        and not preview.quote.points_used
+        and not gifts
+        and all(line.campaign is None for line in preview.lines)
+        and not any(step_attaches(step, preview.quote, preview.pricing) for step in registered_steps())
+    )
+
+
+async def _short_of_stock(items: Sequence[ItemRequest]) -> DomainError:
+    skus = await read_skus(sorted({i.sku_id for i in items}))
+    wanted = _wanted(items)
+    short = [s for s in sorted(wanted) if s not in skus or skus[s].stock < wanted[s]] or sorted(wanted)
+    title = skus[short[0]].title if short[0] in skus else f"SKU {short[0]}"
+    return DomainError(ErrorCode.INSUFFICIENT_STOCK, f"Not enough stock of {title}", "input.items")
+
+
+async def _write_in_transaction(
+    member_id: int,
+    request: CheckoutRequest,
+    items: Sequence[ItemRequest],
+    preview: Preview,
+    gifts: dict[int, _GiftWanted],
+    fields: dict[str, Any],
+    rows: list[dict[str, Any]],
+    wanted: dict[int, int],
+) -> tuple[Order, list[Taken], dict[int, int]]:
+    quote = preview.quote
+    async with in_transaction():
+        written = await write_order(fields, rows, line_ids=any(line.campaign for line in preview.lines))
+        order = written.order
+        for line_id, line in zip(written.line_ids, preview.lines, strict=False):
+            if line.campaign is not None:
+                await handler_for(line.campaign).attach(order, line_id, line.campaign, line.quantity)
+        for step in registered_steps():
+            await step.attach(order, quote, preview.pricing)
+        if quote.points_used:
+            try:
+                await apply_points_change(
+                    member_id, -quote.points_used, PointsReason.CHECKOUT, f"order:{order.number}", "checkout"
+                )
+            except DomainError as exc:
+                # Spent elsewhere since the check: the ledger's own refusal, said about the input.
+                raise DomainError(exc.code, exc.message, "input.pointsToUse") from None
+        if request.from_cart:
+            await CartItem.filter(member_id=member_id, sku_id__in=[i.sku_id for i in items]).delete()
+        # Stock last: the hot SKU's row stays locked only from here to the commit. Gifts are taken in the same
+        # pass (one lock order for every SKU row, bought or given).
+        stock = await take_stock(wanted, {sku_id: g.quantity for sku_id, g in gifts.items()})
+        if stock.short:
+            title = next((line.title for line in preview.lines if line.sku_id == stock.short[0]), "")
+            raise DomainError(ErrorCode.INSUFFICIENT_STOCK, f"Not enough stock of {title}", "input.items")
+        await _gift_lines(order.id, gifts, stock.given)
+    return order, stock.taken, stock.given
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,14 @@ def only_steps(*steps: PricingStep) -> Iterator[None]:
         _steps.update(saved)
 
 
+def step_attaches(step: PricingStep, quote: Quote, ctx: PricingContext) -> bool:
+    """Whether `step.attach` may record something for this order. A step may say it has nothing to record with
+    an `attaches(quote, ctx) -> bool` method (checkout then writes a plain order in one statement); a step
+    without one is always asked to attach."""
+    check = getattr(step, "attaches", None)
+    return True if check is None else bool(check(quote, ctx))
+
+
 def registered_steps() -> list[PricingStep]:
     """The registered steps in pipeline order."""
     return [_steps[stage] for stage in PLUGGABLE if stage in _steps]

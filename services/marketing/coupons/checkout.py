@@ -281,6 +281,11 @@ class CouponStep:
             raise _refuse(problem, index)
         return tuple(v.coupon for v in verdicts)
 
+    def attaches(self, quote: Quote, ctx: PricingContext) -> bool:
+        """Whether the order spends coupons (then `attach` has to)."""
+        report: CouponReport | None = ctx.memo.get(MEMO_KEY)
+        return report is not None and bool(report.chosen)
+
     async def attach(self, order: Order, quote: Quote, ctx: PricingContext) -> None:
         """Spend the coupons the order used, inside its transaction (guarded: each coupon once)."""
         report: CouponReport | None = ctx.memo.get(MEMO_KEY)

@@ -315,6 +315,9 @@ class LimitedTimeStep:
     async def attach(self, order: Order, quote: Quote, ctx: PricingContext) -> None:
         return None
 
+    def attaches(self, quote: Quote, ctx: PricingContext) -> bool:
+        return False
+
 
 class OrderPromotionStep:
     """满减 / 满折, member day, first order: order promotions in priority order."""
@@ -333,6 +336,9 @@ class OrderPromotionStep:
 
     async def attach(self, order: Order, quote: Quote, ctx: PricingContext) -> None:
         return None
+
+    def attaches(self, quote: Quote, ctx: PricingContext) -> bool:
+        return False
 
 
 def apply_order_actions(basket: Basket, promotion: Compiled, lines: Sequence[int]) -> None:
