@@ -279,11 +279,10 @@ def client_main(
         async def one(index: int) -> None:
             server = index % len(urls)
             parts = urlsplit(urls[server])
+            sampled = (index // len(urls)) % sample == 0  # every Nth subscriber of each server
             async with handshakes:
                 transport, protocol = await loop.create_connection(
-                    lambda: _Subscriber(
-                        parts.path, parts.netloc, room, server, latencies, frames, index % sample == 0
-                    ),
+                    lambda: _Subscriber(parts.path, parts.netloc, room, server, latencies, frames, sampled),
                     parts.hostname,
                     parts.port,
                 )

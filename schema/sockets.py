@@ -179,6 +179,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
             if await live_fanout.start(self, message):  # type: ignore[arg-type]
                 _count_started(self.context)
+                # strawberry's read loop holds the last message until the next one comes, for an idle
+                # viewer the whole socket's life: its query text and variables are served, let them go.
+                message.pop("payload", None)  # type: ignore[misc]
                 return
         await super().handle_subscribe(message)
         if message["id"] in self.operations:
@@ -204,6 +207,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
 
             if await live_fanout.start_legacy(self, message):  # type: ignore[arg-type]
                 _count_started(self.context)
+                message.pop("payload", None)  # type: ignore[misc]  (as for graphql-transport-ws above)
                 return
         await super().handle_start(message)
         if message["id"] in self.tasks:

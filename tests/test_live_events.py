@@ -451,3 +451,27 @@ async def test_the_legacy_protocol_shares_the_same_execution_and_answers_stop_wi
             await asyncio.sleep(0.01)
     for ws in [modern, *legacy]:
         await ws.close()
+
+
+async def test_a_subscription_strawberry_runs_batches_comments_the_same_way(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path of SSE, multipart and any other shape of operation: services.live.feed.room_events."""
+    monkeypatch.setattr(feed, "COMMENT_WINDOW", 1.0)
+    room = await new_room()
+    stream = feed.room_events(room.id, None, batch_comments=True)
+    first = asyncio.ensure_future(anext(stream))
+    await subscribed(room)
+    await ev.publish_room_event(room.id, comment(1))
+    await ev.publish_room_event(room.id, comment(2))
+    await ev.publish_room_event(room.id, stock(5))
+    await ev.publish_room_event(room.id, comment(3))
+    async with asyncio.timeout(5):
+        batch = await first
+        after = await anext(stream)
+        last = await anext(stream)
+    assert isinstance(batch.event, ev.CommentsPosted) and batch.seq == 2
+    assert [e.seq for e in batch.event.comments] == [1, 2]
+    assert (after.seq, after.event) == (3, stock(5))
+    assert isinstance(last.event, ev.CommentsPosted) and [e.seq for e in last.event.comments] == [4]
+    await stream.aclose()
