@@ -252,7 +252,7 @@ async def test_the_catalog_reads_are_answered_fast(ids: dict[str, str]) -> None:
     assert await answered_fast(SHAPES, {"id": ids["id"], "yes": True})
     # What it does not model goes to strawberry.
     assert await answered_fast(LISTINGS[12][0], {})
-    assert not await answered_fast(LISTINGS[13][0], {})
+    assert await answered_fast(LISTINGS[13][0], {})
     assert not await answered_fast(LISTINGS[14][0], {})
     assert await answered_fast(CATEGORY_PAGE, {"c": ids["c"], "leaf": ids["leaf"]})
     assert await answered_fast(LISTINGS[19][0], {})
@@ -389,7 +389,15 @@ query PromoPage($id: ID!) {
 """
 PROMO_LISTING = """
 query PromoListing($first: Int!) {
-  products(first: $first) { edges { node { id price { min } activePrice { min max } skus { activePrice } } } }
+  products(first: $first) { edges { node { id price { min } activePrice { min max } skus { activePrice }
+    promotions { id kind } } } }
+}
+"""
+BADGES = """
+query Badges($id: ID!) {
+  product(id: $id) { promotions { __typename id title description kind status startsAt endsAt
+    conditions { type args } actions { type args } combinesWithPromotions combinesWithCoupons
+    appliesToCampaignLines priority createdAt updatedAt } skus { activePrice } }
 }
 """
 
@@ -399,6 +407,8 @@ async def test_limited_time_prices_per_viewer(ids: dict[str, str], runtime: obje
     from infra.runtime import current_runtime
     from models import MemberLevel, Promotion, PromotionKind
     from services.marketing.promotions import admin
+    from tests.test_promotions_catalog import LISTING as THEIR_LISTING
+    from tests.test_promotions_catalog import PAGE as THEIR_PAGE
     from tests.test_promotions_catalog import SATURDAY, a_product, running
 
     set_clock(lambda: SATURDAY)
@@ -421,6 +431,21 @@ async def test_limited_time_prices_per_viewer(ids: dict[str, str], runtime: obje
                 {"type": "MEMBER_LEVELS", "args": {"ids": [gold.id]}},
             ],
         )
+        await running(
+            PromotionKind.THRESHOLD,
+            "金卡满200减30",
+            [{"type": "AMOUNT_OFF", "args": {"amount": 3000}}],
+            [
+                {"type": "MIN_AMOUNT", "args": {"amount": 20000}},
+                {"type": "MEMBER_LEVELS", "args": {"ids": [gold.id]}},
+            ],
+        )
+        await running(
+            PromotionKind.FIRST_ORDER,
+            "新人立减",
+            [{"type": "AMOUNT_OFF", "args": {"amount": 500}}],
+            [{"type": "FIRST_ORDER"}],
+        )
         gold_member = Viewer(
             member=MemberIdentity(id=1, session_id=1, growth=gold.min_growth),
             price=PriceContext(scope=f"level:{gold.id}", is_member=True, level_percent=100, level_id=gold.id),
@@ -432,12 +457,19 @@ async def test_limited_time_prices_per_viewer(ids: dict[str, str], runtime: obje
                 page = await both_ways(PROMO_PAGE, {"id": encode_id("Product", pk)}, viewer)
                 seen.add(page["json"])
                 assert await answered_fast(PROMO_PAGE, {"id": encode_id("Product", pk)}, viewer)
+                badges = await both_ways(BADGES, {"id": encode_id("Product", pk)}, viewer)
+                seen.add(badges["json"])
+                assert await answered_fast(BADGES, {"id": encode_id("Product", pk)}, viewer)
             await both_ways(PROMO_LISTING, {"first": 20}, viewer)
+            await both_ways(THEIR_LISTING, {"first": 20}, viewer)
+            await both_ways(THEIR_PAGE, {"id": encode_id("Product", product.id)}, viewer)
             await both_ways(EVERY_FIELD, {"id": encode_id("Product", product.id), "c": ids["c"]}, viewer)
         answer = orjson.loads(
             (await both_ways(PROMO_PAGE, {"id": encode_id("Product", product.id)}, ANONYMOUS))["json"]
         )["data"]["product"]
         assert answer["activePrice"]["min"] < answer["price"]["min"]  # the comparisons saw a discount
+        shown = await both_ways(BADGES, {"id": encode_id("Product", product.id)}, ANONYMOUS)
+        assert orjson.loads(shown["json"])["data"]["product"]["promotions"]  # and badges
         assert len(seen) > 2  # and prices that differ per viewer
     finally:
         set_clock(None)

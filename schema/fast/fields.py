@@ -154,6 +154,19 @@ async def _active_ranges(context: Context, products: list[ProductRow]) -> list[t
     return ranges
 
 
+async def _badges(context: Context, products: list[ProductRow]) -> list[list[Any]]:
+    """Each product's badges: the strawberry Promotion objects its field returns (read like any object)."""
+    from schema.promotions import badges, offers
+
+    loader = context.loaders.skus_by_product
+    await loader.fetch_many([p.id for p in products])
+
+    async def of(product: ProductRow) -> list[Any]:
+        return await badges(context, await offers(context, product, held(loader, product.id)))
+
+    return await everything([of(p) for p in products])
+
+
 async def _active_prices(context: Context, skus: list[Any]) -> list[int]:
     from schema.promotions import offers
 
@@ -208,6 +221,7 @@ PRODUCT: dict[str, Field] = {
     "publishedAt": _attribute("published_at"),
     "price": Link(_price, ("skus_by_product", _ids)),
     "activePrice": Link(_prepared, prepare=lambda context, products: _active_ranges(context, products)),
+    "promotions": Link(_prepared, prepare=lambda context, products: _badges(context, products)),
     # With their spec values in the same statement when those are selected too (loaders.SkusWithSpecValues).
     "skus": _by_product("skus_by_product", with_spec_values=True),
     "specs": _by_product("spec_dimensions_by_product"),
@@ -291,6 +305,27 @@ MEDIA: dict[str, Field] = {
     "sort": _attribute("sort"),
 }
 
+# --- Promotions (the badges: strawberry objects, whose plain fields are read as graphql-core reads them) ---
+
+PROMOTION: dict[str, Field] = {
+    "id": _attribute("id"),
+    "title": _attribute("title"),
+    "description": _attribute("description"),
+    "kind": _attribute("kind"),
+    "status": _attribute("status"),
+    "startsAt": _attribute("starts_at"),
+    "endsAt": _attribute("ends_at"),
+    "conditions": Link(lambda promotion, _, __, ___: promotion.conditions),
+    "actions": Link(lambda promotion, _, __, ___: promotion.actions),
+    "combinesWithPromotions": _attribute("combines_with_promotions"),
+    "combinesWithCoupons": _attribute("combines_with_coupons"),
+    "appliesToCampaignLines": _attribute("applies_to_campaign_lines"),
+    "priority": _attribute("priority"),
+    "createdAt": _attribute("created_at"),
+    "updatedAt": _attribute("updated_at"),
+}
+PROMOTION_RULE: dict[str, Field] = {"type": _attribute("type"), "args": _attribute("args")}
+
 # --- The listing connection ---------------------------------------------------------------------------------
 
 
@@ -348,4 +383,6 @@ TYPES: dict[str, dict[str, Field]] = {
     "ProductConnection": PRODUCT_CONNECTION,
     "ProductEdge": PRODUCT_EDGE,
     "PageInfo": PAGE_INFO,
+    "Promotion": PROMOTION,
+    "PromotionRule": PROMOTION_RULE,
 }
