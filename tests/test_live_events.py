@@ -475,3 +475,75 @@ async def test_a_subscription_strawberry_runs_batches_comments_the_same_way(
     assert (after.seq, after.event) == (3, stock(5))
     assert isinstance(last.event, ev.CommentsPosted) and [e.seq for e in last.event.comments] == [4]
     await stream.aclose()
+
+
+class FullSocket:
+    """A socket (the Sink a broadcast writes to) whose send buffer is full while `full` is set."""
+
+    def __init__(self) -> None:
+        self.full = False
+        self.closed = False
+        self.received: list[dict[str, Any]] = []
+
+    def push(self, messages: list[bytes]) -> bool:
+        if self.full:
+            return False
+        self.received.extend(json.loads(m) for m in messages)
+        return True
+
+    async def drained(self) -> None:
+        while self.full:  # noqa: ASYNC110 (a test's socket)
+            await asyncio.sleep(0.01)
+
+
+async def test_a_viewer_whose_socket_falls_behind_catches_up_from_the_history_in_order(
+    runtime: Runtime,
+) -> None:
+    from schema import live_fanout
+    from schema.root import schema
+
+    room = await new_room()
+    shape = live_fanout.shape_of(schema._schema, EVENTS, None)
+    assert shape is not None
+    variables = {"roomId": encode_id("LiveRoom", room.id)}
+    args = {
+        "key": ("test", room.id),
+        "room_id": room.id,
+        "graphql_schema": schema._schema,
+        "shape": shape,
+        "variables": variables,
+        "shared": json.dumps(variables),
+        "batch_comments": False,
+    }
+    registry = live_fanout.broadcasts()
+    slow, steady = FullSocket(), FullSocket()
+    subs = [
+        live_fanout.Subscriber(b'{"id":"' + name + b'","payload":', sink, feed.Sequencer(room.id, 0))
+        for name, sink in ((b"slow", slow), (b"steady", steady))
+    ]
+    broadcast = registry.join(args, subs[0])
+    registry.join(args, subs[1])
+    for sub in subs:
+        await broadcast.catch_up(sub, [])
+
+    async def published(count: int) -> None:
+        for _ in range(count):
+            await ev.publish_room_event(room.id, stock(await ev.current_seq(room.id)))
+        async with asyncio.timeout(5):
+            while len(steady.received) < await ev.current_seq(room.id):  # noqa: ASYNC110 (the steady socket)
+                await asyncio.sleep(0.01)
+
+    await published(3)
+    slow.full = True  # her phone's network stalls: three events find the socket full
+    await published(3)
+    assert [sub.catching_up for sub in subs] == [True, False]
+    slow.full = False  # it drains: she gets what she missed from the history, then rejoins the shared path
+    async with asyncio.timeout(5):
+        while subs[0].catching_up:  # noqa: ASYNC110 (the broadcast's state)
+            await asyncio.sleep(0.01)
+    await published(2)
+    for sink in (slow, steady):
+        seqs = [m["payload"]["data"]["liveRoomEvents"]["seq"] for m in sink.received]
+        assert seqs == list(range(1, 9)), "every event once, in order"
+    for sub in subs:
+        registry.leave(broadcast, sub)
