@@ -15,6 +15,7 @@ from strawberry.types.execution import ExecutionContext
 
 from infra.db import database_unavailable
 from schema.cache_policy import ResponseCachePolicy
+from schema.extension_runner import CachedHooksRunner
 from schema.fast.extension import FastCatalogExecution
 from schema.introspection import IntrospectionGate
 from schema.query_guard import QueryGuard
@@ -117,6 +118,11 @@ class FreshSocketLoaders(SchemaExtension):
 
 
 class LianmallSchema(strawberry.Schema):
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> CachedHooksRunner:
+        return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
