@@ -1,9 +1,10 @@
 """The HTTP edge's fixed cost in-process: `python bench/edge_cpu.py` (see bench/README.md, "Edge in-process").
 
-CPU per request (time.process_time) of three requests sent one at a time through the ASGI app itself (no socket,
-no uvicorn; PostgreSQL + Redis settings, cost buckets off): `{ __typename }`, `mutation { __typename }` and a
-sold-out flash-sale placeOrder (bench/flash_sale.py's mutation, an allotment of 1 already sold). What every
-request pays before and after its own work. `--profile PREFIX` writes a cProfile per request kind.
+CPU per request (time.process_time) of four requests sent one at a time through the ASGI app itself (no socket,
+no uvicorn; PostgreSQL + Redis settings, cost buckets off): `{ __typename }`, `mutation { __typename }`, a
+sold-out flash-sale placeOrder (bench/flash_sale.py's mutation, an allotment of 1 already sold) and a member's
+`{ me { id } }` (a private query). What every request pays before and after its own work. `--profile PREFIX`
+writes a cProfile per request kind.
 
 PostgreSQL `postgres://postgres@127.0.0.1:5432/test_h3` and Redis db 3 unless DATABASE_URL / REDIS_URL are set;
 `--seed` drops the database's public schema, migrates and seeds it first.
@@ -63,6 +64,7 @@ async def run(args: argparse.Namespace) -> None:
             "query { __typename }": (json.dumps({"query": "{ __typename }"}).encode(), loser),
             "mutation { __typename }": (json.dumps({"query": "mutation { __typename }"}).encode(), loser),
             "sold-out placeOrder": (order, loser),
+            "member { me { id } }": (json.dumps({"query": "{ me { id } }"}).encode(), loser),
         }
         for name, (body, token) in requests.items():
             status, raw = await call(app, body, token)

@@ -165,6 +165,8 @@ class ResponseCache:
         # callers need not wait for one another: each would compute anyway).
         self._flights: dict[str, asyncio.Event] = {}
         self._unfit: OrderedDict[str, None] = OrderedDict()
+        # Keys whose answers can never be stored (the request body alone decides it): not even looked up.
+        self._never: OrderedDict[str, None] = OrderedDict()
         # Tags whose L2 entries could not be deleted (Redis away); the cache is bypassed until they are.
         self.pending: set[str] = set()
         self._pending_retry_at = 0.0
@@ -260,6 +262,17 @@ class ResponseCache:
         self._unfit.move_to_end(key)
         while len(self._unfit) > self._l1_size:
             self._unfit.popitem(last=False)
+
+    def never_fit(self, key: str) -> None:
+        """The answer to `key` can never be stored, whatever the data (it reads more than what every caller of
+        the scope may see): later requests for it skip the cache, and its two Redis round trips, altogether."""
+        self._never[key] = None
+        self._never.move_to_end(key)
+        while len(self._never) > self._l1_size:
+            self._never.popitem(last=False)
+
+    def never_fits(self, key: str) -> bool:
+        return key in self._never
 
     # -- writing -------------------------------------------------------------------------------------------
 

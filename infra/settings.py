@@ -248,9 +248,13 @@ class Settings(BaseSettings):
         """
         if self.secret_key:
             return self.secret_key
-        # Asked on every member request: resolving the path each time (system calls) cost ~40 µs of CPU.
-        folder = self.data_dir
-        return _key_kept_in((folder if folder.is_absolute() else folder.resolve()) / "secret_key")
+        # Asked on every member request: building and resolving the path each time cost ~50 µs of CPU.
+        return _key_in_folder(self.data_dir)
+
+
+@lru_cache(maxsize=8)
+def _key_in_folder(folder: Path) -> str:
+    return _key_kept_in(folder.resolve() / "secret_key")
 
 
 @lru_cache(maxsize=8)

@@ -54,14 +54,28 @@ def _hook(cls: type[SchemaExtension], name: str) -> _Made:
     return made
 
 
+# Per phase and per list of extension classes (the schema's, the same on every request): what to bind.
+_plans: dict[tuple[str, tuple[type[SchemaExtension], ...]], list[tuple[int, _Made]]] = {}
+
+
+def _plan(name: str, classes: tuple[type[SchemaExtension], ...]) -> list[tuple[int, _Made]]:
+    key = (name, classes)
+    plan = _plans.get(key)
+    if plan is None:
+        if len(_plans) >= 64:  # a bound, should extension lists ever vary per request
+            _plans.clear()
+        plan = _plans[key] = [
+            (i, made) for i, cls in enumerate(classes) if (made := _hook(cls, name)) is not None
+        ]
+    return plan
+
+
 def _phase(kind: type[M], extensions: list[SchemaExtension]) -> M:
     manager = kind.__new__(kind)
     manager.default_hook = getattr(SchemaExtension, kind.HOOK_NAME)
     hooks: list[WrappedHook] = []
-    for extension in extensions:
-        made = _hook(type(extension), kind.HOOK_NAME)
-        if made is None:
-            continue
+    for i, made in _plan(kind.HOOK_NAME, tuple(type(e) for e in extensions)):
+        extension = extensions[i]
         if made is _PER_REQUEST:
             wrapped = manager.get_hook(extension)
             if wrapped is not None:

@@ -179,17 +179,21 @@ class GraphQLView(GraphQL[Context, None]):
             # The hot path: a hit answers before any context, loader or parser is made.
             cache = current_runtime().cache
             key = cache_key(scope, body)
-            hit = cache.get_local(key) or await cache.get(key)
-            if hit is None and (flight := cache.flight(key)) is not None:
-                # Someone in this process computes this very answer now: take theirs rather than compute it too.
-                await flight.wait()
-                hit = cache.get_local(key)
-            if hit is not None:
-                body = await cache.render(hit)
-                if body is not None:
-                    return await self._cached_answer(hit, body, viewer, request, media_type)
-            leading = cache.take_off(key)
-            marks = await cache.begin()
+            if cache.never_fits(key):
+                # e.g. a member's own cart or orders: nothing to look up, nothing to note while resolving.
+                key = None
+            else:
+                hit = cache.get_local(key) or await cache.get(key)
+                if hit is None and (flight := cache.flight(key)) is not None:
+                    # Someone in this process computes this very answer now: take theirs, not compute it too.
+                    await flight.wait()
+                    hit = cache.get_local(key)
+                if hit is not None:
+                    body = await cache.render(hit)
+                    if body is not None:
+                        return await self._cached_answer(hit, body, viewer, request, media_type)
+                leading = cache.take_off(key)
+                marks = await cache.begin()
         ctx = make_context(
             viewer,
             request=request,
@@ -325,7 +329,12 @@ class GraphQLView(GraphQL[Context, None]):
             else None
         )
         if made is None:
-            cache.unfit(ctx.cache_key)
+            operation = ctx.operation
+            if operation is not None and not operation.public():
+                # Decided by the document, its operation name and variables: all in the key.
+                cache.never_fit(ctx.cache_key)
+            else:
+                cache.unfit(ctx.cache_key)
             return data
         body, holes = made
         for _, (key, _, _), value in ctx.volatile or ():

@@ -179,3 +179,27 @@ async def test_mutations_never_ask_the_cache(
     # A query still is looked up (and missed the first time).
     await gql(client, "query Fresh { __typename }")
     assert stats.misses == before[0] + 1
+
+
+async def test_an_operation_never_stored_is_not_looked_up_again(
+    seeded: None, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # Whether an answer may be shared follows from the body alone (document, operation, variables: the key), so
+    # once one is known never to fit, its requests skip the lookups (two Redis round trips) and are computed.
+    stats = runtime.cache.stats
+    await gql(client, "{ hotSearchWords }")
+    before = (stats.misses, stats.l1_hits, stats.l2_hits, stats.stores)
+    for _ in range(3):
+        await gql(client, "{ hotSearchWords }")
+    assert (stats.misses, stats.l1_hits, stats.l2_hits, stats.stores) == before
+    # The same document with other variables is another key: the public reading is still stored and served.
+    query = "query($p: Boolean!) { products(first: 1) { totalCount } hotSearchWords @include(if: $p) }"
+    await gql(client, query, {"p": True})
+    stores = stats.stores
+    await gql(client, query, {"p": False})
+    assert stats.stores == stores + 1
+    hits = stats.l1_hits + stats.l2_hits
+    await gql(client, query, {"p": True})
+    await gql(client, query, {"p": False})
+    assert stats.l1_hits + stats.l2_hits == hits + 1
+    assert stats.stores == stores + 1
