@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import uvicorn
 
+from infra.websocket_frames import uvicorn_websocket_options
+
 JS_DIR = Path(__file__).resolve().parent / "js"
 CHROMIUM = "/usr/bin/chromium"
 INSTALL_TIMEOUT = 900
@@ -137,11 +139,12 @@ def client_options(**options: Any) -> str:
 @contextlib.asynccontextmanager
 async def live_server(app: object) -> AsyncIterator[str]:
     """The app on a real 127.0.0.1 socket in this event loop (sharing this process's database and runtime),
-    for clients in other processes. Yields the base URL, http://127.0.0.1:<port>."""
+    for clients in other processes. Yields the base URL, http://127.0.0.1:<port>. WebSockets as `main.py serve`
+    runs them (our frame writer, no permessage-deflate): the browsers' and Node's graphql-ws read those frames."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning")  # type: ignore[arg-type]
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", **uvicorn_websocket_options())  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
