@@ -7,7 +7,8 @@ sold-out flash-sale placeOrder (bench/flash_sale.py's mutation, an allotment of 
 writes a cProfile per request kind.
 
 PostgreSQL `postgres://postgres@127.0.0.1:5432/test_h3` and Redis db 3 unless DATABASE_URL / REDIS_URL are set;
-`--seed` drops the database's public schema, migrates and seeds it first.
+`--seed` drops the database's public schema, migrates and seeds it first. Runs on uvloop, as uvicorn serves
+(`--loop asyncio` for the standard loop).
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per request (the best is shown)")
     parser.add_argument("--seed", action="store_true", help="reset, migrate and seed the database first")
     parser.add_argument("--profile", help="cProfile output prefix")
+    # uvicorn serves on uvloop when it is installed (uvicorn[standard]): measure on the same loop by default.
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
@@ -118,7 +121,12 @@ def main() -> None:
         asyncio.run(reset_schema(os.environ["DATABASE_URL"]))
         for command in ("migrate", "seed"):
             subprocess.run([sys.executable, "main.py", command], cwd=REPO_ROOT, check=True)
-    asyncio.run(run(args))
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(run(args))
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":
