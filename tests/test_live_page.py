@@ -56,8 +56,13 @@ async def shows(
 ) -> float:
     """Seconds until the page shows `what` (failing after `within`)."""
     started = time.monotonic()
+    last: dict[str, Any] | None = None
     while True:
-        message = await page.until("shown", within=max(0.05, within - (time.monotonic() - started)))
+        try:
+            message = await page.until("shown", within=max(0.05, within - (time.monotonic() - started)))
+        except TimeoutError:
+            raise AssertionError(f"not shown within {within} s; the page last showed {last}") from None
+        last = message["shown"]
         # Only the product's own photo (the test product's is on another host) may fail: the page needs nothing
         # from anywhere but this server.
         assert all(url.startswith(PRODUCT_PHOTOS) for url in message["blocked"]), message
