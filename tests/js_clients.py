@@ -14,16 +14,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from infra.websocket_frames import uvicorn_websocket_options
+from tests.in_loop_server import in_loop_server
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 CHROMIUM = "/usr/bin/chromium"
@@ -141,21 +140,8 @@ async def live_server(app: object) -> AsyncIterator[str]:
     """The app on a real 127.0.0.1 socket in this event loop (sharing this process's database and runtime),
     for clients in other processes. Yields the base URL, http://127.0.0.1:<port>. WebSockets as `main.py serve`
     runs them (our frame writer, no permessage-deflate): the browsers' and Node's graphql-ws read those frames."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", **uvicorn_websocket_options())  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 (uvicorn offers only this flag)
-                await asyncio.sleep(0.01)
+    async with in_loop_server(app, log_level="warning", **uvicorn_websocket_options()) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def wait_for(

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -23,6 +21,7 @@ from models import LiveRoom
 from schema.node import encode_id
 from services.live import events as ev
 from services.live import feed
+from tests.in_loop_server import in_loop_server
 from tests.test_members import serving
 
 EVENTS = """
@@ -58,21 +57,8 @@ def no_viewer_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
 @asynccontextmanager
 async def serving_frames(app: object) -> AsyncIterator[str]:
     """The app on a real socket, with uvicorn's WebSocket settings of `main.py serve` (our frame writer)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", **uvicorn_websocket_options())  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 (uvicorn offers only this flag)
-                await asyncio.sleep(0.01)
+    async with in_loop_server(app, log_level="warning", **uvicorn_websocket_options()) as port:
         yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @pytest.fixture(params=["frames", "asgi"])

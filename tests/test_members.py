@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import json
 import secrets
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +23,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -43,6 +41,7 @@ from services.loyalty import levels
 from services.members import phone
 from services.members import profile as members
 from tests.graphql_client import gql
+from tests.in_loop_server import in_loop_server
 from tests.server_process import child_env, running_server
 from tests.wechat_standin import (
     GET_PHONE_NUMBER,
@@ -712,20 +711,8 @@ async def test_me_is_never_answered_from_the_response_cache(
 @asynccontextmanager
 async def serving(app: object) -> AsyncIterator[str]:
     """The app on a real socket in this event loop (and this process's database), for WebSocket clients."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))  # type: ignore[arg-type]
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 (uvicorn offers only this flag)
-                await asyncio.sleep(0.01)
+    async with in_loop_server(app, log_level="warning") as port:
         yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @pytest.fixture

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from infra.client_ip import network_key
 from infra.settings import Settings
 from main import create_app, uvicorn_options
 from models import MemberSession
 from schema.node import decode_id
+from tests.in_loop_server import in_loop_server
 from tests.wechat_standin import JSCODE2SESSION, WeChatStandIn
 
 pytestmark = pytest.mark.usefixtures("runtime")
@@ -118,20 +117,8 @@ async def test_a_client_cannot_escape_the_network_limit_by_forging_forwarded_for
 @asynccontextmanager
 async def served(app: Any, settings: Settings) -> AsyncIterator[str]:
     """`app` on a real socket, run by uvicorn exactly as `serve` runs it (uvicorn_options)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, lifespan="off", **uvicorn_options(settings))  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 (uvicorn offers only this flag)
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with in_loop_server(app, **uvicorn_options(settings)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize(("trusted", "expected"), [("127.0.0.1", "198.51.100.20"), ("10.9.9.9", "127.0.0.1")])
