@@ -66,24 +66,34 @@ _LINE_COLUMNS = (
 )
 
 
-def _statement() -> str:
-    order_marks = ", ".join(f"${i + 1}" for i in range(len(_ORDER_COLUMNS)))
+# Parameters: the order's columns ($1..), one array per line column, then the actor (the member).
+_ORDER_MARKS = ", ".join(f"${i + 1}" for i in range(len(_ORDER_COLUMNS)))
+_ACTOR_MARK = len(_ORDER_COLUMNS) + len(_LINE_COLUMNS) + 1
+
+
+def _lines_and_event() -> str:
+    """The CTEs `l` and `e`: the lines and the 'placed' event of the order the statement's `o` inserted."""
     first = len(_ORDER_COLUMNS) + 1
     arrays = ", ".join(f"${first + i}::{kind}[]" for i, (_, kind) in enumerate(_LINE_COLUMNS))
     names = ", ".join(name for name, _ in _LINE_COLUMNS)
     picked = ", ".join(
         f"x.{name}::jsonb" if name in _JSON_COLUMNS else f"x.{name}" for name, _ in _LINE_COLUMNS
     )
-    actor = first + len(_LINE_COLUMNS)
     return (
-        f"WITH o AS (INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) VALUES ({order_marks}) RETURNING id),"
         f" l AS (INSERT INTO order_lines (order_id, {names}, refunded_quantity, refunded_amount)"
         f" SELECT o.id, {picked}, 0, 0 FROM o, unnest({arrays}) WITH ORDINALITY AS x({names}, n)"
         " ORDER BY x.n RETURNING id),"
         " e AS (INSERT INTO order_events (order_id, from_status, to_status, actor, actor_id, reason, created_at)"
-        f" SELECT o.id, NULL, '{OrderStatus.PENDING_PAYMENT.value}', '{ActorKind.MEMBER.value}', ${actor},"
+        f" SELECT o.id, NULL, '{OrderStatus.PENDING_PAYMENT.value}', '{ActorKind.MEMBER.value}', ${_ACTOR_MARK},"
         f" 'placed', ${len(_ORDER_COLUMNS)} FROM o)"
-        " SELECT o.id, ARRAY(SELECT id FROM l ORDER BY id) FROM o"
+    )
+
+
+def _statement() -> str:
+    return (
+        f"WITH o AS (INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) VALUES ({_ORDER_MARKS}) RETURNING id),"
+        + _lines_and_event()
+        + " SELECT o.id, ARRAY(SELECT id FROM l ORDER BY id) FROM o"
     )
 
 
@@ -94,15 +104,7 @@ def _plain_statement() -> str:
     # The stock part is services/orders/stock.py's statement without gifts, all or nothing: `ready` says
     # whether every SKU exists and covers its quantity (read on the rows as locked), the updates run only then,
     # and the order is inserted only when every SKU was taken.
-    order_marks = ", ".join(f"${i + 1}" for i in range(len(_ORDER_COLUMNS)))
-    first = len(_ORDER_COLUMNS) + 1
-    arrays = ", ".join(f"${first + i}::{kind}[]" for i, (_, kind) in enumerate(_LINE_COLUMNS))
-    names = ", ".join(name for name, _ in _LINE_COLUMNS)
-    picked = ", ".join(
-        f"x.{name}::jsonb" if name in _JSON_COLUMNS else f"x.{name}" for name, _ in _LINE_COLUMNS
-    )
-    actor = first + len(_LINE_COLUMNS)
-    skus, quantities, kinds = actor + 1, actor + 2, actor + 3
+    skus, quantities, kinds = _ACTOR_MARK + 1, _ACTOR_MARK + 2, _ACTOR_MARK + 3
     return (
         f"WITH wanted AS (SELECT * FROM unnest(${skus}::int[], ${quantities}::int[]) AS w(sku_id, quantity)),"
         " skus_locked AS MATERIALIZED (SELECT s.id, w.quantity, s.stock >= w.quantity AS enough"
@@ -115,15 +117,10 @@ def _plain_statement() -> str:
         " ON x.product_id = p.id ORDER BY p.id FOR UPDATE OF p),"
         " totals AS (UPDATE products p SET total_stock = p.total_stock - l.quantity FROM products_locked l"
         " WHERE p.id = l.id RETURNING p.id, p.total_stock),"
-        f" o AS (INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) SELECT {order_marks}"
+        f" o AS (INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) SELECT {_ORDER_MARKS}"
         f" WHERE (SELECT count(*) FROM sold) = ${kinds} RETURNING id),"
-        f" l AS (INSERT INTO order_lines (order_id, {names}, refunded_quantity, refunded_amount)"
-        f" SELECT o.id, {picked}, 0, 0 FROM o, unnest({arrays}) WITH ORDINALITY AS x({names}, n)"
-        " ORDER BY x.n RETURNING id),"
-        " e AS (INSERT INTO order_events (order_id, from_status, to_status, actor, actor_id, reason, created_at)"
-        f" SELECT o.id, NULL, '{OrderStatus.PENDING_PAYMENT.value}', '{ActorKind.MEMBER.value}', ${actor},"
-        f" 'placed', ${len(_ORDER_COLUMNS)} FROM o)"
-        " SELECT (SELECT id FROM o), ARRAY(SELECT id FROM l ORDER BY id),"
+        + _lines_and_event()
+        + " SELECT (SELECT id FROM o), ARRAY(SELECT id FROM l ORDER BY id),"
         " ARRAY(SELECT ARRAY[sold.id, sold.product_id, sold.stock, totals.total_stock]"
         " FROM sold JOIN totals ON totals.id = sold.product_id ORDER BY sold.id),"
         # Some SKUs taken but not all cannot happen (the rows are locked when `ready` reads them); should it,
