@@ -15,7 +15,7 @@ import pytest
 
 from infra.clock import SHOP_TZ, now
 from tests.server_process import ServerProcess, child_env, run_cli, running_server
-from tests.test_flash_sale_processes import skip_near_shop_midnight
+from tests.test_flash_sale_processes import wait_past_shop_midnight
 from tests.test_sandbox import _ok, readme_day
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -63,7 +63,7 @@ def _clock(minutes: int) -> str:
 async def test_a_shopper_wins_a_flash_sale_pays_in_the_sandbox_and_a_refund_puts_the_unit_back(
     server: ServerProcess, play_dir: Path
 ) -> None:
-    skip_near_shop_midnight()
+    await wait_past_shop_midnight()
     ops = readme_ops()
     staff = await _staff(play_dir)
     shopper = await _login(server, "flash-shopper")
