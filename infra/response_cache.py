@@ -141,6 +141,28 @@ def cache_key(scope: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+class _RecentKeys:
+    """The last `size` keys marked, oldest forgotten first."""
+
+    __slots__ = ("_keys", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, key: str) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        self._keys.pop(key, None)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+
 class ResponseCache:
     def __init__(
         self,
@@ -164,9 +186,9 @@ class ResponseCache:
         # Keys being computed in this process now, and keys whose last answer was not fit to store (their
         # callers need not wait for one another: each would compute anyway).
         self._flights: dict[str, asyncio.Event] = {}
-        self._unfit: OrderedDict[str, None] = OrderedDict()
+        self._unfit = _RecentKeys(self._l1_size)
         # Keys whose answers can never be stored (the request body alone decides it): not even looked up.
-        self._never: OrderedDict[str, None] = OrderedDict()
+        self._never = _RecentKeys(self._l1_size)
         # Tags whose L2 entries could not be deleted (Redis away); the cache is bypassed until they are.
         self.pending: set[str] = set()
         self._pending_retry_at = 0.0
@@ -258,18 +280,12 @@ class ResponseCache:
 
     def unfit(self, key: str) -> None:
         """The answer to `key` was not one to store (private, failed, uncacheable): do not single-flight it."""
-        self._unfit[key] = None
-        self._unfit.move_to_end(key)
-        while len(self._unfit) > self._l1_size:
-            self._unfit.popitem(last=False)
+        self._unfit.add(key)
 
     def never_fit(self, key: str) -> None:
         """The answer to `key` can never be stored, whatever the data (it reads more than what every caller of
         the scope may see): later requests for it skip the cache, and its two Redis round trips, altogether."""
-        self._never[key] = None
-        self._never.move_to_end(key)
-        while len(self._never) > self._l1_size:
-            self._never.popitem(last=False)
+        self._never.add(key)
 
     def never_fits(self, key: str) -> bool:
         return key in self._never
@@ -312,7 +328,7 @@ class ResponseCache:
             self.stats.stale_stores_skipped += 1
             return False
         self.stats.stores += 1
-        self._unfit.pop(key, None)
+        self._unfit.discard(key)
         if self._untouched_since(seq, response.tags):
             self._put_local(key, response)
         return True

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -331,16 +331,7 @@ def _order_number() -> str:
 
 
 def _address_snapshot(address: AddressSnapshot | None) -> dict[str, Any]:
-    if address is None:
-        return {}
-    return {
-        "name": address.name,
-        "phone": address.phone,
-        "province": address.province,
-        "city": address.city,
-        "district": address.district,
-        "detail": address.detail,
-    }
+    return {} if address is None else asdict(address)
 
 
 @dataclass(frozen=True)
