@@ -427,3 +427,22 @@ async def test_an_after_sale_of_a_presale_order_is_refunded_from_both_payments_a
     done = await Order.get(id=order.id)
     assert (done.status, done.refunded_amount) == (OrderStatus.CANCELLED, 15000)
     assert (await OrderLine.get(id=line.id)).refunded_amount == 15000
+
+
+async def test_the_per_member_limit_holds_and_a_cancelled_order_gives_its_units_back(
+    seeded: None, wechat_pay: WeChatPayStandIn, client: httpx.AsyncClient
+) -> None:
+    sku = await new_sku(price=25000, stock=10)
+    made = (await gql(client, CREATE, {"input": presale_input(sku, now())}, await staff()))["data"]
+    presale_id = made["presaleCreate"]["presale"]["id"]
+    member, token = await new_member()
+    address = await new_address(member)
+    first = await buy(client, token, address, sku, presale_id, quantity=2)
+    assert first["errors"] == [], first
+    over = await buy(client, token, address, sku, presale_id)
+    assert codes(over) == [("LIMIT_EXCEEDED", "input.items[0].quantity")]
+    assert "At most 2 per member in this presale" in over["errors"][0]["message"]
+    cancelled = (await gql(client, ORDER_CANCEL, {"id": first["order"]["id"]}, token))["data"]["orderCancel"]
+    assert cancelled["errors"] == [] and cancelled["order"]["status"] == "CANCELLED"
+    again = await buy(client, token, address, sku, presale_id, quantity=2)
+    assert again["errors"] == [], "the cancelled order's two units count no more"

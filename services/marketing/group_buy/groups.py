@@ -48,6 +48,7 @@ from models import (
 )
 from services.catalog.prices import PriceContext
 from services.errors import DomainError, ErrorCode
+from services.marketing import member_quota
 from services.marketing.group_buy.rules import is_active
 from services.orders import states
 from services.orders.campaigns import CampaignKind, CampaignPrice, CampaignRef, register_campaign
@@ -138,7 +139,9 @@ class GroupBuyCampaign:
         member_id: int = order.member_id  # type: ignore[attr-defined]
         if ref.node == RULE_NODE:
             rule = await _rule(ref.id)
-            await _take_quota(rule, member_id, quantity)
+            await member_quota.take(
+                GroupBuyQuota, {"rule_id": rule.id}, member_id, quantity, rule.per_member_limit, "group buy"
+            )
             group = await GroupBuy.create(
                 rule_id=rule.id, leader_member_id=member_id, size=rule.group_size, seats_taken=1
             )
@@ -146,7 +149,9 @@ class GroupBuyCampaign:
         else:
             group = await GroupBuy.get(id=ref.id).select_related("rule")
             rule = group.rule
-            await _take_quota(rule, member_id, quantity)
+            await member_quota.take(
+                GroupBuyQuota, {"rule_id": rule.id}, member_id, quantity, rule.per_member_limit, "group buy"
+            )
             # The seat: one guarded update decides, whatever the concurrency (row lock on PostgreSQL, one writer
             # on SQLite); `size` never changes, so comparing with the value read is exact.
             taken = await GroupBuy.filter(
@@ -178,23 +183,6 @@ def _snapshot(rule: GroupBuyRule, group: GroupBuy | None, *, leader: bool) -> di
         "hoursToFill": rule.hours_to_fill,
         "leader": leader,
     }
-
-
-async def _take_quota(rule: GroupBuyRule, member_id: int, quantity: int) -> None:
-    raised = await GroupBuyQuota.filter(
-        rule_id=rule.id, member_id=member_id, units__lte=rule.per_member_limit - quantity
-    ).update(units=F("units") + quantity)
-    if raised:
-        return
-    if await GroupBuyQuota.exists(rule_id=rule.id, member_id=member_id):
-        raise DomainError(
-            ErrorCode.LIMIT_EXCEEDED,
-            f"At most {rule.per_member_limit} per member in this group buy",
-            "input.items[0].quantity",
-        )
-    # First order of this member: a concurrent first order hits the unique (rule, member) and its
-    # transaction is tried again by checkout, then finding this row.
-    await GroupBuyQuota.create(rule_id=rule.id, member_id=member_id, units=quantity)
 
 
 # --- Order states ------------------------------------------------------------------------------------------
@@ -231,10 +219,11 @@ async def _on_cancelled(order: Order, from_status: OrderStatus, news: states.Ann
     if seat is None:
         return
     group = await GroupBuy.get(id=seat.group_id)  # type: ignore[attr-defined]
-    await GroupBuyQuota.filter(
-        rule_id=group.rule_id, member_id=seat.member_id, units__gte=seat.quantity
-    ).update(  # type: ignore[attr-defined]
-        units=F("units") - seat.quantity
+    await member_quota.give_back(
+        GroupBuyQuota,
+        {"rule_id": group.rule_id},  # type: ignore[attr-defined]
+        seat.member_id,
+        seat.quantity,
     )
     if seat.leader and group.status == GroupBuyStatus.OPENING:
         await GroupBuy.filter(id=group.id, status=GroupBuyStatus.OPENING).update(

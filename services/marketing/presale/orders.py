@@ -27,7 +27,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from infra import wechat
@@ -49,6 +48,7 @@ from models import (
 )
 from services.catalog.prices import PriceContext
 from services.errors import DomainError, ErrorCode
+from services.marketing import member_quota
 from services.marketing.presale.setup import forfeit_notice, takes_deposits
 from services.orders import states
 from services.orders.campaigns import CampaignKind, CampaignPrice, CampaignRef, register_campaign
@@ -124,7 +124,9 @@ class PresaleCampaign:
             raise DomainError(
                 ErrorCode.BAD_USER_INPUT, "Points or discounts leave no balance to pay; use fewer", "input"
             )
-        await _take_quota(presale, member_id, quantity)
+        await member_quota.take(
+            PresaleQuota, {"presale_id": presale.id}, member_id, quantity, presale.per_member_limit, "presale"
+        )
         await PresaleOrder.create(
             presale_id=presale.id,
             order_id=order.id,
@@ -147,22 +149,6 @@ def _snapshot(presale: Presale) -> dict[str, Any]:
         "balanceEndsAt": presale.balance_ends_at.isoformat(),
         "forfeitNotice": forfeit_notice(presale),
     }
-
-
-async def _take_quota(presale: Presale, member_id: int, quantity: int) -> None:
-    raised = await PresaleQuota.filter(
-        presale_id=presale.id, member_id=member_id, units__lte=presale.per_member_limit - quantity
-    ).update(units=F("units") + quantity)
-    if raised:
-        return
-    if await PresaleQuota.exists(presale_id=presale.id, member_id=member_id):
-        raise DomainError(
-            ErrorCode.LIMIT_EXCEEDED,
-            f"At most {presale.per_member_limit} per member in this presale",
-            "input.items[0].quantity",
-        )
-    # A concurrent first order of the member hits the unique (presale, member); checkout tries it again.
-    await PresaleQuota.create(presale_id=presale.id, member_id=member_id, units=quantity)
 
 
 # --- The payment plan --------------------------------------------------------------------------------------
@@ -270,11 +256,12 @@ async def _on_cancelled(order: Order, from_status: OrderStatus, news: states.Ann
     stage = PresaleStage.FORFEITED if row.stage == PresaleStage.DEPOSIT_PAID else PresaleStage.CANCELLED
     if row.stage in (PresaleStage.DEPOSIT_DUE, PresaleStage.DEPOSIT_PAID):
         await PresaleOrder.filter(id=row.id, stage=row.stage).update(stage=stage, ended_at=now())
-    await PresaleQuota.filter(
-        presale_id=row.presale_id,  # type: ignore[attr-defined]
-        member_id=row.member_id,
-        units__gte=row.quantity,
-    ).update(units=F("units") - row.quantity)
+    await member_quota.give_back(
+        PresaleQuota,
+        {"presale_id": row.presale_id},  # type: ignore[attr-defined]
+        row.member_id,
+        row.quantity,
+    )
 
 
 async def _on_paid(order: Order, from_status: OrderStatus, news: states.Announcements) -> None:
