@@ -184,3 +184,80 @@ async def test_a_listing_resolves_its_products_without_a_task_each(seeded: None,
     # products, skus with their spec values (one statement on the fast path, schema/fast), media, tags,
     # categories, brands; without brand one statement fewer.
     assert counts == {False: 6, True: 5}
+
+
+async def test_a_listing_without_a_keyword_answers_what_the_orm_answers(seeded: None) -> None:
+    # Without a keyword the page and its count are fixed SQL (services/catalog/listing.py), not the queryset
+    # Tortoise used to build: for each filter and order, the same products in the same order, value for value
+    # and type for type, and the same count, on each backend.
+    from itertools import product as combinations
+
+    from tortoise.expressions import Q
+
+    from loaders.catalog import PRODUCT_FIELDS
+    from models import Category
+    from services.catalog.listing import ProductFilter, ProductSort, list_products
+
+    top = await Category.filter(level=1).order_by("sort", "id").first()
+    leaf = await Category.filter(level=3).order_by("sort", "id").first()
+    tag = await Tag.all().order_by("id").first()
+    brand = await Brand.all().order_by("id").first()
+    assert top and leaf and tag and brand
+    filters = [
+        ProductFilter(),
+        ProductFilter(include_unpublished=True),
+        ProductFilter(category_id=top.id),
+        ProductFilter(category_id=leaf.id, include_unpublished=True),
+        ProductFilter(tag_ids=(tag.id, tag.id + 1)),
+        ProductFilter(brand_id=brand.id, in_stock=True),
+        ProductFilter(price_min=1000, price_max=20000, in_stock=False),
+        ProductFilter(category_id=top.id, tag_ids=(tag.id,), price_min=500),
+    ]
+    orders = {
+        ProductSort.SALES: ("-sales_count", "-id"),
+        ProductSort.PRICE_ASC: ("min_price", "id"),
+        ProductSort.PRICE_DESC: ("-min_price", "-id"),
+        ProductSort.NEWEST: ("-published_at", "-id"),
+    }
+    seen = 0
+    for listing_filter, (sort, ordering), offset in combinations(filters, orders.items(), (0, 7)):
+        expected = Product.all()
+        if not listing_filter.include_unpublished:
+            expected = expected.filter(status="ON_SALE")
+        if listing_filter.category_id is not None:
+            c = listing_filter.category_id
+            subtree = await Category.filter(
+                Q(id=c) | Q(path=str(c)) | Q(path__startswith=f"{c}/") | Q(path__endswith=f"/{c}")
+            ).values_list("id", flat=True)
+            expected = expected.filter(category_id__in=list(subtree))
+        if listing_filter.tag_ids:
+            tagged = await ProductTag.filter(tag_id__in=listing_filter.tag_ids).values_list(
+                "product_id", flat=True
+            )
+            expected = expected.filter(id__in=list(tagged))
+        if listing_filter.brand_id is not None:
+            expected = expected.filter(brand_id=listing_filter.brand_id)
+        if listing_filter.price_min is not None:
+            expected = expected.filter(min_price__gte=listing_filter.price_min)
+        if listing_filter.price_max is not None:
+            expected = expected.filter(min_price__lte=listing_filter.price_max)
+        if listing_filter.in_stock is not None:
+            expected = (
+                expected.filter(total_stock__gt=0)
+                if listing_filter.in_stock
+                else expected.filter(total_stock=0)
+            )
+        models = await expected.order_by(*ordering).offset(offset).limit(11)
+        page = await list_products(listing_filter, sort, offset, 10, PRODUCT_FIELDS)
+        assert len(page.products) == len(models[:10]), (listing_filter, sort, offset)
+        assert page.has_next is (len(models) > 10)
+        assert await page.total_count() == await expected.count()
+        for model_object, values in zip(models, page.products, strict=False):
+            for name, got in zip(PRODUCT_FIELDS, values, strict=True):
+                wanted = getattr(model_object, name)
+                assert (got, type(got), str(got)) == (wanted, type(wanted), str(wanted)), (
+                    listing_filter,
+                    name,
+                )
+        seen += len(page.products)
+    assert seen > 200

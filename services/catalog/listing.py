@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
+from typing import Any
 
 from tortoise.expressions import Q, Subquery
-from tortoise.queryset import QuerySet
+from tortoise.fields import CharField, IntField, SmallIntField, TextField
 
+from infra import raw_sql
 from models import Category, Product, ProductStatus, ProductTag
 from services.catalog import search
 from services.errors import DomainError, ErrorCode
@@ -45,15 +49,15 @@ class ProductFilter:
 
 @dataclass
 class ProductPage:
-    products: list[Product] | list[tuple[object, ...]]
+    products: list[Sequence[Any]]
     offset: int
     has_next: bool
     search_terms: tuple[str, ...] = ()
-    _queryset: QuerySet[Product] | None = field(default=None, repr=False)
+    _count: Callable[[], Awaitable[int]] | None = field(default=None, repr=False)
 
     async def total_count(self) -> int:
         """Counted only when a client asks for it: it is a second query."""
-        return await self._queryset.count() if self._queryset is not None else 0
+        return await self._count() if self._count is not None else 0
 
 
 def check_page_size(first: int | None, max_page_size: int) -> int:
@@ -97,13 +101,14 @@ async def list_products(
     sort: ProductSort | None,
     offset: int,
     limit: int,
-    fields: tuple[str, ...] | None = None,
+    fields: tuple[str, ...],
 ) -> ProductPage:
-    """One page of products matching `filter`, ordered by `sort` (relevance when searching, else sales).
-
-    With `fields`, the page holds tuples of those fields' values instead of model instances (what read paths
-    want: building instances was a large share of a cold listing's time)."""
+    """One page of products matching `filter`, ordered by `sort` (relevance when searching, else sales): tuples
+    of the values of `fields` (what read paths want: building model instances was a large share of a cold
+    listing's time), as Tortoise would convert them."""
     _validate(filter)
+    if not filter.keyword:
+        return await _plain_listing(filter, sort or ProductSort.SALES, offset, limit, fields)
     qs = Product.all()
     if not filter.include_unpublished:
         qs = qs.filter(status=ProductStatus.ON_SALE)
@@ -125,7 +130,7 @@ async def list_products(
         qs = qs.filter(total_stock=0)
 
     terms: tuple[str, ...] = ()
-    match = await search.keyword_match(filter.keyword) if filter.keyword else None
+    match = await search.keyword_match(filter.keyword)
     if match is not None:
         terms = match.terms
         qs = qs.filter(match.condition)
@@ -140,12 +145,102 @@ async def list_products(
     else:
         qs = qs.order_by(*_ORDERINGS[sort])
 
-    page = qs.offset(offset).limit(limit + 1)
-    rows = await (page.values_list(*fields) if fields else page)
+    rows = await qs.offset(offset).limit(limit + 1).values_list(*fields)
     return ProductPage(
         products=list(rows[:limit]),
         offset=offset,
         has_next=len(rows) > limit,
         search_terms=terms,
-        _queryset=counted,
+        _count=counted.count,
     )
+
+
+# --- Without a keyword: fixed SQL -------------------------------------------------------------------------
+#
+# Building the page's statement and its count through Tortoise's query builder cost more CPU than the rest of
+# a cold listing's SQL together; without a keyword the statement is a handful of plain conditions, written here
+# (in PostgreSQL's dialect, infra/raw_sql.py runs it on SQLite too). The same conditions and order as the
+# queryset above would build: the keyword path keeps the builder for its match and relevance expressions.
+
+_PLAIN_ORDER: dict[ProductSort, str] = {
+    ProductSort.RELEVANCE: "sales_count DESC, id DESC",
+    ProductSort.SALES: "sales_count DESC, id DESC",
+    ProductSort.PRICE_ASC: "min_price, id",
+    ProductSort.PRICE_DESC: "min_price DESC, id DESC",
+    ProductSort.NEWEST: "published_at DESC, id DESC",
+}
+# Columns whose database value is already what Tortoise would hand back.
+_AS_STORED = (IntField, SmallIntField, CharField, TextField)
+
+
+@cache
+def _selected(fields: tuple[str, ...]) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    """The select list of `fields`, and the conversions (index, model field's own) of those that need one."""
+    meta = Product._meta
+    columns = ", ".join(meta.fields_db_projection[name] for name in fields)
+    conversions = tuple(
+        (index, meta.fields_map[name].to_python_value)
+        for index, name in enumerate(fields)
+        if type(meta.fields_map[name]) not in _AS_STORED
+    )
+    return columns, conversions
+
+
+def _plain_conditions(filter: ProductFilter) -> tuple[str, list[Any]]:
+    conditions: list[str] = []
+    params: list[Any] = []
+
+    def bound(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if not filter.include_unpublished:
+        conditions.append(f"status = {bound(ProductStatus.ON_SALE.value)}")
+    if filter.category_id is not None:
+        # As `_category_subtree`: the category, and those whose path is it, starts with it or ends with it.
+        category = filter.category_id
+        conditions.append(
+            f"category_id IN (SELECT id FROM categories WHERE id = {bound(category)} "
+            f"OR path = {bound(str(category))} OR path LIKE {bound(f'{category}/%')} "
+            f"OR path LIKE {bound(f'%/{category}')})"
+        )
+    if filter.tag_ids:
+        tags = ", ".join(bound(tag) for tag in filter.tag_ids)
+        conditions.append(f"id IN (SELECT product_id FROM product_tags WHERE tag_id IN ({tags}))")
+    if filter.brand_id is not None:
+        conditions.append(f"brand_id = {bound(filter.brand_id)}")
+    if filter.price_min is not None:
+        conditions.append(f"min_price >= {bound(filter.price_min)}")
+    if filter.price_max is not None:
+        conditions.append(f"min_price <= {bound(filter.price_max)}")
+    if filter.in_stock is True:
+        conditions.append("total_stock > 0")
+    elif filter.in_stock is False:
+        conditions.append("total_stock = 0")
+    return (f" WHERE {' AND '.join(conditions)}" if conditions else ""), params
+
+
+async def _plain_listing(
+    filter: ProductFilter, sort: ProductSort, offset: int, limit: int, fields: tuple[str, ...]
+) -> ProductPage:
+    where, params = _plain_conditions(filter)
+    columns, conversions = _selected(fields)
+    window = len(params) + 1
+    statement = (
+        f"SELECT {columns} FROM products{where} ORDER BY {_PLAIN_ORDER[sort]} "
+        f"LIMIT ${window} OFFSET ${window + 1}"
+    )
+    rows = await raw_sql.fetch(statement, [*params, limit + 1, offset])
+    products: list[Sequence[Any]] = []
+    for values in rows[:limit]:
+        if conversions:
+            values = list(values)
+            for index, convert in conversions:
+                if values[index] is not None:
+                    values[index] = convert(values[index])
+        products.append(values)
+
+    async def count() -> int:
+        return int((await raw_sql.fetch(f"SELECT COUNT(*) FROM products{where}", params))[0][0])
+
+    return ProductPage(products=products, offset=offset, has_next=len(rows) > limit, _count=count)
