@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
@@ -203,8 +203,10 @@ class GraphQLView(GraphQL[Context, None]):
             volatile=[] if key is not None else None,
         )
         setattr(request.state, _CONTEXT_KEY, ctx)
+        streamed = False
         try:
             response = await super().run(request, ctx, root_value)
+            streamed = isinstance(response, StreamingResponse)
         except RequestRejected as exc:
             return rejection_response(exc, media_type)
         except HTTPException as exc:
@@ -213,6 +215,11 @@ class GraphQLView(GraphQL[Context, None]):
             if leading:
                 assert key is not None
                 current_runtime().cache.land(key)
+            if not streamed:
+                # request.state -> context -> request is a reference cycle: left in place, the request's loaders
+                # and every row they cached wait for the cyclic collector (~80 MB more per worker under cold
+                # load). A stream still reads it (process_result) after run returns.
+                delattr(request.state, _CONTEXT_KEY)
         if media_type == graphql_http.GRAPHQL_RESPONSE_JSON and response.media_type == graphql_http.JSON:
             response.headers["content-type"] = media_type
         if ctx.retry_after is not None:
