@@ -37,6 +37,7 @@ from infra.redis import REDIS_ERRORS, get_redis
 from infra.settings import get_settings
 from models import Member, MemberSession, RetiredRefreshToken
 from services.errors import DomainError, ErrorCode
+from services.members import session_memory
 
 log = logging.getLogger("lianmall.sessions")
 
@@ -231,6 +232,7 @@ async def revoke_session(session_id: int) -> None:
         )
     except REDIS_ERRORS as exc:
         log.warning("session %s revoked in the database; Redis not told (%s)", session_id, exc)
+    await session_memory.session_revoked(session_id)
 
 
 async def revoke_member_sessions(member_id: int) -> None:

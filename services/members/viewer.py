@@ -13,9 +13,11 @@ from services.access.api_keys import KEY_PREFIX, PartnerIdentity, authenticate_a
 from services.access.staff import StaffIdentity, authenticate_staff
 from services.catalog.prices import PUBLIC, PriceContext
 from services.errors import DomainError, ErrorCode
+from services.members import session_memory
 from services.members.tokens import (
     SESSION_OK,
     SESSION_REVOKED,
+    AccessClaims,
     decode_access_token,
     looks_like_access_token,
     session_key,
@@ -140,6 +142,7 @@ async def forget_member_snapshot(member_id: int) -> None:
             exc,
             SNAPSHOT_TTL_SECONDS,
         )
+    await session_memory.growth_changed(member_id)
 
 
 _REFUSED = "The token is invalid, expired or revoked"
@@ -147,6 +150,18 @@ _REFUSED = "The token is invalid, expired or revoked"
 
 async def _member_viewer(token: str) -> Viewer:
     claims = decode_access_token(token)
+    growth = session_memory.known_growth(claims.session_id, claims.member_id)
+    if growth is None:
+        growth = await _checked_growth(claims)
+    identity = MemberIdentity(
+        id=claims.member_id, session_id=claims.session_id, growth=growth, expires_at=claims.expires_at
+    )
+    return Viewer(member=identity, price=await member_price_context(growth))
+
+
+async def _checked_growth(claims: AccessClaims) -> int:
+    """The member's growth once Redis or the database says the session is alive (UNAUTHENTICATED otherwise)."""
+    generation = session_memory.generation()
     redis = get_redis()
     # One round trip answers both "is this session known alive (or revoked)?" and "what is this member's growth?".
     try:
@@ -176,10 +191,9 @@ async def _member_viewer(token: str) -> Viewer:
             await _remember(None, claims.member_id, growth)
     else:
         growth = int(snapshot)
-    identity = MemberIdentity(
-        id=claims.member_id, session_id=claims.session_id, growth=growth, expires_at=claims.expires_at
-    )
-    return Viewer(member=identity, price=await member_price_context(growth))
+    if redis_answered:
+        session_memory.learn(generation, claims.session_id, claims.member_id, growth)
+    return growth
 
 
 async def _remember(session_id: int | None, member_id: int, growth: int) -> None:
