@@ -31,7 +31,8 @@ CheckoutInfo = Info[Context, None]
 MAX_COUPONS = 10
 
 
-def _request(input: CheckoutInput) -> checkout.CheckoutRequest:
+def checkout_request(input: CheckoutInput) -> checkout.CheckoutRequest:
+    """The service request a CheckoutInput asks for; DomainError for what cannot be decoded."""
     if input.coupon_ids is not None and len(input.coupon_ids) > MAX_COUPONS:
         raise DomainError(
             ErrorCode.LIMIT_EXCEEDED, f"At most {MAX_COUPONS} coupons per order", "input.couponIds"
@@ -65,13 +66,13 @@ def _campaign(campaign: CampaignInput, field: str) -> CampaignRef:
 
 @payload_mutation
 async def checkout_preview(info: CheckoutInfo, input: CheckoutInput) -> CheckoutPreviewPayload:
-    preview = await checkout.checkout_preview(member_id(info), _request(input))
+    preview = await checkout.checkout_preview(member_id(info), checkout_request(input))
     return CheckoutPreviewPayload(preview=CheckoutPreview.from_preview(preview))
 
 
 @payload_mutation
 async def place_order(info: CheckoutInfo, input: CheckoutInput, idempotency_key: str) -> PlaceOrderPayload:
-    placed = await checkout.place(member_id(info), _request(input), idempotency_key)
+    placed = await checkout.place(member_id(info), checkout_request(input), idempotency_key)
     order = placed.order
     payload = PlaceOrderPayload(order=Order.from_model(order))
     if order.status == checkout.OrderStatus.PENDING_PAYMENT and order.payable > 0:

@@ -12,6 +12,7 @@ from aiodataloader import DataLoader
 from tortoise.models import Model
 
 from infra.client_ip import client_ip, network_key
+from infra.leaky_bucket import BucketState
 from infra.settings import Settings, get_settings
 from loaders.catalog import CatalogLoaders
 from loaders.members import MemberLoaders
@@ -47,6 +48,9 @@ class Context:
     started: float = field(default_factory=time.monotonic)
     # Set by schema/query_guard.py when the caller's cost bucket refused: the HTTP answer is a 429.
     retry_after: float | None = None
+    # The bucket spend of an edge that answers early (schema/sold_out_lane.py) and handed the request over:
+    # QueryGuard takes it instead of spending again.
+    charged: BucketState | None = None
     # Loaders a domain asks for by class (`loader`) or by model (`rows`), made on first use.
     _loaders: dict[object, Any] = field(default_factory=dict, repr=False)
 

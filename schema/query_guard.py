@@ -39,6 +39,7 @@ from infra.settings import Settings, get_settings
 from schema.query_cost import CostInputs, find_operation, operation_cost, size_variables
 from schema.query_shape import Shape, ShapeLimits, measure
 from services.errors import ErrorCode
+from services.members.viewer import Viewer
 
 log = logging.getLogger("lianmall.limits")
 
@@ -122,6 +123,23 @@ def query_cost(
         return _cost.__wrapped__(schema, query, max_tokens, operation_name, sizes, max_page_size)
 
 
+def admitted_document(
+    schema: GraphQLSchema, query: str, settings: Settings, rules: tuple[type[ASTValidationRule], ...]
+) -> DocumentNode | None:
+    """The document when QueryGuard's parse, shape and validation steps (with validation `rules`) let `query`
+    through, else None; from the guard's own memos."""
+    max_tokens = settings.max_query_tokens
+    if len(query) > CHARS_PER_TOKEN * max_tokens:
+        return None
+    try:
+        document = _parse(query, max_tokens)
+    except GraphQLSyntaxError:
+        return None
+    if isinstance(document, str) or _shape(query, max_tokens, shape_limits(settings)).refusal is not None:
+        return None
+    return None if validate_query(schema, query, max_tokens, rules) else document
+
+
 def shape_limits(settings: Settings) -> ShapeLimits:
     return ShapeLimits(
         max_depth=settings.max_query_depth,
@@ -138,15 +156,31 @@ def refusal(code: ErrorCode, message: str, **extensions: Any) -> GraphQLError:
 
 def who(context: Any) -> str:
     """The caller, for log lines and bucket keys: never a token, only ids and addresses."""
-    viewer = getattr(context, "viewer", None)
+    return caller(getattr(context, "viewer", None), getattr(context, "request", None))
+
+
+def caller(viewer: Viewer | None, connection: Any) -> str:
+    """`who` for a viewer and the request (or socket) it came on."""
     if viewer is not None and viewer.staff is not None:
         return f"staff:{viewer.staff.id}"
     if viewer is not None and viewer.member is not None:
         return f"member:{viewer.member.id}"
     if viewer is not None and viewer.partner is not None:
         return f"partner:{viewer.partner.id}"
-    client = getattr(getattr(context, "request", None), "client", None)
+    client = getattr(connection, "client", None)
     return f"ip:{client.host}" if client is not None else "ip:unknown"
+
+
+def cost_extension(cost: int, bucket: BucketState | None) -> dict[str, Any]:
+    """What `extensions.cost` of an answer says: the operation's cost and, when charged, the caller's bucket."""
+    reported: dict[str, Any] = {"requestedQueryCost": cost}
+    if bucket is not None:
+        reported["throttleStatus"] = {
+            "maximumAvailable": bucket.size,
+            "currentlyAvailable": int(bucket.available),
+            "restoreRate": bucket.rate,
+        }
+    return reported
 
 
 class _BucketBreaker:
@@ -169,6 +203,25 @@ class _BucketBreaker:
 
 
 _breaker = _BucketBreaker()
+
+
+async def spend(caller: str, cost: int, settings: Settings) -> BucketState | None:
+    """Take `cost` from `caller`'s bucket (`who`); None when the caller is not throttled: staff, an unknown
+    address, buckets off, or Redis away (fail open, see the module docstring)."""
+    if caller.startswith("staff:") or caller == "ip:unknown":
+        return None
+    if caller.startswith("ip:"):
+        size, rate = settings.cost_bucket_size_per_ip, settings.cost_restore_rate_per_ip
+    else:
+        size, rate = settings.cost_bucket_size, settings.cost_restore_rate
+    if size == 0 or not _breaker.open():
+        return None
+    try:
+        async with asyncio.timeout(BUCKET_TIMEOUT):
+            return await current_runtime().buckets.spend(caller, cost, size=size, rate=rate)
+    except Exception as error:  # any Redis failure: fail open
+        _breaker.trip(error)
+        return None
 
 
 class QueryGuard(SchemaExtension):
@@ -245,22 +298,14 @@ class QueryGuard(SchemaExtension):
         yield
 
     async def _charge(self, settings: Settings) -> None:
-        caller = who(self.execution_context.context)
-        if caller.startswith("staff:") or caller == "ip:unknown" or self.cost is None:
+        if self.cost is None:
             return
-        if caller.startswith("ip:"):
-            size, rate = settings.cost_bucket_size_per_ip, settings.cost_restore_rate_per_ip
-        else:
-            size, rate = settings.cost_bucket_size, settings.cost_restore_rate
-        if size == 0 or not _breaker.open():
-            return
-        try:
-            async with asyncio.timeout(BUCKET_TIMEOUT):
-                self.bucket = await current_runtime().buckets.spend(caller, self.cost, size=size, rate=rate)
-        except Exception as error:  # any Redis failure: fail open (see the module docstring)
-            _breaker.trip(error)
-            return
-        if not self.bucket.allowed:
+        context = self.execution_context.context
+        # An edge that answers early (schema/sold_out_lane.py) spent the bucket already when it hands over.
+        charged = getattr(context, "charged", None)
+        self.bucket = charged or await spend(who(context), self.cost, settings)
+        if self.bucket is not None and not self.bucket.allowed:
+            size, rate = self.bucket.size, self.bucket.rate
             retry_after = round(self.bucket.retry_after + 0.05, 1)
             self._refuse(
                 ErrorCode.RATE_LIMITED,
@@ -268,18 +313,10 @@ class QueryGuard(SchemaExtension):
                 f"available; they refill at {rate:g} per second: retry in {retry_after:g} s",
                 retryAfter=retry_after,
             )
-            context = self.execution_context.context
             if hasattr(context, "retry_after"):
                 context.retry_after = retry_after
 
     def get_results(self) -> dict[str, Any]:
         if self.cost is None:
             return {}
-        cost: dict[str, Any] = {"requestedQueryCost": self.cost}
-        if self.bucket is not None:
-            cost["throttleStatus"] = {
-                "maximumAvailable": self.bucket.size,
-                "currentlyAvailable": int(self.bucket.available),
-                "restoreRate": self.bucket.rate,
-            }
-        return {"cost": cost}
+        return {"cost": cost_extension(self.cost, self.bucket)}

@@ -24,6 +24,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from infra.db import database_unavailable
+from infra.leaky_bucket import BucketState
 from infra.response_cache import CachedResponse, cache_key
 from infra.runtime import current_runtime
 from infra.settings import Settings
@@ -34,6 +35,7 @@ from schema.extensions import UNAVAILABLE_MESSAGE, coded_error
 from schema.graphiql import graphiql_page
 from schema.graphql_http import CachedAnswer, RequestRejected, error_response, rejection_response
 from schema.sockets import LegacyWSHandler, SocketLimits, TransportWSHandler, refuse_socket
+from schema.sold_out_lane import Answer, SoldOutLane
 from schema.volatile import template
 from schema.websocket import TextFrameWebSocketAdapter
 from services.catalog import hot_words
@@ -101,6 +103,7 @@ class GraphQLView(GraphQL[Context, None]):
             settings.ws_max_connections_per_ip, settings.ws_max_connections_per_member
         )
         self._transports_by_accept: dict[str, HTTPStreamTransport | None] = {}
+        self.sold_out_lane = SoldOutLane(schema, settings)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -171,6 +174,13 @@ class GraphQLView(GraphQL[Context, None]):
             return rejection_response(exc, media_type)
         except DomainError as exc:
             return error_response(exc.code, exc.message, 401, media_type)
+        charged: BucketState | None = None
+        if post and media_type is not None and self._plain_json(headers):
+            early = await self.sold_out_lane.answer(body, viewer)
+            if isinstance(early, Answer):
+                return CachedAnswer(early.body, media_type)
+            if early is not None:
+                charged = early.charged
         key: str | None = None
         marks: tuple[int, bytes] | None = None
         leading = False
@@ -201,6 +211,7 @@ class GraphQLView(GraphQL[Context, None]):
             cache_key=key,
             cache_marks=marks,
             volatile=[] if key is not None else None,
+            charged=charged,
         )
         setattr(request.state, _CONTEXT_KEY, ctx)
         streamed = False
@@ -235,6 +246,13 @@ class GraphQLView(GraphQL[Context, None]):
         for term in hit.search_terms:
             await hot_words.record_search(term, searcher)
         return CachedAnswer(body, media_type)
+
+    def _plain_json(self, headers: Mapping[str, str]) -> bool:
+        """A JSON body asking for one JSON answer, as `parse_http_body` takes it (not a stream)."""
+        return (
+            _media_type(headers.get("content-type") or "") == "application/json"
+            and self._stream_transport_for(headers.get("accept", "")) is None
+        )
 
     def _stream_transport_for(self, accept: str) -> HTTPStreamTransport | None:
         # strawberry asks every transport about the Accept header on every request; clients send a handful.

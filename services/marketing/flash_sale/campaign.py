@@ -56,6 +56,10 @@ def is_open(sale: FlashSale, session: FlashSaleSession) -> bool:
     )
 
 
+def _sold_out() -> DomainError:
+    return DomainError(ErrorCode.INSUFFICIENT_STOCK, "Sold out", FIELD)
+
+
 def _check_node(ref: CampaignRef) -> None:
     if ref.node != NODE:
         raise DomainError(ErrorCode.NOT_FOUND, "A flash-sale purchase names a FlashSaleItem", FIELD)
@@ -74,23 +78,33 @@ class FlashSaleCampaign:
         """Refuse a sold-out attempt before any query: from what this process knows (services.marketing.
         flash_sale.sold_out), else from Redis. Members holding units are let through: theirs may be a repeated
         request whose order exists (same idempotency key, same order)."""
-        if ref.node != NODE:
+        if self.turn_away_from_memory(member_id, ref, quantity):
             return
+        generation = sold_out.generation(ref.id)
+        try:
+            seen = await stock.sold_out_view(ref.id, member_id, quantity)
+        except REDIS_ERRORS:
+            return
+        if seen is None:
+            return
+        left, held, holders = seen
+        if holders is not None:
+            sold_out.learn(ref.id, generation, left, holders)
+        if left < quantity and held == 0:
+            raise _sold_out()
+
+    def turn_away_from_memory(self, member_id: int, ref: CampaignRef, quantity: int) -> bool:
+        """`turn_away` as far as this process decides it alone: raises the refusal, True when the attempt goes
+        on, False when Redis must be asked. Never waits, so an edge can answer a sold-out crowd before it
+        builds a GraphQL execution (schema/sold_out_lane.py)."""
+        if ref.node != NODE:
+            return True
         refused = sold_out.refuses(ref.id, member_id, quantity)
         if refused is None:
-            generation = sold_out.generation(ref.id)
-            try:
-                seen = await stock.sold_out_view(ref.id, member_id, quantity)
-            except REDIS_ERRORS:
-                return
-            if seen is None:
-                return
-            left, held, holders = seen
-            if holders is not None:
-                sold_out.learn(ref.id, generation, left, holders)
-            refused = left < quantity and held == 0
+            return False
         if refused:
-            raise DomainError(ErrorCode.INSUFFICIENT_STOCK, "Sold out", FIELD)
+            raise _sold_out()
+        return True
 
     async def price(
         self, member_id: int, ref: CampaignRef, sku: Sku, quantity: int, ctx: PriceContext
