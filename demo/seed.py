@@ -30,6 +30,7 @@ from demo.catalog_data import (
     SpecDim,
 )
 from infra.clock import SHOP_TZ
+from infra.db import refresh_planner_statistics
 from models import (
     DEFAULT_SHOP_CODE,
     Brand,
@@ -557,11 +558,15 @@ async def seed_demo_shop() -> dict[str, int]:
     shop that already has products writes nothing. Returns counts of the default shop's shops (1),
     categories, leaf_categories, brands, tags, products, skus and media, and the member levels.
     """
+    written = False
     async with in_transaction():
         shop = await _default_shop()
         if not await Product.filter(shop_id=shop.id).exists():
             await _write_catalog(shop.id, plan_products())
+            written = True
         counts = await _counts(shop.id)
+    if written:
+        await refresh_planner_statistics()
     # The demo shop's members need levels to be priced by; ensure_default_levels is idempotent.
     await ensure_default_levels()
     counts["member_levels"] = await MemberLevel.all().count()
