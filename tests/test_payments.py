@@ -116,7 +116,12 @@ async def test_prepay_failure_is_payment_unavailable(seeded: None, wechat_pay: W
     with pytest.raises(DomainError) as caught:
         await prepay(order, "openid-1")
     assert caught.value.code == ErrorCode.PAYMENT_UNAVAILABLE
-    assert (await Payment.get(order_id=order.id)).status == PaymentStatus.CLOSED
+    # Nothing payable is left behind: no payment row (its prepay_id never reached anyone).
+    assert not await Payment.filter(order_id=order.id).exists()
+    params = await prepay(order, "openid-1")
+    payment = await Payment.get(order_id=order.id)
+    assert payment.status == PaymentStatus.PENDING and params.package == f"prepay_id={payment.prepay_id}"
+    assert [c["out_trade_no"] for c in wechat_pay.calls("unifiedorder")][-1] == payment.out_trade_no
 
 
 async def test_notification_ten_times_pays_once(seeded: None, wechat_pay: WeChatPayStandIn) -> None:

@@ -330,60 +330,58 @@ async def prepay(
     if open_payment is not None:
         return _params(pay_client(settings), open_payment.prepay_id)
 
-    payment = await _new_payment(order.id, due, bool(settings.wechat_sandbox), now)
+    # The payment row is written once WeChat Pay has answered, with its prepay_id (one statement): nobody can
+    # pay a trade before its prepay_id is handed out, which is only after the row exists, so every
+    # notification finds its payment. A trade whose answer never came, or whose row could not be written, has
+    # a prepay_id nobody holds: it cannot be paid, and expires at WeChat.
+    number = new_trade_number("P")
     body = new_order.body[:_BODY_MAX] if new_order is not None else await _body(order)
     start = now.astimezone(_SHANGHAI)
     expire = min(deadline, now + PREPAY_REUSE + timedelta(minutes=15)).astimezone(_SHANGHAI)
-    try:
-        result = await call_pay(
-            lambda c: c.order.create(
-                trade_type="JSAPI",
-                body=body,
-                total_fee=due.amount,
-                notify_url=notify_url(NOTIFY_PATH),
-                client_ip=client_ip or "127.0.0.1",
-                user_id=openid,
-                out_trade_no=payment.out_trade_no,
-                time_start=start,
-                time_expire=expire,
-                attach=order.number,
-            )
+    result = await call_pay(
+        lambda c: c.order.create(
+            trade_type="JSAPI",
+            body=body,
+            total_fee=due.amount,
+            notify_url=notify_url(NOTIFY_PATH),
+            client_ip=client_ip or "127.0.0.1",
+            user_id=openid,
+            out_trade_no=number,
+            time_start=start,
+            time_expire=expire,
+            attach=order.number,
         )
-    except DomainError:
-        # The shopper never got a prepay_id for this number, so it can never be paid: the next try makes one.
-        await Payment.filter(id=payment.id, status=PaymentStatus.PENDING).update(status=PaymentStatus.CLOSED)
-        raise
+    )
     prepay_id = result.get("prepay_id")
     if not isinstance(prepay_id, str) or not prepay_id:
-        await Payment.filter(id=payment.id, status=PaymentStatus.PENDING).update(status=PaymentStatus.CLOSED)
         log.error("unifiedorder answered without prepay_id")
         raise unavailable()
-    await raw_sql.execute(_SET_PREPAY_ID, [prepay_id, payment.id])
+    await _record_payment(order.id, number, due, prepay_id, bool(settings.wechat_sandbox), now)
     return _params(pay_client(settings), prepay_id)
-
-
-@dataclass(frozen=True)
-class _NewPayment:
-    id: int
-    out_trade_no: str
 
 
 _NEW_PAYMENT_PG = (
     "INSERT INTO payments (order_id, out_trade_no, amount, status, prepay_id, created_at, sandbox, stage)"
-    " VALUES ($1, $2, $3, $4, '', $5, $6, $7) RETURNING id"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
-_SET_PREPAY_ID = "UPDATE payments SET prepay_id = $1 WHERE id = $2"
 
 
-async def _new_payment(order_id: int, due: plans.Due, sandbox: bool, at: datetime) -> _NewPayment:
-    """A PENDING payment of `due` with a new merchant number (a fixed statement on PostgreSQL: prepay is on
-    every placeOrder's path)."""
-    number = new_trade_number("P")
+async def _record_payment(
+    order_id: int, number: str, due: plans.Due, prepay_id: str, sandbox: bool, at: datetime
+) -> None:
+    """The PENDING payment of `due` WeChat Pay knows as `number` with `prepay_id` (a fixed statement on
+    PostgreSQL: prepay is on every placeOrder's path)."""
     if raw_sql.is_postgres():
-        params = [order_id, number, due.amount, PaymentStatus.PENDING.value, at, sandbox, due.stage.value]
-        rows = await raw_sql.fetch(_NEW_PAYMENT_PG, params)
-        return _NewPayment(int(rows[0][0]), number)
-    payment = await Payment.create(
-        order_id=order_id, out_trade_no=number, amount=due.amount, stage=due.stage, sandbox=sandbox
+        status, stage = PaymentStatus.PENDING.value, due.stage.value
+        await raw_sql.execute(
+            _NEW_PAYMENT_PG, [order_id, number, due.amount, status, prepay_id, at, sandbox, stage]
+        )
+        return
+    await Payment.create(
+        order_id=order_id,
+        out_trade_no=number,
+        amount=due.amount,
+        stage=due.stage,
+        sandbox=sandbox,
+        prepay_id=prepay_id,
     )
-    return _NewPayment(payment.id, number)
