@@ -308,6 +308,21 @@ async def test_what_the_lane_does_not_decide_reaches_the_full_path(
         assert status in (200, 400), (name, answer)
 
 
+async def test_a_slip_in_the_lane_leaves_the_request_to_the_full_path(
+    app: Any, sale: dict[str, Any], lane: LaneWatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slipped(_input: Any) -> Any:
+        raise ValueError("a slip")
+
+    body = body_of(BENCH, {"input": {"delivery": "PICKUP", "items": [sale["flash"]]}, "key": "k"})
+    await post(app, body, (await new_member())[1])  # the item is known sold out here
+    monkeypatch.setattr(sold_out_lane, "checkout_request", slipped)
+    status, _, answer = await post(app, body, (await new_member())[1])
+    assert lane.calls[-1] is None
+    assert status == 200
+    assert orjson.loads(answer)["data"]["placeOrder"]["errors"][0]["code"] == "INSUFFICIENT_STOCK"
+
+
 async def test_a_body_that_is_not_plain_json_never_asks_the_lane(
     app: Any, sale: dict[str, Any], lane: LaneWatch
 ) -> None:
