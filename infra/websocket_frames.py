@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -39,42 +40,78 @@ def text_frame_header(length: int) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, length)
 
 
-class FrameWriter:
-    """Whole text frames onto one connection's transport."""
+class SharedTexts:
+    """Text messages that differ from socket to socket only by a leading prefix (a subscription's id): message i
+    is `prefix + tails[i]`. A frame header depends only on the length, so the bytes around the prefix are the
+    same for every prefix of one length: they are made once per length, and a socket's frames are then one
+    `prefix.join(...)` (one allocation, no Python per frame)."""
 
-    __slots__ = ("_protocol",)
+    __slots__ = ("_around", "tails")
+
+    def __init__(self, tails: Sequence[bytes]) -> None:
+        self.tails = tuple(tails)
+        self._around: dict[int, list[bytes]] = {}
+
+    def framed(self, prefix: bytes) -> bytes:
+        """Every message with `prefix`, each as a whole text frame, back to back."""
+        around = self._around.get(len(prefix))
+        if around is None:
+            around = self._around[len(prefix)] = self._frames_around(len(prefix))
+        return prefix.join(around)
+
+    def messages(self, prefix: bytes) -> list[bytes]:
+        """Every message with `prefix` (no framing)."""
+        return [prefix + tail for tail in self.tails]
+
+    def _frames_around(self, prefix_length: int) -> list[bytes]:
+        # header0 | tail0 + header1 | ... | tailN: joined with the prefix, header_i + prefix + tail_i for each i.
+        around = [b""]
+        for tail in self.tails:
+            around[-1] += text_frame_header(prefix_length + len(tail))
+            around.append(tail)
+        return around
+
+
+class FrameWriter:
+    """Whole text frames onto one connection's transport: the socket end of a fan-out."""
+
+    __slots__ = ("_protocol", "_transport")
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self._protocol = protocol
+        self._transport = protocol.transport
 
     @property
-    def open(self) -> bool:
+    def closed(self) -> bool:
         protocol = self._protocol
         return (
-            protocol.handshake_complete
-            and not protocol.close_sent
-            and not protocol.disconnected
-            and not protocol.transport.is_closing()
+            not protocol.handshake_complete
+            or protocol.close_sent
+            or protocol.disconnected
+            or self._transport.is_closing()
         )
 
     def unsent(self) -> int:
         """Bytes written but not yet taken by the kernel."""
-        return int(self._protocol.transport.get_write_buffer_size())
+        return int(self._transport.get_write_buffer_size())
 
-    def write_texts(self, payloads: list[bytes]) -> bool:
-        """Write text frames, one per payload, in one write (one system call); False (nothing written) when the
-        socket is closed or behind."""
+    def push(self, texts: SharedTexts, prefix: bytes) -> bool:
+        """Write every message of `texts` with `prefix` as text frames in one write (one system call); False
+        (nothing written) when the socket is closed or behind. Called once per socket per broadcast: kept to
+        a few attribute reads, one join and the write."""
         protocol = self._protocol
         if protocol.close_sent or protocol.disconnected or not protocol.handshake_complete:
             return False
-        transport = protocol.transport
+        transport = self._transport
         if transport.is_closing() or transport.get_write_buffer_size() > BEHIND_BYTES:
             return False
-        if len(payloads) == 1:
-            transport.write(text_frame_header(len(payloads[0])) + payloads[0])
-        else:
-            transport.write(b"".join(text_frame_header(len(p)) + p for p in payloads))
+        transport.write(texts.framed(prefix))
         return True
+
+    async def drained(self) -> None:
+        """Return once the socket is no longer behind (or closed)."""
+        while not self.closed and self.unsent() > BEHIND_BYTES // 4:  # noqa: ASYNC110 (no event for it)
+            await asyncio.sleep(0.05)
 
 
 class _Inbox:

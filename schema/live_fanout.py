@@ -9,7 +9,10 @@ who asks: see `_VIEWER_FIELDS`) joins the process's `Broadcast` for (room, opera
 holes filled from the room's history), executes and encodes each event once, and hands the bytes to each
 subscriber's socket behind that subscriber's own `{"id":..,"type":"next","payload":` prefix. Under `main.py
 serve` a socket takes them straight onto its transport (infra.websocket_frames: no per-socket task, no ASGI
-call chain); under any other server through ASGI `send`, one small drain task per socket.
+call chain); under any other server through ASGI `send`, one small drain task per socket. A pass builds the
+frames around the prefix once per prefix length (SharedTexts): a subscriber standing where the pass starts
+(nearly all of them) costs one `join` and one write, whatever the pass carries (a comment batch flushed ahead
+of a stock change goes in the same write).
 
 Each subscriber keeps its own place in the room's numbering (a `Sequencer`): it starts with what it missed
 (history after its `afterSeq`), and whenever it cannot take the next event in line (a hole, or a socket that
@@ -31,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import weakref
 from collections import OrderedDict, deque
@@ -55,7 +59,7 @@ from starlette.websockets import WebSocketDisconnect
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 
 from infra.redis import REDIS_ERRORS
-from infra.websocket_frames import BEHIND_BYTES, FrameWriter, frame_writer
+from infra.websocket_frames import SharedTexts, frame_writer
 from schema.context import Context
 from schema.live_events import event_object, event_types
 from schema.node import decode_id
@@ -202,34 +206,17 @@ def executions() -> int:
 
 
 class Sink(Protocol):
-    """Where one subscriber's frames go."""
+    """Where one subscriber's frames go (infra.websocket_frames.FrameWriter on our served protocol)."""
 
     @property
     def closed(self) -> bool: ...
 
-    def push(self, messages: list[bytes]) -> bool:
-        """Queue whole messages (JSON text), in one write; False: none taken (closed, or too far behind)."""
+    def push(self, texts: SharedTexts, prefix: bytes) -> bool:
+        """Queue every message of `texts` with `prefix`, in one write; False: none taken (closed, or too far
+        behind)."""
 
     async def drained(self) -> None:
         """Return once the socket can take more (or closed)."""
-
-
-class TransportSink:
-    __slots__ = ("_writer",)
-
-    def __init__(self, writer: FrameWriter) -> None:
-        self._writer = writer
-
-    @property
-    def closed(self) -> bool:
-        return not self._writer.open
-
-    def push(self, messages: list[bytes]) -> bool:
-        return self._writer.write_texts(messages)
-
-    async def drained(self) -> None:
-        while self._writer.open and self._writer.unsent() > BEHIND_BYTES // 4:  # noqa: ASYNC110 (no event for it)
-            await asyncio.sleep(0.05)
 
 
 class AsgiSink:
@@ -247,10 +234,10 @@ class AsgiSink:
     def closed(self) -> bool:
         return self._closed
 
-    def push(self, messages: list[bytes]) -> bool:
+    def push(self, texts: SharedTexts, prefix: bytes) -> bool:
         if self._closed or len(self._queue) >= QUEUED_FRAMES:
             return False
-        self._queue.extend(messages)
+        self._queue.extend(texts.messages(prefix))
         if self._task is None:
             self._task = asyncio.create_task(self._drain())
         return True
@@ -297,7 +284,7 @@ def _admit(sub: Subscriber, sents: list[_Sent]) -> bool | None:
     one was not in line or the socket did not take them, None closed."""
     sequencer = sub.sequencer
     last, epoch = sequencer.last, sequencer.epoch
-    messages = []
+    tails = []
     in_line = True
     for sent in sents:
         if epoch is not None and sent.epoch != epoch:
@@ -308,12 +295,27 @@ def _admit(sub: Subscriber, sents: list[_Sent]) -> bool | None:
         if sent.first != last + 1:
             in_line = False
             break
-        messages.append(sub.prefix + sent.tail)
+        tails.append(sent.tail)
         last = sent.last
-    if messages and not sub.sink.push(messages):
+    if tails and not sub.sink.push(SharedTexts(tails), sub.prefix):
         return None if sub.sink.closed else False
     sequencer.last, sequencer.epoch = last, epoch
     return in_line
+
+
+class _Tick:
+    """What one broadcast pass sends: the events, and where a subscriber must stand to take them all in one
+    write without looking at each (`before`, None when the events are not one run of numbers)."""
+
+    __slots__ = ("after", "before", "epoch", "sents", "texts")
+
+    def __init__(self, sents: list[_Sent]) -> None:
+        self.sents = sents
+        self.texts = SharedTexts([sent.tail for sent in sents])
+        self.epoch = sents[0].epoch
+        self.after = sents[-1].last
+        contiguous = all(b.first == a.last + 1 and b.epoch == a.epoch for a, b in itertools.pairwise(sents))
+        self.before: int | None = sents[0].first - 1 if contiguous else None
 
 
 class Broadcast:
@@ -400,16 +402,31 @@ class Broadcast:
                 log.exception("room %s: event %s not sent", self.room_id, envelope.seq)
                 continue
             sents.append(_Sent(first_seq(envelope), envelope.seq, envelope.epoch, tail))
+        if not sents:
+            return
         self.recent.extend(sents)
+        tick = _Tick(sents)
         subscribers = list(self.subscribers)
         for start in range(0, len(subscribers), CHUNK):
             if start:
                 await asyncio.sleep(0)  # let the loop breathe between chunks of a big room
-            for sub in subscribers[start : start + CHUNK]:
-                if sub.catching_up:
+            self._write(subscribers[start : start + CHUNK], tick)
+
+    def _write(self, subscribers: list[Subscriber], tick: _Tick) -> None:
+        # The hot loop of a big room: a subscriber standing just before the events (nearly all of them) gets
+        # its frames in one push; anyone else is checked event by event.
+        before, after, epoch, texts, sents = tick.before, tick.after, tick.epoch, tick.texts, tick.sents
+        for sub in subscribers:
+            if sub.catching_up:
+                continue
+            sequencer = sub.sequencer
+            if sequencer.last == before and sequencer.epoch == epoch:
+                if sub.sink.push(texts, sub.prefix):
+                    sequencer.last = after
                     continue
-                if not _admit(sub, sents):
-                    self._recover(sub)
+            elif _admit(sub, sents):
+                continue
+            self._recover(sub)
 
     def _recover(self, sub: Subscriber) -> None:
         sub.catching_up = True
@@ -424,7 +441,7 @@ class Broadcast:
                 sent = _Sent(first_seq(envelope), envelope.seq, envelope.epoch, await self.tail(envelope))
                 if sent.last <= sub.sequencer.last and sent.epoch == sub.sequencer.epoch:
                     continue
-                if not sub.sink.push([sub.prefix + sent.tail]):
+                if not sub.sink.push(SharedTexts((sent.tail,)), sub.prefix):
                     break
                 sub.sequencer.last, sub.sequencer.epoch = sent.last, sent.epoch
             if sub.sink.closed:
@@ -575,7 +592,7 @@ async def start_legacy(handler: Any, message: dict[str, Any]) -> bool:
 def _sink(handler: Any) -> Sink:
     websocket = handler.websocket.ws
     writer = frame_writer(websocket.scope)
-    return TransportSink(writer) if writer is not None else AsgiSink(websocket.send_text)
+    return writer if writer is not None else AsgiSink(websocket.send_text)
 
 
 async def _refuse(handler: Any, operation_id: str, exc: DomainError, legacy: bool) -> None:

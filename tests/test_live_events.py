@@ -16,7 +16,7 @@ from websockets.typing import Subprotocol
 
 from infra.clock import now
 from infra.runtime import Runtime
-from infra.websocket_frames import uvicorn_websocket_options
+from infra.websocket_frames import SharedTexts, uvicorn_websocket_options
 from models import LiveRoom
 from schema.node import encode_id
 from services.live import events as ev
@@ -471,10 +471,10 @@ class FullSocket:
         self.closed = False
         self.received: list[dict[str, Any]] = []
 
-    def push(self, messages: list[bytes]) -> bool:
+    def push(self, texts: SharedTexts, prefix: bytes) -> bool:
         if self.full:
             return False
-        self.received.extend(json.loads(m) for m in messages)
+        self.received.extend(json.loads(m) for m in texts.messages(prefix))
         return True
 
     async def drained(self) -> None:
