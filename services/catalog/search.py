@@ -18,14 +18,13 @@ from functools import lru_cache
 from time import monotonic
 from typing import Any
 
-from pypinyin import Style, lazy_pinyin
-from pypinyin.pinyin_dict import pinyin_dict as PINYIN_DICT
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 from tortoise.expressions import Case, Q, RawSQL, When
 from tortoise.queryset import QuerySet
 
 from models import Product, ProductStatus
+from services.catalog.pinyin import first_letters, has_reading, syllables
 from services.catalog.synonyms import SYNONYM_GROUPS, build_synonym_table
 
 _SPACES = re.compile(r"\s+")
@@ -47,10 +46,10 @@ def search_document(*parts: str) -> str:
         if not text:
             continue
         pieces.append(text)
-        pinyin = "".join(lazy_pinyin(text))
+        pinyin = "".join(syllables(text))
         if pinyin != text:
             pieces.append(pinyin)
-            pieces.append("".join(lazy_pinyin(text, style=Style.FIRST_LETTER)))
+            pieces.append("".join(first_letters(text)))
     return "|".join(pieces)
 
 
@@ -196,11 +195,11 @@ _SEPARATORS = re.compile(r"[\W_]+")
 @lru_cache(maxsize=100_000)
 def _syllables(run: str) -> tuple[str, ...]:
     """One pinyin syllable per character of a Han run, read in context as `search_document` does."""
-    syllables = lazy_pinyin(run)
-    if len(syllables) != len(run):
+    sounds = syllables(run)
+    if len(sounds) != len(run):
         # A character without a reading comes back grouped with its neighbours: fall back to one by one.
-        syllables = [lazy_pinyin(char)[0] for char in run]
-    return tuple(syllables)
+        sounds = [syllables(char)[0] for char in run]
+    return tuple(sounds)
 
 
 def _sounds(chunk: str) -> list[str]:
@@ -245,7 +244,7 @@ def _chunks(text: str) -> list[str]:
 
 def _has_reading(part: str) -> bool:
     """Whether `search_document` wrote pinyin after `part`: it does when any character has a reading."""
-    return any(ord(char) in PINYIN_DICT for char in part)
+    return any(has_reading(char) for char in part)
 
 
 def _name_parts(search_text: str, skip: set[str]) -> Iterable[str]:
