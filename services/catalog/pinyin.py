@@ -3,10 +3,11 @@
 pypinyin keeps its dictionaries as Python objects: ~50 MB in every worker process (47,111 phrases as lists of
 lists of strings, a set of their 86,926 prefixes, 41,923 characters, each dictionary copied once more), for
 the few hundred phrases a catalogue uses. `pinyin_table.txt` holds the same readings in the two styles search
-uses (NORMAL and FIRST_LETTER, which is NORMAL's first letter) in ~0.5 MB, read on first use; this module
-segments text exactly as pypinyin 0.55 does (forward maximum matching over its phrases) and answers exactly what
-`lazy_pinyin(text)` and `lazy_pinyin(text, style=Style.FIRST_LETTER)` answer (tests/test_pinyin.py compares
-every character, every phrase, the demo catalogue and random text with pypinyin itself).
+uses (NORMAL and FIRST_LETTER, which is NORMAL's first letter): 0.6 MB of text, ~2.5 MB once read, on first
+use (a worker that writes no product names and gets no pinyin or misspelt keyword never reads it). This
+module segments text exactly as pypinyin 0.55 does (forward maximum matching over its phrases) and answers
+what `lazy_pinyin(text)` and `lazy_pinyin(text, style=Style.FIRST_LETTER)` answer: tests/test_pinyin.py
+compares every character, every phrase and every beginning of one, the demo catalogue and random text.
 
 pypinyin is only needed to regenerate the table (`python -m services.catalog.pinyin`), after upgrading it.
 """
