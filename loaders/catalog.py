@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
@@ -346,17 +347,49 @@ class SpecDimensionsByProductLoader(HeldLoader[int, list[tuple[str, list[str]]]]
 
 
 class CatalogLoaders:
-    """The catalog loaders of one request."""
+    """The catalog loaders of one request, each made on first use (a product page needs four of the ten, and
+    making a loader costs about as much as reading a row)."""
 
-    def __init__(self) -> None:
-        self.product = ProductLoader()
-        self.sku = SkuLoader()
-        self.skus_by_product = SkusByProductLoader()
-        self.spec_values_by_sku = SpecValuesBySkuLoader()
-        self.category = CategoryLoader()
-        self.brand = BrandLoader()
-        self.tag = TagLoader()
-        self.tags_by_product = TagsByProductLoader()
-        self.media_by_product = MediaByProductLoader()
-        self.spec_dimensions_by_product = SpecDimensionsByProductLoader()
-        self.skus_with_spec_values = SkusWithSpecValues(self.skus_by_product, self.spec_values_by_sku)
+    @cached_property
+    def product(self) -> ProductLoader:
+        return ProductLoader()
+
+    @cached_property
+    def sku(self) -> SkuLoader:
+        return SkuLoader()
+
+    @cached_property
+    def skus_by_product(self) -> SkusByProductLoader:
+        return SkusByProductLoader()
+
+    @cached_property
+    def spec_values_by_sku(self) -> SpecValuesBySkuLoader:
+        return SpecValuesBySkuLoader()
+
+    @cached_property
+    def category(self) -> CategoryLoader:
+        return CategoryLoader()
+
+    @cached_property
+    def brand(self) -> BrandLoader:
+        return BrandLoader()
+
+    @cached_property
+    def tag(self) -> TagLoader:
+        return TagLoader()
+
+    @cached_property
+    def tags_by_product(self) -> TagsByProductLoader:
+        return TagsByProductLoader()
+
+    @cached_property
+    def media_by_product(self) -> MediaByProductLoader:
+        return MediaByProductLoader()
+
+    @cached_property
+    def spec_dimensions_by_product(self) -> SpecDimensionsByProductLoader:
+        return SpecDimensionsByProductLoader()
+
+    @cached_property
+    def skus_with_spec_values(self) -> SkusWithSpecValues:
+        return SkusWithSpecValues(self.skus_by_product, self.spec_values_by_sku)

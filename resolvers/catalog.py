@@ -111,7 +111,7 @@ async def tag_node(context: Context, pk: int) -> Tag | None:
 
 @dataclass(frozen=True)
 class ProductListing:
-    """One page of `products`: its rows (primed in the product loader), where it starts, and the page."""
+    """One page of `products`: its rows (held by the product loader), where it starts, and the page."""
 
     rows: list[ProductRow]
     offset: int
@@ -139,8 +139,9 @@ async def product_listing(
         await hot_words.record_search(listing_filter.keyword, searcher_key(context.viewer, context.request))
         context.search_terms.append(listing_filter.keyword)
     rows = [ProductRow(*values) for values in page.products]
+    held = context.loaders.product
     for row in rows:
-        context.loaders.product.prime(row.id, row)
+        held.hold(row.id, row)
     return ProductListing(rows, offset, page)
 
 
