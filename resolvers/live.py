@@ -186,7 +186,6 @@ async def live_comment_post(info: LiveInfo, room_id: strawberry.ID, text: str) -
             raise DomainError(ErrorCode.UNAUTHENTICATED, "Log in with WeChat first")
         raise DomainError(ErrorCode.FORBIDDEN, "Only members can comment")
     posted = await comments.post_comment(decode_id(room_id, "LiveRoom", "roomId"), viewer.member.id, text)
-    await posted.comment.fetch_related("member")
     return LiveCommentPayload(comment=LiveComment.from_model(posted.comment))
 
 

@@ -74,7 +74,7 @@ async def test_clean_comments_show_at_once_risky_ones_are_refused_and_reviewed_o
     async with feed.watching(room_pk) as listener:
         shown = await post(client, token, on_air, "  这件好看吗?  ")
         assert shown["errors"] == [] and shown["comment"]["status"] == "PASSED"
-        assert shown["comment"]["text"] == "这件好看吗?"
+        assert (shown["comment"]["text"], shown["comment"]["nickname"]) == ("这件好看吗?", "阿May")
         posted = await next_envelope(listener)
         assert posted.event.KIND == "CommentPosted"
         assert (posted.event.nickname, posted.event.text) == ("阿May", "这件好看吗?")  # type: ignore[attr-defined]

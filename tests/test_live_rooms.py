@@ -143,7 +143,8 @@ async def test_staff_run_a_session_and_every_step_reaches_the_room(client: Any, 
         assert (await ok(client, GO_LIVE, {"id": room["id"]}, operator, "liveRoomGoLive"))["room"][
             "status"
         ] == "LIVE"
-        await ok(client, PIN, {"roomId": room["id"], "pid": dress_gid}, operator, "liveRoomPin")
+        pinned = await ok(client, PIN, {"roomId": room["id"], "pid": dress_gid}, operator, "liveRoomPin")
+        assert pinned["room"]["pinnedProduct"] == {"id": dress_gid}
         await ok(
             client,
             UPDATE,

@@ -48,7 +48,8 @@ async def _muted(room_id: int, member_id: int) -> bool:
 
 
 async def post_comment(room_id: int, member_id: int, text: str) -> PostedComment:
-    """A member's comment: shown (CommentPosted in the room) or held for staff.
+    """A member's comment: shown (CommentPosted in the room) or held for staff; the comment comes with its
+    `member` loaded.
 
     Raises BAD_USER_INPUT (empty, too long), NOT_FOUND, CONFLICT (the room is not on air), FORBIDDEN (muted),
     RATE_LIMITED, CONTENT_REJECTED, WECHAT_UNAVAILABLE / WECHAT_RATE_LIMITED (nothing kept then).
@@ -63,7 +64,8 @@ async def post_comment(room_id: int, member_id: int, text: str) -> PostedComment
         raise DomainError(ErrorCode.RATE_LIMITED, "Too many comments; wait a few seconds")
     member = await Member.get(id=member_id)
     moderation = await check_text(ContentKind.LIVE_COMMENT, member.openid, text, "text")
-    comment = await LiveComment.create(room_id=room_id, member_id=member_id, text=text, moderation=moderation)
+    # Made with the member row itself, so the comment answers `member` without reading it again.
+    comment = await LiveComment.create(room_id=room_id, member=member, text=text, moderation=moderation)
     shown = moderation == Moderation.PASSED
     if shown:
         await _announce(comment, member)

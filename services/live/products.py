@@ -133,8 +133,8 @@ async def update_room_product(
     elif changes:
         await LiveRoomProduct.filter(id=item.id).update(**changes)
     item = await get_room_product(room_product_id)
-    sku = await Sku.get(id=item.sku_id)
     if live_price is not None:
+        sku = await Sku.get(id=item.sku_id)
         await publish_room_event(
             room.id,
             PriceChanged(
@@ -146,7 +146,7 @@ async def update_room_product(
             ),
         )
     if allotment is not None:
-        await announce_stock([item.id])
+        await _announce_stock([item])
     return item
 
 
@@ -173,12 +173,14 @@ async def pin(room_id: int, room_product_id: int | None) -> LiveRoom:
             raise DomainError(
                 ErrorCode.BAD_USER_INPUT, "That product is sold in another room", "roomProductId"
             )
-    await LiveRoom.filter(id=room_id).update(pinned_id=item.id if item else None, updated_at=now())
+    pinned_before = room.pinned_id
+    room.pinned_id, room.updated_at = item.id if item else None, now()
+    await LiveRoom.filter(id=room_id).update(pinned_id=room.pinned_id, updated_at=room.updated_at)
     if item is not None:
         await publish_room_event(room_id, await pinned_event(item))
-    elif room.pinned_id is not None:
-        await publish_room_event(room_id, ProductUnpinned(room_product_id=room.pinned_id))
-    return await get_room(room_id)
+    elif pinned_before is not None:
+        await publish_room_event(room_id, ProductUnpinned(room_product_id=pinned_before))
+    return room
 
 
 async def pinned_event(item: LiveRoomProduct) -> ProductPinned:
@@ -201,7 +203,11 @@ async def pinned_event(item: LiveRoomProduct) -> ProductPinned:
 
 async def announce_stock(room_product_ids: Iterable[int]) -> None:
     """Tell each room what is left of these room products now (read after the change committed)."""
-    items = await LiveRoomProduct.filter(id__in=list(room_product_ids))
+    await _announce_stock(await LiveRoomProduct.filter(id__in=list(room_product_ids)))
+
+
+async def _announce_stock(items: list[LiveRoomProduct]) -> None:
+    """announce_stock for room products just read (after the change committed)."""
     stocks = dict(await Sku.filter(id__in=[i.sku_id for i in items]).values_list("id", "stock"))
     for item in items:
         await publish_room_event(
