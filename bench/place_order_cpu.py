@@ -5,7 +5,8 @@ their WeChat Pay prepay, answered by the stand-in running in a child process so 
 one at a time through the ASGI app itself (no socket, no uvicorn), with the same setup as
 bench/place_order.py (one product, one SKU, members with tokens and addresses). Reports CPU ms per order
 (time.process_time of this process, worker threads included), wall ms per order and the SQL statements of
-one order (infra.query_counter). `--profile FILE` writes a cProfile of the timed runs (the event loop thread's CPU).
+one order (infra.query_counter). `--profile FILE` writes a cProfile of the timed runs (the event loop thread's CPU);
+`--loop uvloop` runs on uvloop, as the served worker does.
 
 PostgreSQL by default (`postgres://postgres@127.0.0.1:5432/test_h2`, Redis db 2, or DATABASE_URL / REDIS_URL
 when set); `--seed` drops the database's public schema, migrates and seeds it first.
@@ -108,6 +109,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", action="store_true", help="reset, migrate and seed the database first")
     parser.add_argument("--profile", type=Path, help="cProfile output of the timed runs")
     parser.add_argument("--statements", action="store_true", help="print the SQL of one placeOrder")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop (the served worker runs uvloop, uvicorn's choice when it is installed)",
+    )
     return parser.parse_args()
 
 
@@ -161,7 +168,10 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         await stop_runtime()
         await close_db()
-    print(f"placeOrder in-process, {args.runs} sequential orders with prepay ({settings.database_url})")
+    print(
+        f"placeOrder in-process, {args.runs} sequential orders with prepay ({settings.database_url},"
+        f" {args.loop} loop)"
+    )
     print(
         f"  CPU per order   {cpu:.2f} ms (this process, threads included; event loop's thread {main_cpu:.2f})"
     )
@@ -198,6 +208,10 @@ def main() -> None:
             "WECHAT_PAY_API_BASE_URL": base_url,
         }
     )
+    if args.loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
         asyncio.run(run(args))
     finally:
