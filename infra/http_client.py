@@ -177,7 +177,8 @@ class HTTPClient:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         origin = _Origin(parts.scheme, parts.hostname, port, *(cert or (None, None)))
         default_port = port == (443 if parts.scheme == "https" else 80)
-        host = parts.hostname if default_port else f"{parts.hostname}:{port}"
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # an IPv6 literal
+        host = host if default_port else f"{host}:{port}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         request = (
             f"POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {self._user_agent}\r\n"
