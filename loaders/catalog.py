@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
+from tortoise import connections
 
 from loaders.sql import Rows, fetch
 from models import Brand, Category, Product, ProductMedia, Sku, Tag
@@ -196,12 +197,38 @@ class SkusByProductLoader(HeldLoader[int, list[SkuRow]]):
         return _grouped(product_ids, ((s.product_id, s) for s in skus))
 
 
+_made: dict[Callable[[], str], str] = {}
+
+
+def _statements(make: Callable[[], str]) -> str:
+    """The text `make` writes, made once (on first use: the row columns are known once Tortoise started)."""
+    text = _made.get(make)
+    if text is None:
+        text = _made[make] = make()
+    return text
+
+
 def _skus_with_spec_values() -> str:
     return (
         f"SELECT {SKU_ROWS.columns('s')}, d.name, v.value FROM skus s "
         "LEFT JOIN sku_spec_values l ON l.sku_id = s.id LEFT JOIN spec_values v ON v.id = l.spec_value_id "
         "LEFT JOIN spec_dimensions d ON d.id = v.dimension_id "
         "WHERE s.product_id {ids} ORDER BY s.product_id, s.id, d.sort, d.id"
+    )
+
+
+def _skus_with_spec_values_of_several() -> str:
+    # The same rows on PostgreSQL for several products. Joined as above, PostgreSQL hashes every SKU's link to
+    # its spec values (a scan of the whole link table) for a page's ~90 SKUs; given the SKUs' ids as an array
+    # first, it reads their links by index: 1.18 -> 0.98 ms for a listing of 20 (for one product the plain
+    # join's index plan is the faster, 0.24 against 0.35 ms).
+    return (
+        f"WITH s AS MATERIALIZED ({SKU_ROWS.select} WHERE product_id {{ids}}) "
+        f"SELECT {SKU_ROWS.columns('s')}, d.name, v.value FROM s "
+        "LEFT JOIN (sku_spec_values l JOIN spec_values v ON v.id = l.spec_value_id "
+        "JOIN spec_dimensions d ON d.id = v.dimension_id) "
+        "ON l.sku_id = s.id AND l.sku_id = ANY(ARRAY(SELECT id FROM s)) "
+        "ORDER BY s.product_id, s.id, d.sort, d.id"
     )
 
 
@@ -213,13 +240,13 @@ class SkusWithSpecValues:
     def __init__(self, skus: SkusByProductLoader, spec_values: SpecValuesBySkuLoader) -> None:
         self.skus = skus
         self.spec_values = spec_values
-        self._query: str | None = None
 
     async def fetch_many(self, product_ids: Iterable[int]) -> None:
         await self.skus.fetch_many(product_ids, self._batch)
 
     async def _batch(self, product_ids: list[int]) -> list[list[SkuRow]]:
-        query = self._query = self._query or _skus_with_spec_values()
+        several = len(product_ids) > 1 and connections.get("default").capabilities.dialect == "postgres"
+        query = _statements(_skus_with_spec_values_of_several if several else _skus_with_spec_values)
         width = len(SKU_ROWS.names)
         skus: list[SkuRow] = []
         pairs: list[tuple[str, str]] = []

@@ -261,3 +261,20 @@ async def test_a_listing_without_a_keyword_answers_what_the_orm_answers(seeded: 
                 )
         seen += len(page.products)
     assert seen > 200
+
+
+async def test_skus_with_spec_values_hold_what_the_two_loaders_hold(seeded: None) -> None:
+    # One statement for SKUs and their spec values (two texts on PostgreSQL: one product, several): the same
+    # SKU rows and (dimension, value) pairs, in the same order, as the SKU and spec-value loaders read apart.
+    ids = [p.id for p in await Product.all().order_by("id")]
+    for wanted in (ids, ids[:20], ids[7:8]):
+        combined = CatalogLoaders()
+        await combined.skus_with_spec_values.fetch_many(wanted)
+        apart = CatalogLoaders()
+        skus = await apart.skus_by_product.load_many(wanted)
+        for product_id, expected in zip(wanted, skus, strict=True):
+            got = combined.skus_by_product.ready(product_id)
+            assert got == expected, product_id
+            values = await apart.spec_values_by_sku.load_many([s.id for s in expected])
+            assert [combined.spec_values_by_sku.ready(s.id) for s in expected] == values, product_id
+        assert any(combined.spec_values_by_sku.ready(s.id) for group in skus for s in group)
