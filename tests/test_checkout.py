@@ -209,3 +209,29 @@ async def _token(member: Member) -> str:
     from services.members.tokens import issue_tokens
 
     return (await issue_tokens(member)).access_token
+
+
+async def test_buy_now_refuses_an_unknown_sku_one_off_the_shelf_and_two_shops_writing_nothing(
+    client: Any,
+) -> None:
+    # "Buy now" reads its SKUs with the buyer (one statement on PostgreSQL): each refusal still names the input.
+    member, token = await new_member()
+    address = _address_gid(await new_address(member))
+    on_sale, other_shop = await new_sku(stock=5), await new_sku(stock=5)
+    off_shelf = await new_sku(stock=5)
+    await Product.filter(id=off_shelf.product_id).update(status="OFF_SHELF")  # type: ignore[attr-defined]
+
+    async def place(*skus: str) -> list[tuple[str, str]]:
+        items = [{"skuId": s, "quantity": 1} for s in skus]
+        variables = {"input": {"addressId": address, "items": items}, "key": f"k-{len(skus)}-{skus[-1]}"}
+        payload = (await gql(client, PLACE, variables, token))["data"]["placeOrder"]
+        assert payload["order"] is None
+        return [(e["code"], e["field"]) for e in payload["errors"]]
+
+    from schema.node import encode_id
+
+    assert await place(encode_id("Sku", 10**9)) == [("NOT_FOUND", "input.items")]
+    assert await place(sku_id(off_shelf)) == [("OFF_SHELF", "input.items")]
+    assert await place(sku_id(on_sale), sku_id(other_shop)) == [("BAD_USER_INPUT", "input.items")]
+    assert not await Order.filter(member_id=member.id).exists()
+    assert [s.stock for s in await Sku.filter(id__in=[on_sale.id, other_shop.id, off_shelf.id])] == [5, 5, 5]

@@ -16,10 +16,10 @@ from tests.test_checkout import PLACE
 
 pytestmark = pytest.mark.usefixtures("runtime")
 
-# The buyer (with the order a key made, the address and whether they hold coupons), the SKUs, the running
-# promotions, then the order with its lines, event and stock in one statement: 4; the prepay's payment row,
+# The buyer (with the order a key made, the address and whether they hold coupons) with the SKUs, the running
+# promotions, then the order with its lines, event and stock in one statement: 3; the prepay's payment row,
 # written with its prepay_id once WeChat Pay answered: 1.
-POSTGRES_STATEMENTS = 5
+POSTGRES_STATEMENTS = 4
 SQLITE_STATEMENTS = 12
 
 
