@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 import httptools
 
 # Idle connections kept per host and event loop; more concurrent calls open more and close the surplus after.
-IDLE_PER_HOST = 8
+# A sale keeps a few dozen prepays in flight at once: each one past this pays a new connection.
+IDLE_PER_HOST = 32
 MAX_ANSWER_BYTES = 1 << 20
 
 
