@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from infra import bus_follower
 from infra.redis import get_redis
 from infra.runtime import current_runtime
 from models import Member
@@ -119,5 +120,6 @@ def test_nothing_is_kept_without_a_runtime(monkeypatch: pytest.MonkeyPatch) -> N
         raise RuntimeError("no runtime")
 
     monkeypatch.setattr(session_memory, "current_runtime", no_runtime)
+    monkeypatch.setattr(bus_follower, "current_runtime", no_runtime)
     session_memory.learn(session_memory.generation(), 987_654_321, 1, 0)
     assert session_memory.known_growth(987_654_321, 1) is None

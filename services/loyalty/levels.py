@@ -16,7 +16,7 @@ from typing import TypeVar
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from infra.bus import EventBus
+from infra.bus_follower import BusFollower
 from infra.redis import REDIS_ERRORS
 from infra.runtime import current_runtime
 from models import Member, MemberLevel
@@ -37,7 +37,6 @@ _CACHE_SECONDS = 5.0
 _cache: tuple[float, list[MemberLevel]] | None = None
 # Bumped by every invalidation: a table read that started before one must not be kept after it.
 _generation = 0
-_followed_bus: EventBus | None = None
 
 T = TypeVar("T")
 
@@ -93,24 +92,13 @@ def _on_levels_changed(_payload: dict[str, object]) -> None:
     invalidate_levels()
 
 
-def _follow_bus() -> None:
-    # Registered on first use rather than at startup: the bus belongs to the runtime, which services outlive
-    # (tests and the CLI run without one).
-    global _followed_bus
-    try:
-        bus = current_runtime().bus
-    except RuntimeError:
-        return
-    if bus is not _followed_bus:
-        bus.add_handler(LEVELS_CHANNEL, _on_levels_changed)
-        bus.on_reconnect(invalidate_levels)
-        _followed_bus = bus
+_bus = BusFollower(lambda bus: bus.add_handler(LEVELS_CHANNEL, _on_levels_changed), invalidate_levels)
 
 
 async def member_levels() -> list[MemberLevel]:
     """Every level, lowest threshold first (the shared in-process copy: do not modify the rows)."""
     global _cache
-    _follow_bus()
+    _bus.follow()
     if _cache is None or _cache[0] < time.monotonic():
         generation = _generation
         rows = list(await MemberLevel.all().order_by("min_growth"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 
-from infra.bus import EventBus
+from infra.bus_follower import BusFollower
 from infra.redis import REDIS_ERRORS
 from infra.runtime import current_runtime
 
@@ -34,7 +34,6 @@ MAX_KEPT = 65_536
 _clock = time.monotonic
 _alive: dict[int, tuple[int, int, float]] = {}  # session id -> (member id, growth, trusted until)
 _generation = 0
-_followed_bus: EventBus | None = None
 
 
 def known_growth(session_id: int, member_id: int) -> int | None:
@@ -116,17 +115,5 @@ def _on_event(payload: dict[str, object]) -> None:
         forget_member(member_id)
 
 
-def _follow_bus() -> bool:
-    """Hear the sessions' events on the runtime's bus; False without a runtime (then nothing is kept)."""
-    # Registered on first use: the bus belongs to the runtime, which services outlive (tests, the CLI).
-    global _followed_bus
-    try:
-        bus = current_runtime().bus
-    except RuntimeError:
-        return False
-    if bus is not _followed_bus:
-        bus.add_handler(SESSIONS_CHANNEL, _on_event)
-        bus.on_reconnect(forget_all)
-        forget_all()
-        _followed_bus = bus
-    return True
+_bus = BusFollower(lambda bus: bus.add_handler(SESSIONS_CHANNEL, _on_event), forget_all)
+_follow_bus = _bus.follow

@@ -17,8 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from infra.bus import EventBus
-from infra.runtime import current_runtime
+from infra.bus_follower import BusFollower
 from services.marketing.flash_sale.events import CHANNEL_PREFIX
 
 # How long a sold-out answer is trusted without hearing of the item (a lost give-back event costs at most this).
@@ -34,7 +33,6 @@ class _SoldOut:
 
 _known: dict[int, _SoldOut] = {}
 _generation: dict[int, int] = {}
-_followed_bus: EventBus | None = None
 
 
 def refuses(item_id: int, member_id: int, quantity: int) -> bool | None:
@@ -81,17 +79,5 @@ def _on_event(_channel: str, payload: dict[str, object]) -> None:
         forget(item_id)
 
 
-def _follow_bus() -> bool:
-    """Hear the items' events on the runtime's bus; False without a runtime (then nothing is kept)."""
-    # Registered on first use: the bus belongs to the runtime, which services outlive (tests, the CLI).
-    global _followed_bus
-    try:
-        bus = current_runtime().bus
-    except RuntimeError:
-        return False
-    if bus is not _followed_bus:
-        bus.add_prefix_handler(CHANNEL_PREFIX, _on_event)
-        bus.on_reconnect(forget_all)
-        forget_all()
-        _followed_bus = bus
-    return True
+_bus = BusFollower(lambda bus: bus.add_prefix_handler(CHANNEL_PREFIX, _on_event), forget_all)
+_follow_bus = _bus.follow
