@@ -37,3 +37,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "realservices" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """A test that fails while server processes run (setup, call or teardown) reports the tail of their logs:
+    a plain 500 or a hang in a child process is otherwise unexplained once the servers are stopped."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    from tests.server_process import server_logs_for_report
+
+    report.sections.extend(server_logs_for_report(report.failed))

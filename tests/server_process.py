@@ -3,7 +3,8 @@
 Cross-process behaviour (shared cache, event bus, embedded-mode lock, the operator's CLI) can only be tested
 with separate processes; in-process ASGI tests share one event bus and one cache and would pass for the wrong
 reason. Every wait here is bounded and polls, and every process started is stopped on the way out, also when
-the test fails.
+the test fails. A test that fails while servers run gets the tail of each one's log in its report (see
+tests/conftest.py), and those logs are kept on disk instead of removed, so a one-off failure explains itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ STOP_TIMEOUT = 5.0
 POLL_INTERVAL = 0.05
 # Tail of a process's log quoted in failure messages: enough for a traceback, short enough to read.
 LOG_TAIL = 6000
+
+# Servers running, or stopped since the last test report: the ones a failing test's report quotes.
+_watched: list[ServerProcess] = []
 
 # Every setting the app reads from the environment, plus uvicorn's worker count (read by `serve`): a child
 # gets none of the test process's values unless the test passes them explicitly.
@@ -113,6 +117,10 @@ class ServerProcess:
     port: int
     log_path: Path
     _http: httpx.AsyncClient | None = None
+    # Set when a test failed while this server ran: its log is kept for whoever reads the failure.
+    keep_log: bool = False
+    # The log's tail when the server stopped (its file is then removed, unless kept).
+    final_log: str | None = field(default=None, repr=False)
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -125,12 +133,17 @@ class ServerProcess:
         return self._http
 
     async def stop(self) -> None:
-        """Close the client, stop the process (SIGTERM, then SIGKILL) and remove its log."""
+        """Close the client, stop the process (SIGTERM, then SIGKILL) and remove its log, unless a test failed
+        while it ran (then the log stays, and its path is printed)."""
         if self._http is not None:
             await self._http.aclose()
             self._http = None
         await stop_process(self.process)
-        self.log_path.unlink(missing_ok=True)
+        self.final_log = self.log()
+        if self.keep_log:
+            print(f"server log kept: {self.log_path}")
+        else:
+            self.log_path.unlink(missing_ok=True)
 
     @property
     def url(self) -> str:
@@ -142,6 +155,8 @@ class ServerProcess:
 
     def log(self) -> str:
         """What the server printed so far (stdout and stderr interleaved), for failure messages."""
+        if self.final_log is not None:
+            return self.final_log
         try:
             return self.log_path.read_text(errors="replace")[-LOG_TAIL:]
         except FileNotFoundError:
@@ -235,7 +250,26 @@ async def start_server(
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
-    return ServerProcess(process=process, port=port, log_path=Path(log_name))
+    server = ServerProcess(process=process, port=port, log_path=Path(log_name))
+    _watched.append(server)
+    return server
+
+
+def server_logs_for_report(failed: bool) -> list[tuple[str, str]]:
+    """At each test report: when it failed, a (title, log tail) section per server running now or stopped
+    during the test (the running ones keep their log files). Servers stopped meanwhile are then forgotten."""
+    sections = []
+    for server in _watched:
+        if not failed:
+            continue
+        if server.final_log is None:
+            server.keep_log = True
+            title = f"server on port {server.port}, running; its log is kept at {server.log_path}"
+        else:
+            title = f"server on port {server.port}, stopped (exit {server.process.returncode})"
+        sections.append((title, server.log() or "(empty log)"))
+    _watched[:] = [server for server in _watched if server.final_log is None]
+    return sections
 
 
 @contextlib.asynccontextmanager
