@@ -3,6 +3,15 @@
 One listener task per process holds a single pattern subscription. It runs under a supervising loop: if the
 connection drops (Redis restart, network blip) it re-subscribes with backoff and tells `on_reconnect` hooks,
 because messages published while it was away are lost and caches built on them must be dropped.
+
+`connected` says whether events from other processes can reach this one now, so process-local memories kept
+fresh by them (infra/bus_follower.py, the response cache's L1) trust what they hold only while it is True:
+- it turns True once Redis answered on the subscription's own connection (a PING sent after the PSUBSCRIBE;
+  a connection that was accepted is not a subscription: a hung Redis accepts connections too), and after a
+  loss only once the reconnect hooks have dropped what may have gone stale;
+- it turns False as soon as the listener sees the connection fail, and when Redis leaves a heartbeat PING
+  unanswered for ANSWER_SECONDS: a hung Redis or a silent network loss breaks no socket, so
+  without it the listener would wait for messages forever and the memories would trust a dead bus.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 log = logging.getLogger("lianmall.bus")
 
@@ -24,6 +34,14 @@ ChannelHandler = Callable[[str, dict[str, Any]], None]
 ReconnectHook = Callable[[], Awaitable[None] | None]
 
 QUEUE_SIZE = 256
+# A PING on the subscription after this long without hearing anything from Redis on it.
+HEARTBEAT_SECONDS = 1.0
+# The subscription counts as lost when a PING is not answered within this. Generous: a false loss empties the
+# shared response cache (the reconnect hooks); a broken socket is noticed at once anyway, only a hung Redis (or
+# a silent network) waits this long, and the memories that trust the bus expire on their own meanwhile (within
+# a second; the level table within five).
+ANSWER_SECONDS = 3.0
+_PING = "lianmall-bus"
 
 
 class EventBus:
@@ -38,7 +56,9 @@ class EventBus:
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self.reconnects = 0
-        # Whether the listener holds its subscription now (what /healthz reports as the event bus).
+        # Subscriptions confirmed so far: a memory that saw another number may have missed events since.
+        self.subscriptions = 0
+        # Whether events from other processes reach this one now (see the module docstring; /healthz reports it).
         self.connected = False
 
     @property
@@ -109,37 +129,67 @@ class EventBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.connected = False
 
     async def _supervise(self) -> None:
         delay = 0.05
-        first = True
+        quiet = False  # the loss of this outage was said; its retries go to the debug log
         while True:
             pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(self._prefix + "*")
-                self.connected = True
-                if not first:
-                    self.reconnects += 1
-                    await self._run_reconnect_hooks()
-                first = False
-                delay = 0.05
-                self._subscribed.set()
-                while True:
-                    message = await pubsub.get_message(timeout=30.0)
-                    if message is not None:
-                        self._dispatch(message)
+                await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the listener must outlive any Redis failure
-                # Said once per outage; the retries every couple of seconds only at debug level.
-                level = logging.WARNING if self.connected or first else logging.DEBUG
+                if self.connected:
+                    delay, quiet = 0.05, False
                 self.connected = False
+                level = logging.DEBUG if quiet else logging.WARNING
+                quiet = True
                 log.log(level, "event bus listener lost its subscription (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Dispatch what arrives on `pubsub` until its connection fails or Redis stops answering on it."""
+        loop = asyncio.get_running_loop()
+        # Redis answers commands on a connection in order: the PING's answer comes after the subscription's.
+        await pubsub.ping(_PING)
+        asked_at = heard_at = loop.time()
+        asking, overdue = True, False
+        while True:
+            due = asked_at + ANSWER_SECONDS if asking else heard_at + HEARTBEAT_SECONDS
+            message = await pubsub.get_message(timeout=max(due - loop.time(), 0.01))
+            now = loop.time()
+            if message is not None:
+                # Anything that arrives (a message, the PING's answer) shows the subscription alive.
+                heard_at, asking = now, False
+                if not self.connected:
+                    await self._confirmed()
+                if message.get("type") != "pong":
+                    self._dispatch(message)
+            elif asking and now >= due:
+                # Read once more before giving up: an event loop that was itself late (a long GC, a busy
+                # process) lets a read time out with the answer already waiting in the socket.
+                if overdue:
+                    raise ConnectionError(f"Redis did not answer a PING within {ANSWER_SECONDS:.1f}s")
+                overdue = True
+            elif not asking and now >= due:
+                await pubsub.ping(_PING)
+                asked_at, asking, overdue = now, True, False
+
+    async def _confirmed(self) -> None:
+        """The subscription answered: after a loss, drop what may have gone stale first, then trust the bus."""
+        self.subscriptions += 1
+        if self.subscriptions > 1:
+            self.reconnects += 1
+            await self._run_reconnect_hooks()
+        self.connected = True
+        self._subscribed.set()
 
     async def _run_reconnect_hooks(self) -> None:
         for hook in self._reconnect_hooks:

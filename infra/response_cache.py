@@ -11,7 +11,9 @@ so during a sale nothing was stored at all):
   stamped after the answer's number.
 - L1: the same with a local sequence and the tags this process saw dropped.
 L1 entries also expire after `l1_ttl` seconds, and the bus clears L1 when it had to reconnect
-(it may have missed invalidations), which bounds staleness even if pub/sub misbehaves.
+(it may have missed invalidations), which bounds staleness even if pub/sub misbehaves. While the bus is
+disconnected (Redis down or hung, the subscription lost) L1 is neither read nor filled: another process's
+invalidation could not reach this one, so its copies would outlive the writes of every other process.
 
 One computation per key per process at a time (`flight`): concurrent misses on a key wait for the first one's
 answer instead of all computing it (a hot page whose entry was dropped used to be computed by every waiting
@@ -206,7 +208,7 @@ class ResponseCache:
         return not self.pending
 
     def get_local(self, key: str) -> CachedResponse | None:
-        if self.pending:
+        if self.pending or not self._bus.connected:
             return None
         entry = self._l1.get(key)
         if entry is None:
@@ -444,6 +446,8 @@ class ResponseCache:
         return not any(dropped.get(tag, 0) > seq for tag in tags)
 
     def _put_local(self, key: str, response: CachedResponse) -> None:
+        if not self._bus.connected:
+            return
         self._l1[key] = _L1Entry(response, time.monotonic() + self._l1_ttl)
         self._l1.move_to_end(key)
         while len(self._l1) > self._l1_size:

@@ -2,7 +2,8 @@
 
 The level table is read on every member request and changes rarely, so each process keeps it for a few
 seconds. A staff write drops it at once in this process and, through the event bus, in every other one;
-it also drops every cached catalog answer, because prices under a level's scope may have changed.
+it also drops every cached catalog answer, because prices under a level's scope may have changed. While the bus
+is disconnected (or without one) nothing is kept: the table is read on every request.
 """
 
 from __future__ import annotations
@@ -98,11 +99,13 @@ _bus = BusFollower(lambda bus: bus.add_handler(LEVELS_CHANNEL, _on_levels_change
 async def member_levels() -> list[MemberLevel]:
     """Every level, lowest threshold first (the shared in-process copy: do not modify the rows)."""
     global _cache
-    _bus.follow()
+    if not _bus.follow():
+        # No bus (or a disconnected one) would tell this process of another one's change: read every time.
+        return list(await MemberLevel.all().order_by("min_growth"))
     if _cache is None or _cache[0] < time.monotonic():
         generation = _generation
         rows = list(await MemberLevel.all().order_by("min_growth"))
-        if generation != _generation:
+        if generation != _generation or not _bus.follow():
             return rows
         _cache = (time.monotonic() + _CACHE_SECONDS, rows)
     return _cache[1]

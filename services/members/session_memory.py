@@ -3,8 +3,9 @@
 A session that Redis (or the database) vouched for as alive, and its member's growth read with it, are kept for
 at most FRESH_SECONDS. Every revocation and every growth change is published on the bus (SESSIONS_CHANNEL),
 which every process hears, and drops what this process knows of that session or member; the process that makes
-the change drops it at once, before publishing. A bus reconnect drops everything (events may have been missed
-while it was away), and without a bus nothing is kept. So a revoked session is refused by every process as soon
+the change drops it at once, before publishing. While the bus is disconnected nothing is used or kept (Redis is
+asked on every request), a reconnect drops everything (events may have been missed while it was away), and
+without a bus nothing is kept. So a revoked session is refused by every process as soon
 as the event arrives, and within FRESH_SECONDS even if the event was lost (then Redis answers, as before; a
 revocation Redis could not hear of still takes up to SESSION_CHECK_SECONDS, as tokens.py says). The access
 token's signature and expiry are checked on every request, as before: only the revocation check and the growth
@@ -57,7 +58,8 @@ def generation() -> int:
 
 def learn(seen_at_generation: int, session_id: int, member_id: int, growth: int) -> None:
     """Keep "alive, with this growth", unless an event arrived while the answer was on the way."""
-    if seen_at_generation != _generation or not _follow_bus():
+    # Follow first: a reset it makes (a new subscription) bumps the generation, and must refuse this answer.
+    if not _follow_bus() or seen_at_generation != _generation:
         return
     if len(_alive) >= MAX_KEPT:
         _alive.clear()

@@ -3,7 +3,8 @@
 A sold-out answer from Redis (`stock.sold_out_view`: units left and the members holding units, read in one
 script) is kept for at most FRESH_SECONDS. Every event on an item (a unit taken, units given back after a
 cancellation or a timeout, counters rebuilt: each is published on the bus, which every process hears) drops
-what this process knows of it, and so does a bus reconnect (events may have been missed while it was away).
+what this process knows of it, and so does a bus reconnect (events may have been missed while it was away);
+while the bus is disconnected nothing known is used (every attempt asks Redis).
 So units that come back are offered again as soon as their event arrives, and within FRESH_SECONDS even if it
 was lost. Members holding units are never refused from here: theirs may be a repeated request whose order
 exists (the same idempotency key answers the same order).
@@ -33,6 +34,9 @@ class _SoldOut:
 
 _known: dict[int, _SoldOut] = {}
 _generation: dict[int, int] = {}
+# Bumped when everything is forgotten: an item's generation is this plus its own count, so it changes for every
+# item, also those no event ever named.
+_epoch = 0
 
 
 def refuses(item_id: int, member_id: int, quantity: int) -> bool | None:
@@ -51,12 +55,13 @@ def refuses(item_id: int, member_id: int, quantity: int) -> bool | None:
 
 def generation(item_id: int) -> int:
     """Take before asking Redis; pass to `learn` with the answer."""
-    return _generation.get(item_id, 0)
+    return _epoch + _generation.get(item_id, 0)
 
 
 def learn(item_id: int, seen_at_generation: int, left: int, holders: frozenset[int]) -> None:
     """Keep a sold-out answer of Redis, unless an event on the item arrived while it was on the way."""
-    if _generation.get(item_id, 0) != seen_at_generation or not _follow_bus():
+    # Follow first: a reset it makes (a new subscription) bumps the generations, and must refuse this answer.
+    if not _follow_bus() or generation(item_id) != seen_at_generation:
         return
     _known[item_id] = _SoldOut(left, holders, time.monotonic() + FRESH_SECONDS)
 
@@ -68,8 +73,8 @@ def forget(item_id: int) -> None:
 
 
 def forget_all() -> None:
-    for item_id in list(_generation):
-        forget(item_id)
+    global _epoch
+    _epoch += 1
     _known.clear()
 
 
