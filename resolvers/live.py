@@ -186,7 +186,8 @@ async def live_comment_post(info: LiveInfo, room_id: strawberry.ID, text: str) -
             raise DomainError(ErrorCode.UNAUTHENTICATED, "Log in with WeChat first")
         raise DomainError(ErrorCode.FORBIDDEN, "Only members can comment")
     posted = await comments.post_comment(decode_id(room_id, "LiveRoom", "roomId"), viewer.member.id, text)
-    return LiveCommentPayload(comment=LiveComment.from_model(posted.comment))
+    comment = LiveComment.from_model(posted.comment, posted.nickname, posted.avatar_url)
+    return LiveCommentPayload(comment=comment)
 
 
 async def _comment_payload(row: LiveCommentModel) -> LiveCommentPayload:

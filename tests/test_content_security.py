@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from infra import wechat as wechat_service
 from infra.clock import now
 from infra.wechat import Suggest
 from models import Moderation, Upload
@@ -18,7 +19,7 @@ from services.content.security import ContentKind
 from services.errors import DomainError, ErrorCode
 from services.orders.sweeper import sweep_once
 from tests.content_support import deliver_verdicts, new_member, png_image, upload
-from tests.wechat_standin import MEDIA_CHECK_ASYNC, MSG_SEC_CHECK, WeChatStandIn
+from tests.wechat_standin import MEDIA_CHECK_ASYNC, MSG_SEC_CHECK, TOKEN, WeChatStandIn
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -207,3 +208,30 @@ def test_media_policy() -> None:
     assert security.media_moderation(Suggest.PASS) is Moderation.PASSED
     assert security.media_moderation(Suggest.REVIEW) is Moderation.HELD
     assert security.media_moderation(Suggest.RISKY) is Moderation.REJECTED
+
+
+async def test_a_check_with_an_expired_token_is_retried_with_a_new_one(
+    wechat: WeChatStandIn, redis: object
+) -> None:
+    assert await security.check_text(ContentKind.LIVE_COMMENT, "o_writer", "好看") is Moderation.PASSED
+    wechat.expire_tokens()
+    fetched = len(wechat.calls(TOKEN))
+    assert await security.check_text(ContentKind.LIVE_COMMENT, "o_writer", "还是好看") is Moderation.PASSED
+    assert len(wechat.calls(TOKEN)) == fetched + 1
+    refused, retried = wechat.calls(MSG_SEC_CHECK)[-2:]
+    assert refused.params["access_token"] != retried.params["access_token"]
+    assert retried.body == {"version": 2, "openid": "o_writer", "scene": 2, "content": "还是好看"}
+
+
+async def test_a_check_answered_with_an_http_error_or_not_at_all_fails_closed(
+    wechat: WeChatStandIn, redis: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wechat.fail_http(MSG_SEC_CHECK, 502)
+    with pytest.raises(DomainError) as broken:
+        await security.check_text(ContentKind.LIVE_COMMENT, "o_writer", "好看")
+    assert broken.value.code is ErrorCode.WECHAT_UNAVAILABLE
+    monkeypatch.setattr(wechat_service, "TIMEOUT_SECONDS", 0.2)
+    wechat.delay(MSG_SEC_CHECK, 1.0)
+    with pytest.raises(DomainError) as silent:
+        await security.check_text(ContentKind.LIVE_COMMENT, "o_writer", "好看")
+    assert silent.value.code is ErrorCode.WECHAT_UNAVAILABLE

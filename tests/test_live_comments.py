@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from models import LiveComment, Member, StaffRole
+from infra.clock import now
+from models import LiveComment, LiveMute, Member, StaffRole
 from schema.node import decode_id, encode_id
 from services.access.staff import create_staff
 from services.live import feed
@@ -144,3 +146,23 @@ async def test_comments_need_a_member_a_room_on_air_and_a_short_text(
     assert [(e["code"], e["field"]) for e in too_long["errors"]] == [("BAD_USER_INPUT", "text")]
     assert [e["code"] for e in (await post(client, token, room, "   "))["errors"]] == ["BAD_USER_INPUT"]
     assert wechat.calls(MSG_SEC_CHECK) == []  # nothing reached WeChat
+
+
+async def test_a_mute_holds_until_its_end_and_an_unknown_room_is_not_found(
+    client: Any, operator: str, on_air: dict[str, Any], wechat: WeChatStandIn
+) -> None:
+    member, token = await viewer("被禁言的人")
+    variables = {"roomId": on_air["id"], "memberId": encode_id("Member", member.id)}
+    assert (await ok(client, MUTE, variables, operator, "liveMemberMute"))["mutedUntil"] is None  # for good
+    assert [e["code"] for e in (await post(client, token, on_air, "放我出来"))["errors"]] == ["FORBIDDEN"]
+    mute = LiveMute.filter(room_id=decode_id(on_air["id"], "LiveRoom"), member_id=member.id)
+    await mute.update(until=now() + timedelta(minutes=1))
+    assert [e["code"] for e in (await post(client, token, on_air, "还没到点"))["errors"]] == ["FORBIDDEN"]
+    await mute.update(until=now() - timedelta(seconds=1))
+    assert (await post(client, token, on_air, "到点了"))["errors"] == []
+    assert len(wechat.calls(MSG_SEC_CHECK)) == 1, "a muted member's text never reaches WeChat"
+
+    gone = {"id": encode_id("LiveRoom", 10**9)}
+    assert [(e["code"], e["field"]) for e in (await post(client, token, gone, "有人吗"))["errors"]] == [
+        ("NOT_FOUND", "roomId")
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from infra import raw_sql
 from infra.clock import now
 from models import LiveComment, LiveMute, LiveRoomStatus, Member, Moderation
 from services import rate_limit
@@ -31,6 +32,9 @@ RECENT_MAX = 100
 class PostedComment:
     comment: LiveComment
     shown: bool
+    # The member as the comment shows them (the comment's `member` relation is not loaded).
+    nickname: str
+    avatar_url: str
 
 
 def _clean(text: str) -> str:
@@ -42,34 +46,63 @@ def _clean(text: str) -> str:
     return text
 
 
-async def _muted(room_id: int, member_id: int) -> bool:
-    mute = await LiveMute.get_or_none(room_id=room_id, member_id=member_id)
-    return mute is not None and (mute.until is None or mute.until > now())
+# What a comment needs to know before WeChat is asked, in one statement: the member (the openid for the check,
+# what the comment shows of them), whether the room exists and is on air, and whether they are muted there now.
+_COMMENTER_SQL = (
+    "SELECT m.openid, m.nickname, m.avatar_url, r.status,"
+    " EXISTS (SELECT 1 FROM live_mutes u WHERE u.room_id = $2 AND u.member_id = $1"
+    " AND (u.until IS NULL OR u.until > $3))"
+    " FROM members m LEFT JOIN live_rooms r ON r.id = $2 WHERE m.id = $1"
+)
+
+
+@dataclass(frozen=True)
+class _Commenter:
+    openid: str
+    nickname: str
+    avatar_url: str
+
+
+async def _commenter(room_id: int, member_id: int) -> _Commenter:
+    """The member, once the room is on air and they are not muted in it (NOT_FOUND, CONFLICT, FORBIDDEN)."""
+    rows = await raw_sql.fetch(_COMMENTER_SQL, [member_id, room_id, now()])
+    if not rows:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "The token is invalid, expired or revoked")
+    openid, nickname, avatar_url, status, muted = rows[0]
+    if status is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such live room", "roomId")
+    if status not in (LiveRoomStatus.LIVE.value, LiveRoomStatus.PAUSED.value):
+        raise DomainError(ErrorCode.CONFLICT, "Comments open while the room is on air", "roomId")
+    if muted:
+        raise DomainError(ErrorCode.FORBIDDEN, "You have been muted in this room")
+    return _Commenter(str(openid), str(nickname or ""), str(avatar_url or ""))
 
 
 async def post_comment(room_id: int, member_id: int, text: str) -> PostedComment:
-    """A member's comment: shown (CommentPosted in the room) or held for staff; the comment comes with its
-    `member` loaded.
+    """A member's comment: shown (CommentPosted in the room) or held for staff.
 
     Raises BAD_USER_INPUT (empty, too long), NOT_FOUND, CONFLICT (the room is not on air), FORBIDDEN (muted),
     RATE_LIMITED, CONTENT_REJECTED, WECHAT_UNAVAILABLE / WECHAT_RATE_LIMITED (nothing kept then).
     """
     text = _clean(text)
-    room = await get_room(room_id, "roomId")
-    if room.status not in (LiveRoomStatus.LIVE, LiveRoomStatus.PAUSED):
-        raise DomainError(ErrorCode.CONFLICT, "Comments open while the room is on air", "roomId")
-    if await _muted(room_id, member_id):
-        raise DomainError(ErrorCode.FORBIDDEN, "You have been muted in this room")
+    commenter = await _commenter(room_id, member_id)
     if not await rate_limit.hit(f"live-comment:{room_id}:{member_id}", COMMENT_LIMIT, COMMENT_WINDOW_SECONDS):
         raise DomainError(ErrorCode.RATE_LIMITED, "Too many comments; wait a few seconds")
-    member = await Member.get(id=member_id)
-    moderation = await check_text(ContentKind.LIVE_COMMENT, member.openid, text, "text")
-    # Made with the member row itself, so the comment answers `member` without reading it again.
-    comment = await LiveComment.create(room_id=room_id, member=member, text=text, moderation=moderation)
+    moderation = await check_text(ContentKind.LIVE_COMMENT, commenter.openid, text, "text")
+    comment = await LiveComment.create(room_id=room_id, member_id=member_id, text=text, moderation=moderation)
     shown = moderation == Moderation.PASSED
     if shown:
-        await _announce(comment, member)
-    return PostedComment(comment, shown)
+        await publish_room_event(
+            room_id,
+            CommentPosted(
+                comment_id=comment.id,
+                nickname=commenter.nickname or "观众",
+                avatar_url=commenter.avatar_url,
+                text=comment.text,
+                posted_at=comment.created_at,
+            ),
+        )
+    return PostedComment(comment, shown, commenter.nickname, commenter.avatar_url)
 
 
 async def _announce(comment: LiveComment, member: Member) -> None:
