@@ -145,12 +145,11 @@ async def live_room_product_add(info: LiveInfo, input: LiveRoomProductInput) -> 
 async def live_room_product_update(
     info: LiveInfo, id: strawberry.ID, input: LiveRoomProductUpdateInput
 ) -> LiveRoomProductPayload:
-    row = await products.update_room_product(
+    changed = await products.update_room_product(
         decode_id(id, "LiveRoomProduct"), live_price=input.live_price, allotment=input.allotment
     )
-    room = await LiveRoomModel.get(id=row.room_id)  # type: ignore[attr-defined]
     return LiveRoomProductPayload(
-        room_product=LiveRoomProduct.from_model(row, pinned=room.pinned_id == row.id)
+        room_product=LiveRoomProduct.from_model(changed.item, pinned=changed.pinned)
     )
 
 

@@ -304,3 +304,68 @@ async def test_the_rooms_of_wechat_live_are_copied_over_when_the_shop_syncs_them
     }
     # Another process sweeping within the same interval leaves WeChat alone.
     assert await rooms.sync_wechat_rooms() == 0
+
+
+async def test_staff_change_a_room_products_allotment_and_price_within_what_was_sold(
+    client: Any, operator: str
+) -> None:
+    room = await schedule(client, operator, "改库存直播间")
+    room_pk = decode_id(room["id"], "LiveRoom")
+    sku = await new_sku(price=29900, stock=8)
+    added = {"roomId": room["id"], "skuId": encode_id("Sku", sku.id), "livePrice": 19900, "allotment": 20}
+    item = (await ok(client, ADD, {"input": added}, operator, "liveRoomProductAdd"))["roomProduct"]
+    await ok(client, GO_LIVE, {"id": room["id"]}, operator, "liveRoomGoLive")
+    await ok(client, PIN, {"roomId": room["id"], "pid": item["id"]}, operator, "liveRoomPin")
+    await LiveRoomProduct.filter(id=decode_id(item["id"], "LiveRoomProduct")).update(sold=4)
+    pinned_answer = f"""mutation($id: ID!, $input: LiveRoomProductUpdateInput!) {{
+      liveRoomProductUpdate(id: $id, input: $input) {{ roomProduct {{ livePrice allotment sold stock pinned }}
+      {ERRORS} }} }}"""
+
+    async with feed.watching(room_pk) as listener:
+        smaller = await ok(
+            client,
+            pinned_answer,
+            {"id": item["id"], "input": {"allotment": 6}},
+            operator,
+            "liveRoomProductUpdate",
+        )
+        assert smaller["roomProduct"] == {
+            "livePrice": 19900,
+            "allotment": 6,
+            "sold": 4,
+            "stock": 2,
+            "pinned": True,
+        }
+        both = {"id": item["id"], "input": {"allotment": 30, "livePrice": 15900}}
+        larger = await ok(client, pinned_answer, both, operator, "liveRoomProductUpdate")
+        assert larger["roomProduct"]["stock"] == 8  # the rest of the allotment, never more than the SKU has
+        stock, price, stock_again = await drain(listener, 3)
+    assert (stock.event.KIND, stock.event.stock) == ("StockChanged", 2)  # type: ignore[attr-defined]
+    assert (price.event.KIND, price.event.live_price, price.event.original_price) == (
+        "PriceChanged",
+        15900,
+        29900,
+    )  # type: ignore[attr-defined]
+    assert (stock_again.event.KIND, stock_again.event.stock) == ("StockChanged", 8)  # type: ignore[attr-defined]
+
+    below = (await gql(client, UPDATE, {"id": item["id"], "input": {"allotment": 3}}, operator))["data"]
+    assert [(e["field"], e["code"]) for e in below["liveRoomProductUpdate"]["errors"]] == [
+        ("input.allotment", "BAD_USER_INPUT")
+    ]
+    unknown = {"id": encode_id("LiveRoomProduct", 10**9), "input": {"allotment": 5}}
+    missing = (await gql(client, UPDATE, unknown, operator))["data"]["liveRoomProductUpdate"]
+    assert [e["code"] for e in missing["errors"]] == ["NOT_FOUND"]
+    other = await schedule(client, operator, "隔壁直播间")
+    elsewhere = (await gql(client, PIN, {"roomId": other["id"], "pid": item["id"]}, operator))["data"]
+    assert [(e["field"], e["code"]) for e in elsewhere["liveRoomPin"]["errors"]] == [
+        ("roomProductId", "BAD_USER_INPUT")
+    ]
+    nowhere = {"roomId": room["id"], "pid": encode_id("LiveRoomProduct", 10**9)}
+    assert [
+        e["code"] for e in (await gql(client, PIN, nowhere, operator))["data"]["liveRoomPin"]["errors"]
+    ] == ["NOT_FOUND"]
+    await ok(client, END, {"id": room["id"]}, operator, "liveRoomEnd")
+    ended = (await gql(client, UPDATE, {"id": item["id"], "input": {"livePrice": 100}}, operator))["data"]
+    assert [e["code"] for e in ended["liveRoomProductUpdate"]["errors"]] == ["CONFLICT"]
+    kept = await LiveRoomProduct.get(id=decode_id(item["id"], "LiveRoomProduct"))
+    assert (kept.allotment, kept.live_price, kept.sold) == (30, 15900, 4)

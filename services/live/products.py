@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
 
 from tortoise import connections
 from tortoise.expressions import F
 
+from infra import raw_sql
 from infra.clock import now
 from models import (
     LiveRoom,
@@ -27,7 +28,6 @@ from models import (
     OrderLine,
     OrderStatus,
     Product,
-    ProductMedia,
     ProductStatus,
     Sku,
 )
@@ -53,7 +53,11 @@ MAX_PRODUCTS_PER_ROOM = 200
 
 def remaining(room_product: LiveRoomProduct, sku_stock: int) -> int:
     """What a viewer can still buy: the rest of the allotment, never more than the SKU's own stock."""
-    return max(0, min(room_product.allotment - room_product.sold, sku_stock))
+    return _left(room_product.allotment, room_product.sold, sku_stock)
+
+
+def _left(allotment: int, sold: int, sku_stock: int) -> int:
+    return max(0, min(allotment - sold, sku_stock))
 
 
 async def get_room_product(room_product_id: int, field: str = "id") -> LiveRoomProduct:
@@ -104,50 +108,77 @@ async def add_room_product(room_id: int, sku_id: int, live_price: int, allotment
     )
 
 
+@dataclass(frozen=True)
+class ChangedRoomProduct:
+    item: LiveRoomProduct
+    pinned: bool  # whether it is the room's pinned product
+
+
+# The change, guarded, and what its announcements and answer need, in one statement: nothing changes in an ended
+# room, the allotment never goes below what was sold; the row comes back with its SKU's stock and list price and
+# whether the room pins it. ($2 live price, $3 allotment: NULL leaves it as it is.)
+_UPDATE_SQL = (
+    "UPDATE live_room_products SET live_price = COALESCE($2, live_price), allotment = COALESCE($3, allotment)"
+    " WHERE id = $1 AND sold <= COALESCE($3, sold) AND EXISTS (SELECT 1 FROM live_rooms r"
+    " WHERE r.id = live_room_products.room_id AND r.status <> 'ENDED')"
+    " RETURNING id, room_id, product_id, sku_id, live_price, allotment, sold,"
+    " (SELECT s.stock FROM skus s WHERE s.id = live_room_products.sku_id),"
+    " (SELECT s.price FROM skus s WHERE s.id = live_room_products.sku_id),"
+    " (SELECT r.pinned_id FROM live_rooms r WHERE r.id = live_room_products.room_id)"
+)
+
+
+_UPDATED = ("id", "room_id", "product_id", "sku_id", "live_price", "allotment", "sold")
+
+
 async def update_room_product(
     room_product_id: int, live_price: int | None = None, allotment: int | None = None
-) -> LiveRoomProduct:
+) -> ChangedRoomProduct:
     """Change the live price and/or the allotment; the room hears PriceChanged / StockChanged.
 
     An allotment below what was already sold is refused (BAD_USER_INPUT), as is any change in an ended room.
     """
-    item = await get_room_product(room_product_id)
-    room = await get_room(item.room_id)  # type: ignore[attr-defined]
-    if room.status == LiveRoomStatus.ENDED:
-        raise DomainError(ErrorCode.CONFLICT, "The room has ended", "id")
-    changes: dict[str, Any] = {}
     if live_price is not None:
         _check_price(live_price, "input.livePrice")
-        changes["live_price"] = live_price
     if allotment is not None:
         _check_allotment(allotment, "input.allotment")
-        changes["allotment"] = allotment
-    if allotment is not None:
-        updated = await LiveRoomProduct.filter(id=item.id, sold__lte=allotment).update(**changes)
-        if not updated:
-            raise DomainError(
-                ErrorCode.BAD_USER_INPUT,
-                f"{item.sold} are sold already; the allotment cannot be less",
-                "input.allotment",
-            )
-    elif changes:
-        await LiveRoomProduct.filter(id=item.id).update(**changes)
-    item = await get_room_product(room_product_id)
+    if live_price is None and allotment is None:
+        item = await get_room_product(room_product_id)
+        await _refuse_if_ended(item)
+        room = await get_room(item.room_id)  # type: ignore[attr-defined]
+        return ChangedRoomProduct(item, room.pinned_id == item.id)
+    rows = await raw_sql.fetch(_UPDATE_SQL, [room_product_id, live_price, allotment])
+    if not rows:
+        item = await get_room_product(room_product_id)
+        await _refuse_if_ended(item)
+        raise DomainError(
+            ErrorCode.BAD_USER_INPUT,
+            f"{item.sold} are sold already; the allotment cannot be less",
+            "input.allotment",
+        )
+    *columns, sku_stock, sku_price, pinned_id = rows[0]
+    item = LiveRoomProduct(**dict(zip(_UPDATED, columns, strict=True)))
+    room_id: int = item.room_id  # type: ignore[attr-defined]
     if live_price is not None:
-        sku = await Sku.get(id=item.sku_id)
         await publish_room_event(
-            room.id,
+            room_id,
             PriceChanged(
                 room_product_id=item.id,
                 product_id=item.product_id,
                 sku_id=item.sku_id,
                 live_price=item.live_price,
-                original_price=sku.price,
+                original_price=int(sku_price or 0),
             ),
         )
     if allotment is not None:
-        await _announce_stock([item])
-    return item
+        await publish_room_event(room_id, _stock_changed(item, int(sku_stock or 0)))
+    return ChangedRoomProduct(item, pinned_id == item.id)
+
+
+async def _refuse_if_ended(item: LiveRoomProduct) -> None:
+    room = await get_room(item.room_id)  # type: ignore[attr-defined]
+    if room.status == LiveRoomStatus.ENDED:
+        raise DomainError(ErrorCode.CONFLICT, "The room has ended", "id")
 
 
 async def remove_room_product(room_product_id: int) -> LiveRoom:
@@ -166,38 +197,52 @@ async def pin(room_id: int, room_product_id: int | None) -> LiveRoom:
     room = await get_room(room_id, "roomId")
     if room.status == LiveRoomStatus.ENDED:
         raise DomainError(ErrorCode.CONFLICT, "The room has ended", "roomId")
-    item = None
+    pinned = None
     if room_product_id is not None:
-        item = await get_room_product(room_product_id, "roomProductId")
-        if item.room_id != room_id:  # type: ignore[attr-defined]
+        found = await _pinned_event(room_product_id)
+        if found is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "No such room product", "roomProductId")
+        sold_in, pinned = found
+        if sold_in != room_id:
             raise DomainError(
                 ErrorCode.BAD_USER_INPUT, "That product is sold in another room", "roomProductId"
             )
     pinned_before = room.pinned_id
-    room.pinned_id, room.updated_at = item.id if item else None, now()
+    room.pinned_id, room.updated_at = room_product_id, now()
     await LiveRoom.filter(id=room_id).update(pinned_id=room.pinned_id, updated_at=room.updated_at)
-    if item is not None:
-        await publish_room_event(room_id, await pinned_event(item))
+    if pinned is not None:
+        await publish_room_event(room_id, pinned)
     elif pinned_before is not None:
         await publish_room_event(room_id, ProductUnpinned(room_product_id=pinned_before))
     return room
 
 
-async def pinned_event(item: LiveRoomProduct) -> ProductPinned:
-    sku = await Sku.get(id=item.sku_id)
-    product = await Product.get(id=item.product_id)
-    image = (
-        await ProductMedia.filter(product_id=product.id, kind=MediaKind.IMAGE).order_by("sort", "id").first()
-    )
-    return ProductPinned(
-        room_product_id=item.id,
-        product_id=product.id,
-        sku_id=sku.id,
-        title=product.title,
-        image_url=image.url if image else "",
-        live_price=item.live_price,
-        original_price=sku.price,
-        stock=remaining(item, sku.stock),
+# A room product as its ProductPinned event shows it: its SKU's stock and list price, the product's title and
+# first image, in one statement.
+_PINNED_SQL = (
+    "SELECT rp.room_id, rp.product_id, rp.sku_id, rp.live_price, rp.allotment, rp.sold, s.stock, s.price,"
+    " p.title, (SELECT m.url FROM product_media m WHERE m.product_id = rp.product_id AND m.kind = $2"
+    " ORDER BY m.sort, m.id LIMIT 1)"
+    " FROM live_room_products rp JOIN skus s ON s.id = rp.sku_id JOIN products p ON p.id = rp.product_id"
+    " WHERE rp.id = $1"
+)
+
+
+async def _pinned_event(room_product_id: int) -> tuple[int, ProductPinned] | None:
+    """The room a room product is sold in, and the event that pins it (None: no such room product)."""
+    rows = await raw_sql.fetch(_PINNED_SQL, [room_product_id, MediaKind.IMAGE.value])
+    if not rows:
+        return None
+    room_id, product_id, sku_id, live_price, allotment, sold, stock, price, title, image_url = rows[0]
+    return int(room_id), ProductPinned(
+        room_product_id=room_product_id,
+        product_id=int(product_id),
+        sku_id=int(sku_id),
+        title=str(title),
+        image_url=str(image_url or ""),
+        live_price=int(live_price),
+        original_price=int(price),
+        stock=_left(int(allotment), int(sold), int(stock)),
     )
 
 
@@ -210,15 +255,16 @@ async def _announce_stock(items: list[LiveRoomProduct]) -> None:
     """announce_stock for room products just read (after the change committed)."""
     stocks = dict(await Sku.filter(id__in=[i.sku_id for i in items]).values_list("id", "stock"))
     for item in items:
-        await publish_room_event(
-            item.room_id,  # type: ignore[attr-defined]
-            StockChanged(
-                room_product_id=item.id,
-                product_id=item.product_id,
-                sku_id=item.sku_id,
-                stock=remaining(item, int(stocks.get(item.sku_id, 0))),
-            ),
-        )
+        await publish_room_event(item.room_id, _stock_changed(item, int(stocks.get(item.sku_id, 0))))  # type: ignore[attr-defined]
+
+
+def _stock_changed(item: LiveRoomProduct, sku_stock: int) -> StockChanged:
+    return StockChanged(
+        room_product_id=item.id,
+        product_id=item.product_id,
+        sku_id=item.sku_id,
+        stock=remaining(item, sku_stock),
+    )
 
 
 # --- Buying from the room: the LIVE_ROOM campaign -------------------------------------------------------------
