@@ -60,6 +60,15 @@ class _LocalWindows:
 LOCAL_WINDOWS = _LocalWindows()
 
 
+# The counter is created with its expiry and incremented at once (Redis runs a script as one step), so two
+# processes can neither both see "first attempt" nor leave a counter behind that never expires (INCR keeps the
+# TTL that SET gave it). One command: a MULTI/EXEC pipeline of the same two cost twice the client's CPU.
+_HIT = """
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+return redis.call('INCR', KEYS[1])
+"""
+
+
 def opaque(value: str) -> str:
     """A short digest to put in a key instead of a secret-ish value (a login code, a token)."""
     return hashlib.sha256(value.encode()).hexdigest()[:32]
@@ -70,19 +79,14 @@ async def hit(
 ) -> bool:
     """Count one attempt against `key`; True while at most `limit` attempts fell in the current window.
 
-    The window starts with the first attempt and lasts `window_seconds`. The counter is created with its
-    expiry and incremented in one MULTI/EXEC, so two processes can neither both see "first attempt" nor
-    leave a counter behind that never expires (INCR keeps the TTL that SET gave it). Without Redis the
+    The window starts with the first attempt and lasts `window_seconds` (see _HIT). Without Redis the
     attempt counts as `when_redis_down` says (see the module docstring).
     """
     if limit < 1 or window_seconds < 1:
         raise ValueError("limit and window_seconds must be positive")
     name = _PREFIX + key
     try:
-        async with get_redis().pipeline(transaction=True) as pipe:
-            pipe.set(name, 0, ex=window_seconds, nx=True)
-            pipe.incr(name)
-            _, count = await pipe.execute()
+        count = await get_redis().register_script(_HIT)(keys=[name], args=[window_seconds])
     except REDIS_ERRORS as exc:
         log.debug("rate limit %s counted without Redis (%s): %s", key, when_redis_down.value, exc)
         if when_redis_down is WhenRedisDown.CLOSED:

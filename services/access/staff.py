@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from infra import raw_sql
 from infra.clock import now
 from models import Staff, StaffRole, StaffToken
 from services.errors import DomainError, ErrorCode
@@ -44,18 +45,24 @@ async def create_staff(name: str, role: StaffRole = StaffRole.ADMIN) -> tuple[St
     return staff, token
 
 
+# Every staff request asks the database (a revoked token or a deactivated account is refused from the very next
+# request on, in every process): a fixed statement, as Tortoise's join with select_related cost a third of a
+# small staff mutation's CPU.
+_AUTHENTICATE_SQL = (
+    "SELECT s.id, s.name, s.role FROM staff_tokens t JOIN staff s ON s.id = t.staff_id"
+    " WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND s.active"
+)
+
+
 async def authenticate_staff(token: str) -> StaffIdentity | None:
     """The active staff member a token belongs to, or None for an unknown or revoked token."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = (
-        await StaffToken.filter(token_hash=_digest(token), revoked_at__isnull=True, staff__active=True)
-        .select_related("staff")
-        .first()
-    )
-    if row is None:
+    rows = await raw_sql.fetch(_AUTHENTICATE_SQL, [_digest(token)])
+    if not rows:
         return None
-    return StaffIdentity(id=row.staff.id, name=row.staff.name, role=row.staff.role)
+    staff_id, name, role = rows[0]
+    return StaffIdentity(id=int(staff_id), name=str(name), role=StaffRole(role))
 
 
 async def add_staff(name: str, role: StaffRole) -> tuple[Staff, str]:
