@@ -9,7 +9,7 @@ median), wall ms, SQL statements and Redis commands of one call. `--profile PREF
 kind's timed runs (the event loop thread's CPU) to PREFIX.<kind>.prof.
 
 PostgreSQL by default (`postgres://postgres@127.0.0.1:5432/test_h2`, Redis db 2, or DATABASE_URL / REDIS_URL
-when set); `--seed` drops the database's public schema, migrates and seeds it first.
+when set); `--seed` drops the database's public schema, migrates and seeds it, and empties the Redis db first.
 """
 
 from __future__ import annotations
@@ -209,6 +209,10 @@ def main() -> None:
         asyncio.run(reset_schema(os.environ["DATABASE_URL"]))
         for command in ("migrate", "seed"):
             subprocess.run([sys.executable, "main.py", command], cwd=REPO_ROOT, check=True)
+        # Numbers start again with the schema: a session verdict left in Redis would speak for a new session.
+        subprocess.run(
+            ["redis-cli", "-u", os.environ["REDIS_URL"], "flushdb"], check=True, stdout=subprocess.DEVNULL
+        )
     ctx = multiprocessing.get_context("spawn")
     ready_here, ready_there = ctx.Pipe()
     stop = ctx.Event()
