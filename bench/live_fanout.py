@@ -330,6 +330,9 @@ async def load(
 
     sent = {"stock": 0, "pin": 0, "comment": 0, "failed": 0}
     durations: dict[str, list[float]] = {"stock": [], "pin": [], "comment": []}
+    # The same for the calls started in the second half of the load: the steady state, without the start.
+    late: dict[str, list[float]] = {"stock": [], "pin": [], "comment": []}
+    load_began = time.monotonic()
     members = ctx["members"]
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(timeout=10, limits=limits) as http:
@@ -348,6 +351,8 @@ async def load(
             except httpx.HTTPError:
                 sent["failed"] += 1
             durations[kind].append(time.monotonic() - started)
+            if started - load_began >= seconds / 2:
+                late[kind].append(time.monotonic() - started)
 
         async def every(period: float, start_call: Any) -> None:
             begin = time.monotonic()
@@ -379,6 +384,7 @@ async def load(
         if comments_per_second > 0:
             jobs.append(every(1.0 / comments_per_second, comment))
         await asyncio.gather(*jobs)
+    durations.update({f"{kind} (second half)": values for kind, values in late.items()})
     return sent, durations
 
 
