@@ -9,7 +9,11 @@ and may fail, and its caller degrades (see the README, "When Redis or PostgreSQL
   after that every connect and command fails at once instead of waiting, then a single one probes again.
   Without it, redis-py's default nested retries (a retried command whose every attempt retries its connect,
   each with backoff) kept the first request after an outage waiting 15-30 s, and with Redis hung (not dead)
-  every command on every pooled socket would wait its own timeout.
+  every command on every pooled socket would wait its own timeout;
+- a socket operation that fails with anything but redis-py's own errors raises redis-py's ConnectionError:
+  on uvloop (which uvicorn serves on) writing to a connection whose transport a reset from a dying Redis has
+  closed raises RuntimeError ("the handler is closed"), where asyncio raises an OSError that redis-py turns into
+  its ConnectionError. Passed on as it is, it escaped every caller that degrades on REDIS_ERRORS.
 """
 
 from __future__ import annotations
@@ -119,6 +123,14 @@ class _Guarded:
         except (RedisTimeoutError, RedisConnectionError) as exc:
             self.redis_health.failed_on_socket(exc)
             raise
+        except Exception as exc:
+            if isinstance(exc, RedisError):
+                self.redis_health.abandoned(self)
+                raise
+            # The transport's own failure (see the module docstring); redis-py has disconnected.
+            broken = _broken_socket(exc)
+            self.redis_health.failed_on_socket(broken)
+            raise broken from exc
         except BaseException:
             self.redis_health.abandoned(self)
             raise
@@ -133,11 +145,22 @@ class _Guarded:
         except asyncio.CancelledError:
             self.redis_health.abandoned(self)
             raise
-        except BaseException:
+        except RedisError:
             self.redis_health.answered()  # an error reply is an answer too
+            raise
+        except Exception as exc:  # the transport's own failure (see the module docstring)
+            broken = _broken_socket(exc)
+            self.redis_health.failed_on_socket(broken)
+            raise broken from exc
+        except BaseException:
+            self.redis_health.abandoned(self)
             raise
         self.redis_health.answered()
         return response
+
+
+def _broken_socket(exc: Exception) -> RedisConnectionError:
+    return RedisConnectionError(f"Redis connection broken: {type(exc).__name__}: {exc}")
 
 
 class GuardedConnection(_Guarded, Connection):

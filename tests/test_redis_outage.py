@@ -8,6 +8,7 @@ server does). tests/test_faults.py does the same with a real redis-server killed
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,10 +16,13 @@ import fakeredis
 import httpx
 import jwt
 import pytest
+import uvloop
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import infra.redis
 import infra.runtime
 from infra.query_counter import count_queries
+from infra.redis import create_redis
 from infra.runtime import Runtime, start_runtime, stop_runtime
 from infra.settings import Settings
 from models import AuditLog, Order, OrderStatus, StaffRole
@@ -210,3 +214,30 @@ async def test_a_dead_redis_is_asked_once_per_probe_interval_not_on_every_call()
         assert "refused" in health.last_error.lower(), "after the interval, one call probes Redis again"
     finally:
         await client.aclose()
+
+
+@pytest.mark.realservices
+def test_a_socket_closed_under_a_command_on_uvloop_fails_as_redis_connection_error(
+    settings: Settings,
+) -> None:
+    """uvicorn serves on uvloop, whose transport raises RuntimeError ("the handler is closed") when written to
+    after a reset from a dying Redis closed it; asyncio raises an OSError there, which redis-py turns into its
+    ConnectionError. Every caller that degrades catches REDIS_ERRORS, so the guarded connection must say
+    ConnectionError on uvloop too (a RuntimeError escaped the member check as a plain-text 500)."""
+
+    async def scenario() -> None:
+        client = create_redis(settings)
+        try:
+            assert await client.ping()
+            connection = await client.connection_pool.get_connection()
+            connection._writer.transport.abort()  # what a reset leaves behind: the transport closed under it
+            await asyncio.sleep(0.05)
+            with pytest.raises(RedisConnectionError):
+                await connection.send_packed_command(connection.pack_command("PING"))
+            await client.connection_pool.release(connection)
+            assert await client.ping(), "the next command connects again"
+        finally:
+            await client.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
