@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
     from infra.static_assets import STATIC_PREFIX, StaticAssets
     from infra.wechat_sandbox.routes import sandbox_routes
     from schema import content_http, live_page, payments_http
+    from schema.internal_error import internal_error
     from schema.root import schema
     from schema.unavailable import DEPENDENCY_DOWN_HANDLERS
     from schema.view import GraphQLView
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         routes=routes,
         middleware=edge_middleware(settings),
         lifespan=lifespan,
-        exception_handlers=DEPENDENCY_DOWN_HANDLERS,
+        exception_handlers={**DEPENDENCY_DOWN_HANDLERS, Exception: internal_error},
     )
 
 

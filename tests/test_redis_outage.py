@@ -36,6 +36,7 @@ from services.rate_limit import WhenRedisDown
 from tests.graphql_client import gql
 from tests.test_cart import new_address, new_member, new_sku
 
+GRAPHQL_RESPONSE = "application/graphql-response+json"
 PAGE = "query($id: ID!) { product(id: $id) { id title skus { id price stock } } }"
 SKU_UPDATE = """mutation($id: ID!, $input: SkuUpdateInput!) {
   skuUpdate(id: $id, input: $input) { sku { id price } errors { field message code } } }"""
@@ -241,3 +242,45 @@ def test_a_socket_closed_under_a_command_on_uvloop_fails_as_redis_connection_err
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(scenario())
+
+
+async def test_an_unexpected_failure_is_a_coded_answer_never_a_plain_text_500(
+    outage: Outage, app: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis client that fails in a way nobody catches (not redis-py's own error) during the member check
+    before execution: the answer is still GraphQL's coded JSON; SERVICE_UNAVAILABLE when a Redis error caused
+    it, INTERNAL_SERVER_ERROR otherwise (the traceback goes to the log)."""
+    _, token = await new_member()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]
+
+    async def broken(*_: object, **__: object) -> object:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed")
+
+    async def broken_by_redis(*_: object, **__: object) -> object:
+        try:
+            raise RedisConnectionError("Connection closed by server.")
+        except RedisConnectionError as exc:
+            raise RuntimeError("a wrapper failed") from exc
+
+    expected = {
+        broken: {
+            "application/json": (200, "INTERNAL_SERVER_ERROR"),
+            GRAPHQL_RESPONSE: (500, "INTERNAL_SERVER_ERROR"),
+        },
+        broken_by_redis: {
+            "application/json": (503, "SERVICE_UNAVAILABLE"),
+            GRAPHQL_RESPONSE: (503, "SERVICE_UNAVAILABLE"),
+        },
+    }
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for failure, by_media_type in expected.items():
+            monkeypatch.setattr(outage.runtime.redis, "mget", failure)
+            for accept, (status, code) in by_media_type.items():
+                response = await client.post(
+                    "/graphql",
+                    json={"query": "{ me { id } }"},
+                    headers={"Authorization": f"Bearer {token}", "Accept": accept},
+                )
+                assert response.status_code == status, response.text
+                assert response.headers["content-type"] == accept
+                assert response.json()["errors"][0]["extensions"]["code"] == code
