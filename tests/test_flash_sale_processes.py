@@ -157,18 +157,50 @@ def flash_input(sku: Sku, item: FlashSaleItem) -> dict[str, Any]:
 async def attempt_all(
     servers: tuple[ServerProcess, ServerProcess], attempts: list[tuple[str, str]], body: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Send every (token, key) attempt, alternating the processes, many at once; the placeOrder payloads."""
+    """Send every (token, key) attempt, alternating the processes, many at once; the placeOrder payloads. An
+    answer without one says why in its code: the top-level error's code, or `HTTP <status>: <body>` for one
+    that is not GraphQL JSON (a plain-text 500), for the caller to assert on. If an attempt fails outright,
+    the others are cancelled: none of them goes on into the next test."""
     gate = asyncio.Semaphore(64)
 
     async def one(n: int, token: str, key: str) -> dict[str, Any]:
         async with gate:
             response = await servers[n % 2].post(PLACE, {"input": body, "key": key}, token)
+        try:
             answer = response.json()
-            if answer.get("data") and answer["data"].get("placeOrder"):
-                return dict(answer["data"]["placeOrder"])
-            return {"order": None, "errors": [{"code": str(answer.get("errors"))[:200]}]}
+        except ValueError:
+            return {
+                "order": None,
+                "errors": [{"code": f"HTTP {response.status_code}: {response.text[:200]}"}],
+            }
+        if answer.get("data") and answer["data"].get("placeOrder"):
+            return dict(answer["data"]["placeOrder"])
+        codes = [e.get("extensions", {}).get("code") for e in answer.get("errors") or [{}]]
+        return {
+            "order": None,
+            "errors": [{"code": str(code or f"HTTP {response.status_code}")} for code in codes],
+        }
 
-    return await asyncio.gather(*(one(n, t, k) for n, (t, k) in enumerate(attempts)))
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(n, t, k)) for n, (t, k) in enumerate(attempts)]
+    return [task.result() for task in tasks]
+
+
+async def bus_connected(server: ServerProcess, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        report = (await server.http.get(f"http://127.0.0.1:{server.port}/healthz")).json()
+        if report["checks"]["eventBus"]["status"] == "ok":
+            return
+        assert time.monotonic() < deadline, (
+            f"{server.port}'s event bus not connected within {within}s: {report}"
+        )
+        await asyncio.sleep(0.1)
+
+
+def failed_on_the_server(codes: set[str]) -> set[str]:
+    """Answers that are not a refusal: a plain-text or otherwise non-GraphQL answer, or an unexpected error."""
+    return {c for c in codes if c.startswith("HTTP ") or c == "INTERNAL_SERVER_ERROR"}
 
 
 async def assert_exactly(item: FlashSaleItem, sku: Sku, units: int, stock_before: int) -> None:
@@ -222,15 +254,23 @@ async def test_redis_killed_mid_sale_comes_back_empty_and_the_sale_still_ends_at
         await own_redis.start()  # empty: nothing was persisted
 
     killer = asyncio.create_task(kill_while_selling())
-    second_wave = [(token, f"w2-{i}") for i, (_, token) in enumerate(members[40:])]
-    results = await attempt_all(pair, second_wave, body)
-    await asyncio.wait_for(killer, 30)
+    try:
+        second_wave = [(token, f"w2-{i}") for i, (_, token) in enumerate(members[40:])]
+        results = await attempt_all(pair, second_wave, body)
+        await asyncio.wait_for(killer, 30)
+    finally:
+        # Failed half-way: the killer must not kill Redis under the next test, nor leave it dead.
+        killer.cancel()
+        await asyncio.gather(killer, return_exceptions=True)
+        if own_redis.process is None or own_redis.process.returncode is not None:
+            await own_redis.start()
     # Whatever the outage cost the crowd (refusals while Redis was away), no unit sold twice and none was lost:
     # the stragglers buy what is left, and not one unit more.
     stragglers = [(token, f"w3-{i}") for i, (_, token) in enumerate(members[40:])]
     results += await attempt_all(pair, stragglers, body)
     codes = {e["code"] for r in results if not r["order"] for e in r["errors"]}
     MEASURED["refusals around the Redis restart"] = ", ".join(sorted(codes))
+    assert not failed_on_the_server(codes), codes
     await assert_exactly(item, sku, 100, 500)
 
 
@@ -238,6 +278,8 @@ async def test_units_won_on_one_process_reach_a_subscriber_on_the_other(
     pair: tuple[ServerProcess, ServerProcess],
 ) -> None:
     a, b = pair
+    for server in pair:  # an earlier test may have restarted Redis: both buses must have subscribed again
+        await bus_connected(server)
     item, sku = await running_item(allotment=5, limit=1, stock=10)
     [(_, token)] = await crowd(1)
     session_gid = encode_id("FlashSaleSession", item.session_id)  # type: ignore[attr-defined]
