@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
 import time
 import weakref
@@ -308,19 +307,41 @@ def _admit(sub: Subscriber, sents: list[_Sent]) -> bool | None:
     return in_line
 
 
-class _Tick:
-    """What one broadcast pass sends: the events, and where a subscriber must stand to take them all in one
-    write without looking at each (`before`, None when the events are not one run of numbers)."""
+class _Run:
+    """The events a broadcast is handing out, in order, and the frames from each place in them: a subscriber
+    standing just before any of them (nearly all stand before the first, or where the rotation left them
+    before newer events joined) takes the rest in one write without looking at each event."""
 
-    __slots__ = ("after", "before", "epoch", "sents", "texts")
+    __slots__ = ("after", "epoch", "from_place", "sents")
 
     def __init__(self, sents: list[_Sent]) -> None:
-        self.sents = sents
-        self.texts = SharedTexts([sent.tail for sent in sents])
-        self.epoch = sents[0].epoch
-        self.after = sents[-1].last
-        contiguous = all(b.first == a.last + 1 and b.epoch == a.epoch for a, b in itertools.pairwise(sents))
-        self.before: int | None = sents[0].first - 1 if contiguous else None
+        self.sents: list[_Sent] = []
+        self.from_place: dict[int, SharedTexts] = {}
+        self.after = 0
+        self.epoch = ""
+        self.extend(sents)
+
+    def extend(self, sents: list[_Sent]) -> None:
+        self.sents.extend(sents)
+        self._index()
+
+    def drop(self, count: int) -> None:
+        """Forget the first `count` events (every subscriber has them)."""
+        del self.sents[:count]
+        self._index()
+
+    def _index(self) -> None:
+        sents = self.sents
+        self.after, self.epoch = sents[-1].last, sents[-1].epoch
+        # Only places from which the rest is one run of numbers take the shared frames; anyone standing
+        # before a break (Redis lost the counter, a hole the history did not fill) is checked event by event.
+        start = len(sents) - 1
+        while (
+            start and sents[start - 1].last + 1 == sents[start].first and sents[start - 1].epoch == self.epoch
+        ):
+            start -= 1
+        tails = [sent.tail for sent in sents]
+        self.from_place = {sents[i].first - 1: SharedTexts(tails[i:]) for i in range(start, len(sents))}
 
 
 class Broadcast:
@@ -347,6 +368,7 @@ class Broadcast:
         self.recent: deque[_Sent] = deque(maxlen=RECENT_KEPT)
         self._queue: asyncio.Queue[Envelope | None] = asyncio.Queue()
         self._held: list[Envelope] = []
+        self._sequencer: feed.Sequencer | None = None
         self._flush: asyncio.TimerHandle | None = None
         self._task = asyncio.create_task(self._run(), name=f"live-broadcast-{room_id}")
 
@@ -357,38 +379,42 @@ class Broadcast:
         return await _cache.tail(self._schema, self._shape, self._variables, self._shared, envelope)
 
     async def _run(self) -> None:
-        # The numbering starts at the first event heard: a subscriber standing before it catches up on its own.
-        sequencer: feed.Sequencer | None = None
-        loop = asyncio.get_running_loop()
         while True:
-            # Whatever arrived while the last write went out goes out together: one write per socket however
-            # many events (a busy room sends fewer, larger writes instead of falling behind).
-            arrivals = [await self._queue.get()]
-            while not self._queue.empty():
-                arrivals.append(self._queue.get_nowait())
-            outgoing: list[Envelope] = []
-            try:
-                for arrived in arrivals:
-                    if arrived is None:  # the comment window closed
-                        self._flush = None
-                        self._take_held(outgoing)
+            sents = await self._arrived([await self._queue.get()])
+            if sents:
+                await self._rotate(sents)
+
+    async def _arrived(self, arrivals: list[Envelope | None]) -> list[_Sent]:
+        """What arrived (`arrivals`, then whatever else is queued, without waiting), put in order, comments held
+        for their batch, executed and encoded; remembered in `recent`."""
+        while not self._queue.empty():
+            arrivals.append(self._queue.get_nowait())
+        outgoing: list[Envelope] = []
+        try:
+            for arrived in arrivals:
+                if arrived is None:  # the comment window closed
+                    self._flush = None
+                    self._take_held(outgoing)
+                    continue
+                # The numbering starts at the first event heard: a subscriber standing before it catches up
+                # on its own.
+                if self._sequencer is None:
+                    self._sequencer = feed.Sequencer(self.room_id, arrived.seq - 1)
+                for envelope in await self._sequencer.admit(arrived):
+                    if self.batch_comments and isinstance(envelope.event, CommentPosted):
+                        self._held.append(envelope)
+                        if self._flush is None:
+                            self._flush = asyncio.get_running_loop().call_later(
+                                feed.COMMENT_WINDOW, self._queue.put_nowait, None
+                            )
                         continue
-                    if sequencer is None:
-                        sequencer = feed.Sequencer(self.room_id, arrived.seq - 1)
-                    for envelope in await sequencer.admit(arrived):
-                        if self.batch_comments and isinstance(envelope.event, CommentPosted):
-                            self._held.append(envelope)
-                            if self._flush is None:
-                                self._flush = loop.call_later(
-                                    feed.COMMENT_WINDOW, self._queue.put_nowait, None
-                                )
-                            continue
-                        self._take_held(outgoing)  # the comments before it go first, in the same write
-                        outgoing.append(envelope)
-            except REDIS_ERRORS as exc:  # a hole not filled now is filled by each subscriber's catch-up
-                log.warning("room %s: history not read: %s", self.room_id, exc)
-            if outgoing:
-                await self._send(outgoing)
+                    self._take_held(outgoing)  # the comments before it go first, in the same write
+                    outgoing.append(envelope)
+        except REDIS_ERRORS as exc:  # a hole not filled now is filled by each subscriber's catch-up
+            log.warning("room %s: history not read: %s", self.room_id, exc)
+        sents = await self._encoded(outgoing)
+        self.recent.extend(sents)
+        return sents
 
     def _take_held(self, outgoing: list[Envelope]) -> None:
         if self._flush is not None:
@@ -398,7 +424,7 @@ class Broadcast:
             outgoing.append(comment_batch(self._held))
             self._held = []
 
-    async def _send(self, envelopes: list[Envelope]) -> None:
+    async def _encoded(self, envelopes: list[Envelope]) -> list[_Sent]:
         sents = []
         for envelope in envelopes:
             try:
@@ -407,39 +433,60 @@ class Broadcast:
                 log.exception("room %s: event %s not sent", self.room_id, envelope.seq)
                 continue
             sents.append(_Sent(first_seq(envelope), envelope.seq, envelope.epoch, tail))
-        if not sents:
-            return
-        self.recent.extend(sents)
-        tick = _Tick(sents)
-        subscribers = list(self.subscribers)
-        start = 0
-        while start < len(subscribers):
-            if start:
-                await asyncio.sleep(0)  # the loop serves what is ready, then the next slice
-            deadline = time.perf_counter() + SLICE_SECONDS
-            end = start + CLOCK_EVERY
-            while True:
-                self._write(subscribers[start:end], tick)
-                start = end
-                if start >= len(subscribers) or time.perf_counter() >= deadline:
-                    break
-                end += CLOCK_EVERY
+        return sents
 
-    def _write(self, subscribers: list[Subscriber], tick: _Tick) -> None:
-        # The hot loop of a big room: a subscriber standing just before the events (nearly all of them) gets
-        # its frames in one push; anyone else is checked event by event.
-        before, after, epoch, texts, sents = tick.before, tick.after, tick.epoch, tick.texts, tick.sents
+    async def _rotate(self, sents: list[_Sent]) -> None:
+        """Go round the subscribers, a slice at a time, handing each everything from where it stands: events
+        arriving meanwhile join the same round (the subscribers still ahead of it take them in the same write),
+        and another round follows for those it had passed. So a busy room costs each socket one write per round
+        however many events it carries, and an event waits at most about one round, not for the round in
+        progress to end first."""
+        run = _Run(sents)
+        rounds = 0
+        while True:
+            held = len(run.sents)  # every subscriber has at least these once this round is done
+            subscribers = list(self.subscribers)
+            start = 0
+            while start < len(subscribers):
+                if start or rounds:
+                    await asyncio.sleep(0)  # the loop serves what is ready, then the next slice
+                    more = await self._arrived([])
+                    if more:
+                        run.extend(more)
+                deadline = time.perf_counter() + SLICE_SECONDS
+                end = start + CLOCK_EVERY
+                while True:
+                    self._write(subscribers[start:end], run)
+                    start = end
+                    if start >= len(subscribers) or time.perf_counter() >= deadline:
+                        break
+                    end += CLOCK_EVERY
+            rounds += 1
+            if len(run.sents) == held:
+                return
+            run.drop(held)
+
+    def _write(self, subscribers: list[Subscriber], run: _Run) -> None:
+        # The hot loop of a big room: a subscriber standing at a place of the run takes the rest in one push, one
+        # already at its end is skipped; anyone else is checked event by event.
+        after, epoch, from_place, sents = run.after, run.epoch, run.from_place, run.sents
         for sub in subscribers:
             if sub.catching_up:
                 continue
             sequencer = sub.sequencer
-            if sequencer.last == before and sequencer.epoch == epoch:
-                if sub.sink.push(texts, sub.prefix):
-                    sequencer.last = after
+            if sequencer.epoch == epoch:
+                last = sequencer.last
+                if last == after:
                     continue
-            elif _admit(sub, sents):
-                continue
-            self._recover(sub)
+                texts = from_place.get(last)
+                if texts is not None:
+                    if sub.sink.push(texts, sub.prefix):
+                        sequencer.last = after
+                    else:
+                        self._recover(sub)
+                    continue
+            if not _admit(sub, sents):
+                self._recover(sub)
 
     def _recover(self, sub: Subscriber) -> None:
         sub.catching_up = True

@@ -533,3 +533,73 @@ async def test_a_viewer_whose_socket_falls_behind_catches_up_from_the_history_in
         assert seqs == list(range(1, 9)), "every event once, in order"
     for sub in subs:
         registry.leave(broadcast, sub)
+
+
+class RecordingSocket:
+    """A socket that keeps each write's sequence numbers, and can run something on its first write."""
+
+    closed = False
+
+    def __init__(self, on_first_write: Any = None) -> None:
+        self.writes: list[list[int]] = []
+        self.on_first_write = on_first_write
+
+    def push(self, texts: SharedTexts, prefix: bytes) -> bool:
+        self.writes.append(
+            [json.loads(m)["payload"]["data"]["liveRoomEvents"]["seq"] for m in texts.messages(prefix)]
+        )
+        if self.on_first_write is not None:
+            self.on_first_write, run = None, self.on_first_write
+            run()
+        return True
+
+    async def drained(self) -> None:
+        return None
+
+
+async def test_an_event_arriving_while_a_big_room_is_written_joins_the_round_in_progress(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The viewers the round has not reached yet take the new event in the same write as the one before; the
+    viewers it had passed get it in a second round; every viewer gets each event once, in order."""
+    from schema import live_fanout
+    from schema.root import schema
+
+    monkeypatch.setattr(live_fanout, "SLICE_SECONDS", 0.0)  # a yield to the loop between any two viewers
+    monkeypatch.setattr(live_fanout, "CLOCK_EVERY", 1)
+    room = await new_room()
+    shape = live_fanout.shape_of(schema._schema, EVENTS, None)
+    assert shape is not None
+    variables = {"roomId": encode_id("LiveRoom", room.id)}
+    args = {
+        "key": ("rounds", room.id),
+        "room_id": room.id,
+        "graphql_schema": schema._schema,
+        "shape": shape,
+        "variables": variables,
+        "shared": json.dumps(variables),
+        "batch_comments": False,
+    }
+
+    def envelope(seq: int) -> ev.Envelope:
+        return ev.Envelope(seq=seq, epoch="e1", room_id=room.id, at=now(), event=stock(seq))
+
+    registry = live_fanout.broadcasts()
+    sockets = [RecordingSocket(), RecordingSocket(), RecordingSocket()]
+    subs = [
+        live_fanout.Subscriber(b'{"id":"%d","payload":' % i, sink, feed.Sequencer(room.id, 0))
+        for i, sink in enumerate(sockets)
+    ]
+    broadcast = registry.join(args, subs[0])
+    for sub in subs[1:]:
+        registry.join(args, sub)
+    for sub in subs:
+        await broadcast.catch_up(sub, [])
+    sockets[0].on_first_write = lambda: broadcast.deliver(envelope(2))  # staff act while the room is written
+    broadcast.deliver(envelope(1))
+    async with asyncio.timeout(5):
+        while [sum(len(w) for w in s.writes) for s in sockets] != [2, 2, 2]:  # noqa: ASYNC110 (test sockets)
+            await asyncio.sleep(0.01)
+    assert [s.writes for s in sockets] == [[[1], [2]], [[1, 2]], [[1, 2]]]
+    for sub in subs:
+        registry.leave(broadcast, sub)
