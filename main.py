@@ -23,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from infra.body_limit import BodySizeLimit
 from infra.cors import BrowserOriginsCORS
 from infra.db import close_db, init_db, migrate_db
+from infra.direct_sockets import DirectSockets
 from infra.gc_tuning import tune_for_serving
 from infra.health import healthz
 from infra.log_redaction import install_log_redaction
@@ -91,7 +92,10 @@ def create_app(settings: Settings | None = None, *, manage_resources: bool = Tru
         routes.append(
             Mount(LOCAL_ROUTE, app=StaticFiles(directory=settings.resolved_upload_dir, check_dir=False))
         )
-    return Starlette(
+    # A socket on /graphql goes straight to the view, past the middleware and router (infra/direct_sockets.py).
+    return DirectSockets(
+        sockets={"/graphql": view},
+        trusted_proxies=settings.forwarded_allow_ips,
         debug=False,
         routes=routes,
         middleware=edge_middleware(settings),

@@ -27,6 +27,7 @@ from infra.settings import Settings
 from models import Product, ProductStatus
 from schema.node import encode_id
 from schema.view import GraphQLView, SocketContext
+from tests.in_loop_server import in_loop_server
 from tests.test_cart import new_member
 from tests.test_members import serving
 
@@ -184,6 +185,39 @@ async def test_connections_per_address_and_per_member_are_bounded(
         for ws in held:
             await ws.close()
     await settled(lambda: view.sockets.open == 0 and view.sockets.by_member == {})
+
+
+async def test_sockets_behind_the_trusted_proxy_count_against_the_forwarded_address(
+    seeded: None, runtime: Runtime, settings: Settings
+) -> None:
+    """A socket reaches the view past the middleware (infra/direct_sockets.py) but still by its real address:
+    a trusted proxy's X-Forwarded-For names it, so one crowded address does not lock out the proxy's others.
+    Served by a uvicorn that does not rewrite addresses itself: the app's own rewrite is what counts."""
+    from main import create_app
+
+    app = create_app(settings.model_copy(update={"ws_max_connections_per_ip": 3}), manage_resources=False)
+    view = next(route.endpoint for route in app.routes if getattr(route, "path", "") == "/graphql")
+    assert isinstance(view, GraphQLView)
+    async with in_loop_server(app, log_level="warning", proxy_headers=False) as port:
+        url = f"ws://127.0.0.1:{port}/graphql"
+
+        async def behind_proxy(address: str) -> ClientConnection:
+            headers = {"X-Forwarded-For": address}
+            return await connect(
+                url, subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
+            )
+
+        held = [await behind_proxy("198.51.100.1") for _ in range(3)]
+        try:
+            with pytest.raises(InvalidStatus) as refused:
+                await behind_proxy("198.51.100.1")
+            assert refused.value.response.status_code == 429
+            held.append(await behind_proxy("198.51.100.2"))
+            assert dict(view.sockets.by_address) == {"198.51.100.1": 3, "198.51.100.2": 1}
+        finally:
+            for ws in held:
+                await ws.close()
+        await settled(lambda: view.sockets.open == 0)
 
 
 async def test_healthz_counts_the_bus_subscribers(client: httpx.AsyncClient) -> None:
