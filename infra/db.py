@@ -70,12 +70,14 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
 
 
 def _connection(url: str, pool_max: int) -> str | dict[str, Any]:
-    """The Tortoise connection config: the URL as it is, except that on asyncpg the pool's connections are
-    `PooledConnection`s (a class cannot travel in a URL, so the URL is expanded)."""
+    """The Tortoise connection config: the URL as it is, except that on asyncpg the pool hands connections
+    out in order (infra/postgres_pool.py) and they are `PooledConnection`s (neither a class nor an engine
+    module can travel in a URL, so the URL is expanded)."""
     url = _with_pool_size(url, pool_max)
     config = expand_db_url(url)
     if config["engine"] != "tortoise.backends.asyncpg":
         return url
+    config["engine"] = "infra.postgres_pool"
     config["credentials"]["connection_class"] = PooledConnection
     return config
 

@@ -1,0 +1,116 @@
+"""PostgreSQL connections are handed out in the order they were asked for (infra/postgres_pool.py): a request
+waiting for a connection gets the next one released, never a request that asked after it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+from tortoise import Tortoise
+
+from infra.postgres_pool import HandOffHolderQueue, HandOffQueue
+from infra.settings import Settings
+
+
+async def settle() -> None:
+    """Let every task that can run, run (a few passes of the event loop)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_released_item_goes_to_the_waiter_not_back_to_the_releaser() -> None:
+    queue: HandOffQueue[str] = HandOffQueue()
+    queue.put_nowait("connection")
+    served: list[str] = []
+
+    async def wait_for_it() -> None:
+        item = await queue.get()
+        served.append("waiter")
+        queue.put_nowait(item)
+
+    item = await queue.get()
+    waiter = asyncio.create_task(wait_for_it())
+    await settle()
+    # The holder releases and asks again without yielding: asyncio.Queue would give the item straight back.
+    queue.put_nowait(item)
+    item = await queue.get()
+    served.append("releaser")
+    queue.put_nowait(item)
+    await waiter
+    assert served == ["waiter", "releaser"]
+
+
+async def test_waiters_are_served_in_the_order_they_asked() -> None:
+    queue: HandOffQueue[int] = HandOffQueue()
+    served: list[int] = []
+
+    async def take(number: int) -> None:
+        served.append(await queue.get())
+        assert number == served[-1]
+
+    takers = []
+    for number in range(5):
+        takers.append(asyncio.create_task(take(number)))
+        await settle()
+    for number in range(5):
+        queue.put_nowait(number)
+    await asyncio.gather(*takers)
+    assert served == [0, 1, 2, 3, 4]
+    assert queue.empty()
+
+
+async def test_a_cancelled_waiter_passes_on_what_it_was_handed() -> None:
+    queue: HandOffQueue[str] = HandOffQueue()
+    first = asyncio.create_task(queue.get())
+    second = asyncio.create_task(queue.get())
+    await settle()
+    queue.put_nowait("connection")  # handed to `first`, which is cancelled before it runs (a pool timeout)
+    first.cancel()
+    assert await second == "connection"
+    assert first.cancelled()
+
+
+async def test_a_cancelled_waiter_leaves_the_line() -> None:
+    queue: HandOffQueue[str] = HandOffQueue()
+    gone = asyncio.create_task(queue.get())
+    await settle()
+    gone.cancel()
+    await settle()
+    queue.put_nowait("connection")
+    assert queue.qsize() == 1
+    assert await queue.get() == "connection"
+
+
+@pytest.mark.realservices
+async def test_the_pool_serves_a_waiting_request_before_a_newcomer(
+    database: None, settings: Settings
+) -> None:
+    client = Tortoise.get_connection("default")
+    await client.execute_query("SELECT 1")  # the pool is made on first use
+    pool = client._pool  # type: ignore[attr-defined]
+    assert isinstance(pool._queue, HandOffHolderQueue)
+    held = [await pool.acquire() for _ in range(settings.db_pool_max)]
+    served: list[str] = []
+
+    async def acquire_as(name: str) -> None:
+        connection = await pool.acquire()
+        served.append(name)
+        await connection.fetchval("SELECT 1")
+        await pool.release(connection)
+
+    def later(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        tasks.append(asyncio.ensure_future(make()))
+
+    tasks: list[asyncio.Future[None]] = [asyncio.create_task(acquire_as("waiter"))]
+    await settle()
+    # Released in a task; a newcomer asks while the release is under way, as a busy server's other requests
+    # do: with asyncpg's own queue it takes the connection before the woken waiter runs.
+    tasks.append(asyncio.create_task(pool.release(held.pop())))
+    asyncio.get_running_loop().call_soon(later, lambda: acquire_as("newcomer"))
+    await settle()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    for connection in held:
+        await pool.release(connection)
+    assert served == ["waiter", "newcomer"]
