@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -215,11 +216,18 @@ def create_listener_redis(settings: Settings, shared: Redis) -> Redis:
         return Redis.from_url(
             settings.redis_url,
             socket_connect_timeout=settings.redis_timeout_seconds,
+            # Named for its process in CLIENT LIST, so an operator (or a test) can tell whose subscription it is.
+            client_name=listener_name(os.getpid()),
             retry=Retry(NoBackoff(), 0),
             health_check_interval=15,
             socket_keepalive=True,
         )
     return shared
+
+
+def listener_name(pid: int) -> str:
+    """The Redis client name of the bus listener of process `pid`."""
+    return f"lianmall-bus-{pid}"
 
 
 def health_of(client: Redis) -> RedisHealth | None:

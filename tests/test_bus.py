@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from infra.bus import EventBus
 from infra.redis import namespace
 from infra.response_cache import CachedResponse
 from infra.runtime import Runtime
+from tests.bus_listeners import kill_bus_listeners
 
 
 async def _next(events: object, within: float = 2.0) -> dict:
@@ -66,18 +68,13 @@ async def test_a_killed_listener_reconnects_drops_local_cache_and_delivers_again
     await cache.store("bus-reconnect", CachedResponse(b"1", frozenset({"p:bus"})), marks)
     assert cache.get_local("bus-reconnect") is not None
     reconnects = bus.reconnects
-    admin = Redis.from_url(runtime.settings.redis_url)  # type: ignore[arg-type]
-    try:
-        async with bus.subscribe("test:after-kill") as events:
-            killed = await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-            assert killed >= 1
-            deadline = time.monotonic() + 5
-            # Polls a counter the bus keeps for observability; there is no event to await.
-            while bus.reconnects == reconnects and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
-            assert bus.reconnects > reconnects, "the supervisor noticed the lost subscription"
-            assert cache.get_local("bus-reconnect") is None, "messages may have been missed: L1 is dropped"
-            await bus.publish("test:after-kill", {"ok": True})
-            assert await _next(events) == {"ok": True}
-    finally:
-        await admin.aclose()
+    async with bus.subscribe("test:after-kill") as events:
+        assert await kill_bus_listeners(runtime.settings.redis_url, [os.getpid()]) == 1  # type: ignore[arg-type]
+        deadline = time.monotonic() + 5
+        # Polls a counter the bus keeps for observability; there is no event to await.
+        while bus.reconnects == reconnects and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        assert bus.reconnects > reconnects, "the supervisor noticed the lost subscription"
+        assert cache.get_local("bus-reconnect") is None, "messages may have been missed: L1 is dropped"
+        await bus.publish("test:after-kill", {"ok": True})
+        assert await _next(events) == {"ok": True}
