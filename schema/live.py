@@ -209,19 +209,13 @@ class LiveComment(Node):
     removed: bool
 
     @classmethod
-    def from_model(
-        cls, m: LiveCommentModel, nickname: str | None = None, avatar_url: str | None = None
-    ) -> LiveComment:
-        """`nickname` and `avatar_url` are the member's when given, else read from the loaded `member`."""
-        if nickname is None or avatar_url is None:
-            member = m.member if isinstance(m.member, MemberModel) else None  # type: ignore[attr-defined]
-            nickname = member.nickname if member else ""
-            avatar_url = member.avatar_url if member else ""
+    def from_model(cls, m: LiveCommentModel) -> LiveComment:
+        member = m.member if isinstance(m.member, MemberModel) else None  # type: ignore[attr-defined]
         return cls(
             id=encode_id("LiveComment", m.id),
             text=m.text,
-            nickname=nickname or "观众",
-            avatar_url=avatar_url,
+            nickname=(member.nickname if member else "") or "观众",
+            avatar_url=member.avatar_url if member else "",
             created_at=m.created_at,
             status=m.moderation,
             removed=m.removed,

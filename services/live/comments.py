@@ -30,11 +30,18 @@ RECENT_MAX = 100
 
 @dataclass(frozen=True)
 class PostedComment:
-    comment: LiveComment
-    shown: bool
-    # The member as the comment shows them (the comment's `member` relation is not loaded).
+    """A comment just kept, with the member as it shows them."""
+
+    id: int
+    text: str
+    moderation: Moderation
+    created_at: datetime
     nickname: str
     avatar_url: str
+
+    @property
+    def shown(self) -> bool:
+        return self.moderation == Moderation.PASSED
 
 
 def _clean(text: str) -> str:
@@ -89,20 +96,30 @@ async def post_comment(room_id: int, member_id: int, text: str) -> PostedComment
     if not await rate_limit.hit(f"live-comment:{room_id}:{member_id}", COMMENT_LIMIT, COMMENT_WINDOW_SECONDS):
         raise DomainError(ErrorCode.RATE_LIMITED, "Too many comments; wait a few seconds")
     moderation = await check_text(ContentKind.LIVE_COMMENT, commenter.openid, text, "text")
-    comment = await LiveComment.create(room_id=room_id, member_id=member_id, text=text, moderation=moderation)
-    shown = moderation == Moderation.PASSED
-    if shown:
+    created_at = now()
+    rows = await raw_sql.fetch(_INSERT_SQL, [room_id, member_id, text, moderation.value, created_at])
+    posted = PostedComment(
+        int(rows[0][0]), text, moderation, created_at, commenter.nickname, commenter.avatar_url
+    )
+    if posted.shown:
         await publish_room_event(
             room_id,
             CommentPosted(
-                comment_id=comment.id,
+                comment_id=posted.id,
                 nickname=commenter.nickname or "观众",
                 avatar_url=commenter.avatar_url,
-                text=comment.text,
-                posted_at=comment.created_at,
+                text=text,
+                posted_at=created_at,
             ),
         )
-    return PostedComment(comment, shown, commenter.nickname, commenter.avatar_url)
+    return posted
+
+
+# A fixed statement: Tortoise's create (a model instance, the query builder) was a tenth of a comment's CPU.
+_INSERT_SQL = (
+    "INSERT INTO live_comments (room_id, member_id, text, moderation, label, removed, created_at)"
+    " VALUES ($1, $2, $3, $4, 0, FALSE, $5) RETURNING id"
+)
 
 
 async def _announce(comment: LiveComment, member: Member) -> None:
