@@ -7,10 +7,12 @@ counters mid-sale.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from infra.clock import SHOP_TZ, now
 from infra.query_counter import count_queries
@@ -33,7 +35,7 @@ from schema.node import decode_id, encode_id
 from services.errors import DomainError, ErrorCode
 from services.marketing.flash_sale import sold_out, stock
 from services.marketing.flash_sale.events import session_channel
-from services.orders import checkout, states
+from services.orders import campaigns, checkout, states
 from services.orders.campaigns import CampaignKind, CampaignRef
 from services.orders.checkout import CheckoutRequest, ItemRequest
 from tests.graphql_client import gql
@@ -469,6 +471,36 @@ async def test_units_taken_by_a_process_that_died_before_its_order_come_back_on_
     assert await stock.reconcile(now()) >= 1  # (items other tests left out of line are rebuilt too)
     assert (await stock.peek(item_pk, member.id)) == (2, 0)
     assert await stock.reconcile(now()) == 0
+
+
+async def test_a_give_back_redis_does_not_take_is_left_to_the_sweeper_and_fails_nothing(
+    client: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    operator = await staff_token(StaffRole.OPERATOR)
+    session_id = await open_slot(client, operator)
+    sku = await new_sku(price=5000, stock=5)
+    sale = await flash_sale(client, operator, session_id, sku, allotment=2, limit=1)
+    item_pk = decode_id(sale["items"][0]["id"], "FlashSaleItem")
+    ref = CampaignRef(CampaignKind.FLASH_SALE, item_pk, "FlashSaleItem")
+    campaign = campaigns.handler_for(ref)
+    member, _ = await new_member()
+    await campaign.reserve(member.id, ref, sku.id, 1, "lost-give-back")
+    assert (await stock.peek(item_pk, member.id)) == (1, 1)
+
+    # The order is not written, and Redis is gone when the unit is given back: one warning, no error.
+    async def redis_gone(*_: object, **__: object) -> object:
+        raise RedisConnectionError("Connection closed by server.")
+
+    with monkeypatch.context() as cut, caplog.at_level(logging.WARNING, logger="lianmall.flash_sale"):
+        cut.setattr(get_redis(), "evalsha", redis_gone)
+        await campaign.unreserve(member.id, ref, sku.id, 1, "lost-give-back")
+    assert [r.levelno for r in caplog.records] == [logging.WARNING], caplog.text
+    assert "the sweeper will" in caplog.text
+    # Redis is back with the unit still taken; the sweeper gives it back on its second look.
+    assert (await stock.peek(item_pk, member.id)) == (1, 1)
+    await stock.reconcile(now())
+    await stock.reconcile(now())
+    assert (await stock.peek(item_pk, member.id)) == (2, 0)
 
 
 async def test_staff_see_an_activity_with_its_numbers_in_the_same_queries_however_many_items(

@@ -157,12 +157,20 @@ class FlashSaleCampaign:
 
     async def unreserve(self, member_id: int, ref: CampaignRef, sku_id: int, quantity: int, key: str) -> None:
         epoch = self._epochs.pop((member_id, ref.id, key), None)
-        if ref.id in self._resync:
-            self._resync.discard(ref.id)
-            await stock.rebuild(ref.id)
-            return
-        if epoch is not None:
-            await publish_remaining(ref.id, await stock.give_back(ref.id, member_id, quantity, epoch))
+        try:
+            if ref.id in self._resync:
+                self._resync.discard(ref.id)
+                await stock.rebuild(ref.id)
+                return
+            if epoch is not None:
+                await publish_remaining(ref.id, await stock.give_back(ref.id, member_id, quantity, epoch))
+        except REDIS_ERRORS as exc:
+            # Expected while Redis is away, and not lost: counters a give-back or rebuild left wrong disagree
+            # with the database, and the sweeper rebuilds them (stock.reconcile). One line, not a traceback
+            # per attempt: during an outage those buried whatever else the log had to say.
+            log.warning(
+                "flash item %s: counters not corrected (Redis unavailable: %s); the sweeper will", ref.id, exc
+            )
 
     async def attach(self, order: Order, line_id: int, ref: CampaignRef, quantity: int) -> None:
         item = await FlashSaleItem.get(id=ref.id)
