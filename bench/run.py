@@ -61,6 +61,8 @@ MEMORY_TARGET_MB = 200.0
 BUSY_WARNING_CORES = 0.15
 # The hot path counts as served from the cache only if it is at least this much faster than a cache miss.
 CACHE_SPEEDUP = 2.0
+# Issue 9: the p99 of every scenario within this many times its p50 under the load (c32).
+TAIL_TARGET = 3.0
 
 
 @dataclass(frozen=True)
@@ -415,6 +417,7 @@ def scenario_row(
         "ratio_to_ceiling": ratio,
         "target_ratio": scenario.target,
         "meets_target": None if scenario.target is None else ratio >= scenario.target,
+        "p99_over_p50": measured.load.p99_ms / measured.load.p50_ms,
     }
     if measured.probe is not None:
         row["response_bytes"] = measured.probe.response_bytes
@@ -518,6 +521,11 @@ def print_table(report: dict[str, Any]) -> None:
     for row in report["scenarios"].values():
         if row.get("items_returned") is not None and row["items_returned"] < LISTING_PAGE:
             print(f"note: {row['label']} returned only {row['items_returned']} products")
+    tails = ", ".join(
+        f"{row['label']} {row['p99_over_p50']:.1f}" + ("" if row["p99_over_p50"] <= TAIL_TARGET else " MISS")
+        for row in report["scenarios"].values()
+    )
+    print(f"p99/p50 (target <= {TAIL_TARGET:g}): {tails}")
     misses = [r for r in report["scenarios"].values() if r.get("in_process_exec_ms") is not None]
     if misses:
         costs = ", ".join(f"{r['label']} {r['in_process_exec_ms']:.1f} ms" for r in misses)
@@ -593,6 +601,7 @@ def main() -> int:
     print_table(report)
     print(f"\nwrote {args.output}")
     missed = [k for k, r in report["scenarios"].items() if r["meets_target"] is False]
+    missed += [f"{k} p99/p50" for k, r in report["scenarios"].items() if r["p99_over_p50"] > TAIL_TARGET]
     if not report["memory"]["meets_target"]:
         missed.append("memory")
     return 1 if args.check and missed else 0
