@@ -2,16 +2,16 @@
 
 asyncpg's pool keeps its free connections in an `asyncio.Queue`, which lets a newcomer barge: a released
 connection wakes the longest waiter, but until that waiter runs (the next pass of the event loop) the queue
-is not empty, and any task asking in between takes the connection without waiting, typically the very task
-that released it, asking for its next statement. The woken waiter finds the queue empty and goes to the back
-of the line. Tortoise acquires and releases the connection around every statement outside a transaction, so
+is not empty, and any task asking in between takes the connection without waiting (on a busy loop, another
+request whose callback was already queued, asking for its next statement). The woken waiter finds the queue
+empty and goes to the back of the line. Tortoise acquires and releases the connection around every statement outside a transaction, so
 with more requests in flight than connections (32 connections of wrk against a pool of 10) a few requests
 lost that race again and again: the tail of the cold rows in bench/run.py (cold product page p50 21.9 ms,
 p99 82.6 ms under c32) was requests waiting for a connection, while the collector ran not once.
 
 Here a released connection goes straight to the longest waiter, and nobody takes one while others wait. The
-work done is the same, only its order changes: the p99 of the cold rows falls to ~1.3x their p50 with the
-same throughput (bench/README.md). tests/test_postgres_pool.py checks the order on a real pool, which also
+work done is the same, only its order changes: the p99 of the cold rows fell to 1.2-1.6x their p50 at about
+the same throughput (bench/README.md, "The p99 under c32"). tests/test_postgres_pool.py checks the order on a real pool, which also
 guards the asyncpg internals this relies on (the pool's free connection holders in `Pool._queue`, taken
 with `get()` and given back with `put_nowait()`; asyncpg 0.32).
 """
