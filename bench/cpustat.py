@@ -26,6 +26,14 @@ def machine_busy_s() -> float:
     return (user + nice + system) / _TICKS_PER_S
 
 
+def machine_all_busy_s() -> float:
+    """All CPU seconds of all cores since boot but idle and iowait: user, nice, system, irq, softirq, steal.
+    With thousands of loopback sockets softirq is a large share: machine_busy_s alone reads as spare cores
+    what the network stack took."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / _TICKS_PER_S
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of one process (0 if it is gone)."""
     try:
@@ -34,6 +42,24 @@ def process_cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+
+
+def sched_s(pid: int) -> tuple[float, float]:
+    """Seconds one process's threads ran on a CPU and waited runnable in a run queue, since they started
+    (/proc/<pid>/task/*/schedstat; (0, 0) if the process is gone). Waiting is what a busy machine adds to each
+    event's latency: time the process had work but no core."""
+    run = wait = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0, 0.0
+    for task in tasks:
+        try:
+            ran, waited, _ = (task / "schedstat").read_text().split()
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile
+        run, wait = run + int(ran), wait + int(waited)
+    return run / 1e9, wait / 1e9
 
 
 def children_cpu_s() -> float:

@@ -72,6 +72,12 @@ def parse_args() -> argparse.Namespace:
         help="latencies are measured on every Nth subscriber; the others only count their frames (a client "
         "that parsed every frame of 10,000 sockets needed more CPU than the server)",
     )
+    parser.add_argument(
+        "--pin",
+        choices=("cores", "none"),
+        default="cores",
+        help="cores: server n pinned to CPU n %% 2 with taskset (as run.py pins); none: the kernel places them",
+    )
     parser.add_argument("--database", default="lianmall_bench_live")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     return parser.parse_args()
@@ -388,6 +394,16 @@ async def load(
     return sent, durations
 
 
+def _serve_wechat(ready: Any, stop: Any) -> None:
+    from tests.wechat_standin import WeChatStandIn
+
+    wechat = WeChatStandIn()
+    wechat.start()
+    ready.send((wechat.appid, wechat.secret, wechat.base_url))
+    stop.wait()
+    wechat.stop()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -395,10 +411,14 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     args = parse_args()
-    from tests.wechat_standin import WeChatStandIn
-
-    wechat = WeChatStandIn()
+    # WeChat's stand-in in a process of its own (as bench/live_api_cpu.py runs it): as a thread of this one it
+    # shared the GIL with the load's event loop, and its CPU and run-queue wait could not be told from the load's.
+    spawn = multiprocessing.get_context("spawn")
+    wechat_here, wechat_there = spawn.Pipe()
+    wechat_stop = spawn.Event()
+    wechat = spawn.Process(target=_serve_wechat, args=(wechat_there, wechat_stop), daemon=True)
     wechat.start()
+    wechat_appid, wechat_secret, wechat_url = wechat_here.recv()
     data_dir = Path(tempfile.mkdtemp(prefix="lianmall-bench-live-"))
     database_url = f"postgres://postgres@127.0.0.1:5432/{args.database}"
     env = {
@@ -407,9 +427,9 @@ def main() -> None:
         "REDIS_URL": args.redis_url,
         "DATA_DIR": str(data_dir),
         "SECRET_KEY": secrets.token_hex(32),
-        "WECHAT_APPID": wechat.appid,
-        "WECHAT_SECRET": wechat.secret,
-        "WECHAT_API_BASE_URL": wechat.base_url,
+        "WECHAT_APPID": wechat_appid,
+        "WECHAT_SECRET": wechat_secret,
+        "WECHAT_API_BASE_URL": wechat_url,
         "WS_MAX_CONNECTIONS_PER_IP": str(args.subscribers + 100),
         "COST_BUCKET_SIZE": "0",
         "DEBUG": "false",
@@ -431,7 +451,7 @@ def main() -> None:
             command = [python, "main.py", "serve", "--port", str(port)]
             server = servers.start(
                 f"server-{n}",
-                servers.pinned(command, n % 2),
+                servers.pinned(command, n % 2 if args.pin == "cores" else None),
                 port,
                 env,
                 REPO_ROOT,
@@ -454,7 +474,17 @@ def main() -> None:
         for count in per_proc:
             process = multiprocessing.Process(
                 target=client_main,
-                args=(urls, ctx["room"], count, offset, args.sample, ready, go, done, results),
+                args=(
+                    urls,
+                    ctx["room"],
+                    count,
+                    offset,
+                    args.sample,
+                    ready,
+                    go,
+                    done,
+                    results,
+                ),
             )
             process.start()
             clients.append(process)
@@ -470,13 +500,28 @@ def main() -> None:
         go.set()
         time.sleep(0.5)
         cpu_before = [cpustat.process_cpu_s(pid) for pid in pids]
+        watched = {
+            **{f"server-{n}": pid for n, pid in enumerate(pids)},
+            **{f"client-{n}": c.pid for n, c in enumerate(clients) if c.pid is not None},
+            "load (this process)": os.getpid(),
+            "wechat stand-in": wechat.pid or 0,
+        }
+        sched_before = {name: cpustat.sched_s(pid) for name, pid in watched.items()}
         machine_before, wall_before = cpustat.machine_busy_s(), time.monotonic()
+        machine_all_before = cpustat.machine_all_busy_s()
         sent, durations = asyncio.run(load(running[0].url, ctx, args.seconds, args.comments_per_second))
         time.sleep(1.0)  # the last events arrive
         server_cpu_s = [
             round(cpustat.process_cpu_s(pid) - b, 2) for pid, b in zip(pids, cpu_before, strict=True)
         ]
-        machine_cores_busy = (cpustat.machine_busy_s() - machine_before) / (time.monotonic() - wall_before)
+        wall = time.monotonic() - wall_before
+        machine_cores_busy = (cpustat.machine_busy_s() - machine_before) / wall
+        machine_cores_busy_all = (cpustat.machine_all_busy_s() - machine_all_before) / wall
+        # Run and run-queue wait seconds per process over the load: how long each had work but no core.
+        sched = {}
+        for name, pid in watched.items():
+            (ran, waited), (ran0, waited0) = cpustat.sched_s(pid), sched_before[name]
+            sched[name] = {"run_s": round(ran - ran0, 2), "wait_s": round(waited - waited0, 2)}
         done.set()
         merged: dict[str, list[float]] = {}
         frames: dict[str, int] = {}
@@ -496,7 +541,8 @@ def main() -> None:
                 process.kill()
         for server in running:
             servers.stop(server)
-        wechat.stop()
+        wechat_stop.set()
+        wechat.join(5)
 
     rows = {}
     for kind, values in sorted(merged.items()):
@@ -520,6 +566,9 @@ def main() -> None:
         "server_cpu_us_per_frame": round(sum(server_cpu_s) * 1e6 / max(1, sent_frames), 1),
         "client_cpu_s_during_load": round(client_cpu_s, 2),
         "machine_cores_busy_during_load": round(machine_cores_busy, 2),
+        "machine_cores_busy_with_irq_during_load": round(machine_cores_busy_all, 2),
+        "pin": args.pin,
+        "sched_during_load": sched,
         "latency_by_kind_and_server": rows,
         "api_call_ms": {
             kind: {
