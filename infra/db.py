@@ -10,6 +10,7 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError
 
+from infra.exception_chain import caused_by
 from infra.schema_setup import bring_up_to_date
 from infra.settings import Settings, get_settings
 
@@ -31,13 +32,7 @@ DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
 
 def database_unavailable(exc: BaseException | None) -> bool:
     """Whether `exc` (or what caused it) says the database cannot be reached."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, DATABASE_DOWN_ERRORS):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
+    return caused_by(exc, DATABASE_DOWN_ERRORS)
 
 
 def _with_pool_size(url: str, maxsize: int) -> str:

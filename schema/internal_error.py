@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from infra.db import database_unavailable
+from infra.exception_chain import caused_by
 from schema import graphql_http
 from schema.extensions import INTERNAL_MESSAGE, UNAVAILABLE_MESSAGE
 from services.errors import ErrorCode
@@ -22,20 +23,10 @@ from services.errors import ErrorCode
 GRAPHQL_PATH = "/graphql"
 
 
-def _redis_failed(exc: BaseException | None) -> bool:
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, RedisError):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
-
-
 async def internal_error(request: Request, exc: Exception) -> Response:
     accept = request.headers.get("accept")
     media_type = graphql_http.negotiate(accept) if accept else graphql_http.JSON
-    if _redis_failed(exc) or database_unavailable(exc):
+    if caused_by(exc, RedisError) or database_unavailable(exc):
         return graphql_http.error_response(
             ErrorCode.SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE, 503, media_type
         )
