@@ -34,7 +34,7 @@ from schema.live import (
     LiveRoomUpdateInput,
 )
 from schema.live_events import LiveRoomEvent, LiveRoomStatus, event_object
-from schema.node import decode_id, encode_id
+from schema.node import decode_id
 from services.access.permissions import Permission, holds, require_permission
 from services.catalog.listing import check_page_size
 from services.errors import DomainError, ErrorCode
@@ -185,16 +185,7 @@ async def live_comment_post(info: LiveInfo, room_id: strawberry.ID, text: str) -
             raise DomainError(ErrorCode.UNAUTHENTICATED, "Log in with WeChat first")
         raise DomainError(ErrorCode.FORBIDDEN, "Only members can comment")
     posted = await comments.post_comment(decode_id(room_id, "LiveRoom", "roomId"), viewer.member.id, text)
-    comment = LiveComment(
-        id=encode_id("LiveComment", posted.id),
-        text=posted.text,
-        nickname=posted.nickname or "观众",
-        avatar_url=posted.avatar_url,
-        created_at=posted.created_at,
-        status=posted.moderation,
-        removed=False,
-    )
-    return LiveCommentPayload(comment=comment)
+    return LiveCommentPayload(comment=LiveComment.from_posted(posted))
 
 
 async def _comment_payload(row: LiveCommentModel) -> LiveCommentPayload:

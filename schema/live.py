@@ -214,11 +214,24 @@ class LiveComment(Node):
         return cls(
             id=encode_id("LiveComment", m.id),
             text=m.text,
-            nickname=(member.nickname if member else "") or "观众",
+            nickname=(member.nickname if member else "") or comments.ANONYMOUS,
             avatar_url=member.avatar_url if member else "",
             created_at=m.created_at,
             status=m.moderation,
             removed=m.removed,
+        )
+
+    @classmethod
+    def from_posted(cls, posted: comments.PostedComment) -> LiveComment:
+        """A comment as `comments.post_comment` kept it (not removed: it is new)."""
+        return cls(
+            id=encode_id("LiveComment", posted.id),
+            text=posted.text,
+            nickname=posted.nickname,
+            avatar_url=posted.avatar_url,
+            created_at=posted.created_at,
+            status=posted.moderation,
+            removed=False,
         )
 
 

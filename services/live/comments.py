@@ -26,11 +26,13 @@ COMMENT_LIMIT = 5
 COMMENT_WINDOW_SECONDS = 10
 LONGEST_MUTE = timedelta(days=30)
 RECENT_MAX = 100
+# What a comment shows for a member who set no nickname.
+ANONYMOUS = "观众"
 
 
 @dataclass(frozen=True)
 class PostedComment:
-    """A comment just kept, with the member as it shows them."""
+    """A comment just kept, with the member as it shows them (their nickname, or ANONYMOUS)."""
 
     id: int
     text: str
@@ -82,7 +84,7 @@ async def _commenter(room_id: int, member_id: int) -> _Commenter:
         raise DomainError(ErrorCode.CONFLICT, "Comments open while the room is on air", "roomId")
     if muted:
         raise DomainError(ErrorCode.FORBIDDEN, "You have been muted in this room")
-    return _Commenter(str(openid), str(nickname or ""), str(avatar_url or ""))
+    return _Commenter(str(openid), str(nickname or "") or ANONYMOUS, str(avatar_url or ""))
 
 
 async def post_comment(room_id: int, member_id: int, text: str) -> PostedComment:
@@ -102,16 +104,7 @@ async def post_comment(room_id: int, member_id: int, text: str) -> PostedComment
         int(rows[0][0]), text, moderation, created_at, commenter.nickname, commenter.avatar_url
     )
     if posted.shown:
-        await publish_room_event(
-            room_id,
-            CommentPosted(
-                comment_id=posted.id,
-                nickname=commenter.nickname or "观众",
-                avatar_url=commenter.avatar_url,
-                text=text,
-                posted_at=created_at,
-            ),
-        )
+        await _announce(room_id, posted.id, commenter.nickname, commenter.avatar_url, text, created_at)
     return posted
 
 
@@ -122,15 +115,17 @@ _INSERT_SQL = (
 )
 
 
-async def _announce(comment: LiveComment, member: Member) -> None:
+async def _announce(
+    room_id: int, comment_id: int, nickname: str, avatar_url: str, text: str, posted_at: datetime
+) -> None:
     await publish_room_event(
-        comment.room_id,  # type: ignore[attr-defined]
+        room_id,
         CommentPosted(
-            comment_id=comment.id,
-            nickname=member.nickname or "观众",
-            avatar_url=member.avatar_url,
-            text=comment.text,
-            posted_at=comment.created_at,
+            comment_id=comment_id,
+            nickname=nickname or ANONYMOUS,
+            avatar_url=avatar_url,
+            text=text,
+            posted_at=posted_at,
         ),
     )
 
@@ -151,7 +146,15 @@ async def approve_comment(comment_id: int) -> LiveComment:
     if not shown:
         raise DomainError(ErrorCode.CONFLICT, "Only a held comment can be approved", "id")
     comment = await _comment(comment_id)
-    await _announce(comment, await Member.get(id=comment.member_id))  # type: ignore[attr-defined]
+    member = await Member.get(id=comment.member_id)  # type: ignore[attr-defined]
+    await _announce(
+        comment.room_id,  # type: ignore[attr-defined]
+        comment.id,
+        member.nickname,
+        member.avatar_url,
+        comment.text,
+        comment.created_at,
+    )
     return comment
 
 
