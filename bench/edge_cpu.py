@@ -17,10 +17,7 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -109,18 +106,11 @@ def main() -> None:
     # uvicorn serves on uvloop when it is installed (uvicorn[standard]): measure on the same loop by default.
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
-    os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
-    os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="lianmall-edge-cpu-"))
-    os.environ.setdefault("DEBUG", "0")
-    for name in ("COST_BUCKET_SIZE", "COST_BUCKET_SIZE_PER_IP"):
-        os.environ[name] = "0"
-    if args.seed:
-        from place_order_cpu import reset_schema
+    from place_order_cpu import in_process_environment
 
-        asyncio.run(reset_schema(os.environ["DATABASE_URL"]))
-        for command in ("migrate", "seed"):
-            subprocess.run([sys.executable, "main.py", command], cwd=REPO_ROOT, check=True)
+    in_process_environment(
+        "lianmall-edge-cpu-", seed=args.seed, database_url=DEFAULT_DATABASE_URL, redis_url=DEFAULT_REDIS_URL
+    )
     if args.loop == "uvloop":
         import uvloop
 

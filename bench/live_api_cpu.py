@@ -23,7 +23,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,16 +36,6 @@ sys.path.insert(0, str(BENCH_DIR))
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test_h2"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/2"
-
-
-def _serve_wechat(ready: Any, stop: Any) -> None:
-    from tests.wechat_standin import WeChatStandIn
-
-    wechat = WeChatStandIn()
-    wechat.start()
-    ready.send((wechat.appid, wechat.secret, wechat.base_url))
-    stop.wait()
-    wechat.stop()
 
 
 @contextmanager
@@ -197,18 +186,12 @@ async def _room(members: int) -> dict[str, Any]:
 
 def main() -> None:
     args = parse_args()
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
-    os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
-    os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="lianmall-live-api-"))
-    os.environ.setdefault("DEBUG", "0")
-    for name in ("COST_BUCKET_SIZE", "COST_BUCKET_SIZE_PER_IP"):
-        os.environ[name] = "0"
-    if args.seed:
-        from place_order_cpu import reset_schema
+    from place_order_cpu import in_process_environment
 
-        asyncio.run(reset_schema(os.environ["DATABASE_URL"]))
-        for command in ("migrate", "seed"):
-            subprocess.run([sys.executable, "main.py", command], cwd=REPO_ROOT, check=True)
+    in_process_environment(
+        "lianmall-live-api-", seed=args.seed, database_url=DEFAULT_DATABASE_URL, redis_url=DEFAULT_REDIS_URL
+    )
+    if args.seed:
         # Numbers start again with the schema: a session verdict left in Redis would speak for a new session.
         subprocess.run(
             ["redis-cli", "-u", os.environ["REDIS_URL"], "flushdb"], check=True, stdout=subprocess.DEVNULL
@@ -216,7 +199,9 @@ def main() -> None:
     ctx = multiprocessing.get_context("spawn")
     ready_here, ready_there = ctx.Pipe()
     stop = ctx.Event()
-    wechat = ctx.Process(target=_serve_wechat, args=(ready_there, stop), daemon=True)
+    from live_fanout import serve_wechat
+
+    wechat = ctx.Process(target=serve_wechat, args=(ready_there, stop), daemon=True)
     wechat.start()
     appid, secret, base_url = ready_here.recv()
     os.environ.update({"WECHAT_APPID": appid, "WECHAT_SECRET": secret, "WECHAT_API_BASE_URL": base_url})

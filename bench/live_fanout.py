@@ -394,7 +394,8 @@ async def load(
     return sent, durations
 
 
-def _serve_wechat(ready: Any, stop: Any) -> None:
+def serve_wechat(ready: Any, stop: Any) -> None:
+    """The WeChat stand-in of the tests in this (child) process until `stop` is set; its settings go to `ready`."""
     from tests.wechat_standin import WeChatStandIn
 
     wechat = WeChatStandIn()
@@ -416,7 +417,7 @@ def main() -> None:
     spawn = multiprocessing.get_context("spawn")
     wechat_here, wechat_there = spawn.Pipe()
     wechat_stop = spawn.Event()
-    wechat = spawn.Process(target=_serve_wechat, args=(wechat_there, wechat_stop), daemon=True)
+    wechat = spawn.Process(target=serve_wechat, args=(wechat_there, wechat_stop), daemon=True)
     wechat.start()
     wechat_appid, wechat_secret, wechat_url = wechat_here.recv()
     data_dir = Path(tempfile.mkdtemp(prefix="lianmall-bench-live-"))

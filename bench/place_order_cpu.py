@@ -57,6 +57,23 @@ async def reset_schema(url: str) -> None:
         await conn.close()
 
 
+def in_process_environment(
+    prefix: str, *, seed: bool, database_url: str = DEFAULT_DATABASE_URL, redis_url: str = DEFAULT_REDIS_URL
+) -> None:
+    """The settings of an in-process bench (PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set, a
+    fresh DATA_DIR, cost buckets off); with `seed`, the database's public schema dropped, migrated and seeded."""
+    os.environ.setdefault("DATABASE_URL", database_url)
+    os.environ.setdefault("REDIS_URL", redis_url)
+    os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix=prefix))
+    os.environ.setdefault("DEBUG", "0")
+    for name in ("COST_BUCKET_SIZE", "COST_BUCKET_SIZE_PER_IP"):
+        os.environ[name] = "0"
+    if seed:
+        asyncio.run(reset_schema(os.environ["DATABASE_URL"]))
+        for command in ("migrate", "seed"):
+            subprocess.run([sys.executable, "main.py", command], cwd=REPO_ROOT, check=True)
+
+
 async def call(app: Any, body: bytes, token: str) -> tuple[int, bytes]:
     scope = {
         "type": "http",
@@ -189,16 +206,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
-    os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
-    os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
-    os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="lianmall-order-cpu-"))
-    os.environ.setdefault("DEBUG", "0")
-    for name in ("COST_BUCKET_SIZE", "COST_BUCKET_SIZE_PER_IP"):
-        os.environ[name] = "0"
-    if args.seed:
-        asyncio.run(reset_schema(os.environ["DATABASE_URL"]))
-        for command in ("migrate", "seed"):
-            subprocess.run([sys.executable, "main.py", command], cwd=REPO_ROOT, check=True)
+    in_process_environment("lianmall-order-cpu-", seed=args.seed)
     ctx = multiprocessing.get_context("spawn")
     ready_here, ready_there = ctx.Pipe()
     stop = ctx.Event()
