@@ -23,6 +23,7 @@ from infra.response_cache import ALL
 from infra.runtime import current_runtime
 from models import Product
 from services.catalog import search
+from services.catalog.stock_broadcast import StockLevel, broadcaster
 from services.catalog.stock_levels import STOCK_CHANNEL_PREFIX
 
 log = logging.getLogger("lianmall.catalog.events")
@@ -72,7 +73,8 @@ async def products_changed(
 
 async def stock_changed(changes: Iterable[StockChange]) -> None:
     """Only stock levels changed (an order placed, cancelled or refunded): broadcast the levels with each
-    product's total; drop the listings that filter on stock if a product may have sold out or come back."""
+    product's total (at most one event per SKU every few dozen milliseconds: services/catalog/stock_broadcast.py);
+    drop the listings that filter on stock if a product may have sold out or come back."""
     changes = list(changes)
     if not changes:
         return
@@ -91,20 +93,12 @@ async def stock_changed(changes: Iterable[StockChange]) -> None:
         deltas[change.product_id] = None if known is None or change.delta is None else known + change.delta
     if any(_may_have_crossed(totals.get(pid), deltas[pid]) for pid in product_ids):
         await runtime.cache.invalidate({IN_STOCK_TAG})
+    levels = broadcaster(runtime.bus)
     for change in changes:
         total = totals.get(change.product_id)
-        try:
-            await runtime.bus.publish(
-                stock_channel(change.product_id),
-                {
-                    "productId": change.product_id,
-                    "skuId": change.sku_id,
-                    "stock": change.stock,
-                    **({"totalStock": int(total)} if total is not None else {}),
-                },
-            )
-        except REDIS_ERRORS as exc:
-            log.warning("stock event for product %s not published: %s", change.product_id, exc)
+        await levels.changed(
+            StockLevel(change.product_id, change.sku_id, change.stock, None if total is None else int(total))
+        )
 
 
 def _may_have_crossed(total: int | None, delta: int | None) -> bool:
