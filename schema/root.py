@@ -36,6 +36,7 @@ from resolvers.promotions import PromotionMutation, PromotionQuery
 from resolvers.red_packets import RedPacketMutation, RedPacketQuery
 from schema import input_builders
 from schema.catalog import Media, Sku
+from schema.execution_context import ExecutionContext
 from schema.extensions import LianmallSchema, edge_extensions
 from schema.scalars import SCALAR_OVERRIDES
 from schema.volatile import install as install_volatile_fields
@@ -108,6 +109,7 @@ def build_schema(*, fast: bool = True) -> strawberry.Schema:
         extensions=edge_extensions(fast=fast),
         config=StrawberryConfig(auto_camel_case=True),
         scalar_overrides=SCALAR_OVERRIDES,
+        execution_context_class=ExecutionContext,
     )
     # Stock and other per-sale numbers: plain resolvers that leave holes in cached answers.
     install_volatile_fields(built._schema)

@@ -37,7 +37,7 @@ HOLD_SECONDS = 0.05
 # immediate event for them).
 MAX_REMEMBERED = 10_000
 
-_LEVELS_SQL = (
+LEVELS_SQL = (
     "SELECT s.id, s.product_id, s.stock, p.total_stock FROM skus s JOIN products p ON p.id = s.product_id"
     " WHERE s.id {ids}"
 )
@@ -125,7 +125,7 @@ class StockBroadcaster:
 
     async def _read_again(self, held: dict[int, StockLevel]) -> list[StockLevel]:
         try:
-            rows = await raw_sql.fetch_by_ids(_LEVELS_SQL, sorted(held))
+            rows = await raw_sql.fetch_by_ids(LEVELS_SQL, sorted(held))
         except Exception as exc:  # the database is busy or away: the levels as last held, rather than none
             log.warning("stock levels not read again before publishing (%s): %s", type(exc).__name__, exc)
             return list(held.values())
