@@ -2,7 +2,7 @@
 
 `bench/run.py` measures the quiet hot page first. Then, on the same cache-on server, for each rate N: wrk puts
 the same load on the same product page while a driver places N orders/s on that product's SKU through the
-API (`placeOrder`, "buy now", quantity 1, a new idempotency key each, one of `SHOPPERS` members in turn). The
+API (right after measuring that page quiet again, the ratio's denominator) (`placeOrder`, "buy now", quantity 1, a new idempotency key each, one of `SHOPPERS` members in turn). The
 driver is open-loop (an order every 1/N s whatever the answers) and runs in its own process pinned to wrk's
 core, so that the server's core does nothing else. It reports the orders placed per second and their latency;
 the page's req/s over the quiet req/s is the sale/quiet ratio (target >= 0.7 at 100 orders/s).
@@ -44,13 +44,18 @@ class SaleResult:
     rate: int  # orders/s asked for
     page: Any  # loadgen.LoadResult of the page under wrk
     orders: dict[str, Any]  # the driver's summary
+    # The same page under the same load measured right before, without orders: the ratio's denominator. The
+    # machine's speed drifts by several percent over a minute (a VM's CPU), so the quiet row measured a minute
+    # earlier would put that drift into the ratio.
+    quiet: Any
 
-    def to_json(self, quiet_rps: float) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "orders_per_s_target": self.rate,
             "orders": self.orders,
             "page": self.page.to_json(),
-            "sale_quiet_ratio": self.page.rps / quiet_rps if quiet_rps else None,
+            "quiet_page": self.quiet.to_json(),
+            "sale_quiet_ratio": self.page.rps / self.quiet.rps if self.quiet.rps else None,
         }
 
 

@@ -86,6 +86,7 @@ def run_wrk(
             print(
                 f"  still {busy:.2f} cores busy with other work after {settings.quiet_wait_s:g}s; going ahead"
             )
+    if settings.warmup_s > 0:
         _run_once(wrk, url, body_file, settings, settings.warmup_s, f"{label} (warm-up)")
     window = cpustat.Window(server_pid)
     window.start()
