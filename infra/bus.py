@@ -39,7 +39,7 @@ HEARTBEAT_SECONDS = 1.0
 # The subscription counts as lost when a PING is not answered within this. Generous: a false loss empties the
 # shared response cache (the reconnect hooks); a broken socket is noticed at once anyway, only a hung Redis (or
 # a silent network) waits this long, and the memories that trust the bus expire on their own meanwhile (within
-# a second; the level table within five).
+# a second; the level table and the running promotions within five).
 ANSWER_SECONDS = 3.0
 _PING = "lianmall-bus"
 

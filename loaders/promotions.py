@@ -1,5 +1,6 @@
-"""Loaders for promotions on product pages: the promotions running now (one query per request, with the next
-moment one starts or ends) and each category's ancestry (what a category scope matches)."""
+"""Loaders for promotions on product pages: the promotions running now (once per request, from the process's copy
+or one query, with the next moment one starts or ends) and each category's ancestry (what a category scope
+matches)."""
 
 from __future__ import annotations
 

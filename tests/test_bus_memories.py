@@ -1,12 +1,13 @@
 """What a process keeps in memory because the bus tells it of changes is trusted only while the bus is connected.
 
-The response cache's L1, member sessions, sold-out flash items and member levels are kept fresh by events from
-other processes. While the bus is away (Redis dead or hung, the subscription lost) those events cannot arrive,
-so every lookup goes to the source (Redis or the database) as if the memory were empty, and nothing is added to
-it; when the bus is back the memories start empty (events were missed meanwhile), and an answer read before the
-loss is not kept after it. Each test fills the memories in a runtime of its own, takes Redis away from it and
-looks: on the embedded backend a Redis stand-in whose connection is cut, on the real one a redis-server of the
-test's own (never the shared one), killed or frozen (SIGSTOP: it accepts connections and answers nothing).
+The response cache's L1, member sessions, sold-out flash items, member levels and the running promotions are
+kept fresh by events from other processes. While the bus is away (Redis dead or hung, the subscription lost)
+those events cannot arrive, so every lookup goes to the source (Redis or the database) as if the memory were
+empty, and nothing is added to it; when the bus is back the memories start empty (events were missed
+meanwhile), and an answer read before the loss is not kept after it. Each test fills the memories in a runtime
+of its own, takes Redis away from it and looks: on the embedded backend a Redis stand-in whose connection is
+cut, on the real one a redis-server of the test's own (never the shared one), killed or frozen (SIGSTOP: it
+accepts connections and answers nothing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 import infra.redis
 import infra.runtime
 from infra.bus import ANSWER_SECONDS, HEARTBEAT_SECONDS
+from infra.clock import now
 from infra.query_counter import count_queries
 from infra.response_cache import CachedResponse
 from infra.runtime import Runtime, start_runtime, stop_runtime
@@ -31,6 +33,7 @@ from infra.settings import Settings
 from models import Member
 from services.loyalty.levels import member_levels
 from services.marketing.flash_sale import sold_out
+from services.marketing.promotions.engine import running_promotions
 from services.members import session_memory
 from services.members.tokens import decode_access_token
 from services.members.viewer import viewer_for_token
@@ -150,6 +153,10 @@ async def remember_everything(runtime: Runtime) -> Remembered:
     with count_queries() as counter:
         await member_levels()
     assert counter.count == 0, "the level table is kept"
+    await running_promotions(now())
+    with count_queries() as counter:
+        await running_promotions(now())
+    assert counter.count == 0, "the running promotions are kept"
     return Remembered(member, session, key)
 
 
@@ -160,6 +167,9 @@ async def assert_forgotten(runtime: Runtime, kept: Remembered) -> None:
     with count_queries() as counter:
         await member_levels()
     assert counter.count == 1, "the level table is read from the database"
+    with count_queries() as counter:
+        await running_promotions(now())
+    assert counter.count == 1, "the running promotions are read from the database"
 
 
 async def test_nothing_the_bus_keeps_fresh_is_used_or_kept_while_it_is_away(loss: Loss) -> None:

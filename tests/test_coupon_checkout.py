@@ -25,7 +25,6 @@ from models import (
     OrderLine,
     OrderStatus,
     Product,
-    Promotion,
     PromotionKind,
     PromotionStatus,
     Shop,
@@ -323,7 +322,7 @@ async def test_a_preview_costs_the_same_statements_whatever_it_holds(client: Any
         small, large = await statements(1), await statements(6)
         assert small == large <= 5, (small, large)
     finally:
-        await Promotion.filter(id=promotion.id).delete()
+        await promotion_admin.delete_promotion(promotion.id)
 
 
 async def test_a_template_changed_by_staff_prices_the_next_preview(client: Any) -> None:

@@ -26,7 +26,6 @@ from models import (
     Payment,
     PointsEntry,
     PointsReason,
-    Promotion,
     PromotionKind,
     PromotionStatus,
     Refund,
@@ -320,7 +319,7 @@ async def test_a_gift_kept_does_not_keep_the_coupon(runtime: object, wechat_pay:
         request = CheckoutRequest(address_id=await new_address(member), items=(ItemRequest(coat.id, 1),))
         order = await checkout.place_order(member.id, request, "gift-refund")
     finally:
-        await Promotion.filter(id=gift.id).delete()
+        await promotion_admin.delete_promotion(gift.id)
     await prepay(order, member.openid)
     payment = await Payment.get(order_id=order.id)
     assert ok(await handle_payment_notification(wechat_pay.payment_notification(payment.out_trade_no)))

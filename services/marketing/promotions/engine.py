@@ -13,12 +13,14 @@ Stage rules (README, "Promotions"):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from infra import raw_sql
+from infra.bus_follower import BusFollower
 from models import Category, Order, OrderStatus, Promotion, PromotionKind, PromotionStatus
 from services.marketing.pipeline import line_categories, promotable_lines
 from services.marketing.promotions.rules import (
@@ -197,13 +199,72 @@ def _compiled_row(values: tuple[Any, ...]) -> Compiled:
 
 
 async def running_promotions(at: datetime) -> tuple[list[Compiled], datetime | None]:
-    """The promotions that run at `at`, priority order, and when the next scheduled one starts (one query)."""
-    rows = [
-        _compiled_row(values)
-        for values in await raw_sql.fetch(_RUNNING_SQL, [PromotionStatus.ACTIVE.value, at])
-    ]
+    """The promotions that run at `at`, priority order, and when the next scheduled one starts (this process's
+    copy while it is fresh, else one query)."""
+    rows = [p for p in await _unended_promotions(at) if p.ends_at is None or p.ends_at > at]
     upcoming = [p.starts_at for p in rows if p.starts_at > at]
     return [p for p in rows if p.starts_at <= at], min(upcoming, default=None)
+
+
+# --- The running promotions kept per process --------------------------------------------------------------------
+
+PROMOTIONS_CHANNEL = "promotions.changed"
+# Every write drops the copy at once, here and through the bus, and a start or an end needs no expiry (each
+# read filters the copy by its own moment): the expiry only bounds how long a change whose announcement was
+# lost (Redis failing at the writer while this process's subscription still looked alive) goes unseen. Five
+# seconds, the level table's bound: about as long as the bus takes to notice a hung Redis, and a reload per
+# process every five seconds costs nothing worth trading that bound for.
+_KEEP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Kept:
+    # The rows are every ACTIVE promotion not ended at read_at: right for that moment and any later one.
+    read_at: datetime
+    expires: float  # time.monotonic()
+    rows: tuple[Compiled, ...]
+
+
+_kept: _Kept | None = None
+# Bumped by every invalidation: a read that started before one must not be kept after it.
+_generation = 0
+
+
+def forget_running_promotions() -> None:
+    """Drop this process's copy of the running promotions (after a write); the next read loads them again."""
+    global _kept, _generation
+    _kept = None
+    _generation += 1
+
+
+def _on_promotions_changed(_payload: dict[str, object]) -> None:
+    forget_running_promotions()
+
+
+_bus = BusFollower(
+    lambda bus: bus.add_handler(PROMOTIONS_CHANNEL, _on_promotions_changed), forget_running_promotions
+)
+
+
+async def _unended_promotions(at: datetime) -> tuple[Compiled, ...]:
+    """The ACTIVE promotions not ended at `at` (some may start later), priority order."""
+    global _kept
+    if not _bus.follow():
+        # No bus (or a disconnected one) would tell this process of another one's change: read every time.
+        return await _read_unended(at)
+    kept = _kept
+    if kept is not None and kept.read_at <= at and time.monotonic() < kept.expires:
+        return kept.rows
+    generation = _generation
+    rows = await _read_unended(at)
+    if generation == _generation and _bus.follow():
+        _kept = _Kept(at, time.monotonic() + _KEEP_SECONDS, rows)
+    return rows
+
+
+async def _read_unended(at: datetime) -> tuple[Compiled, ...]:
+    values = await raw_sql.fetch(_RUNNING_SQL, [PromotionStatus.ACTIVE.value, at])
+    return tuple(_compiled_row(row) for row in values)
 
 
 async def category_ids(category_ids: Iterable[int]) -> dict[int, frozenset[int]]:
