@@ -40,22 +40,46 @@ PLACE_ORDER = (
 
 
 @dataclass(frozen=True)
-class SaleResult:
-    rate: int  # orders/s asked for
-    page: Any  # loadgen.LoadResult of the page under wrk
+class SaleRound:
+    page: Any  # loadgen.LoadResult of the page under wrk while the orders are placed
     orders: dict[str, Any]  # the driver's summary
     # The same page under the same load measured right before, without orders: the ratio's denominator. The
     # machine's speed drifts by several percent over a minute (a VM's CPU), so the quiet row measured a minute
     # earlier would put that drift into the ratio.
     quiet: Any
 
+    @property
+    def ratio(self) -> float:
+        return float(self.page.rps / self.quiet.rps) if self.quiet.rps else 0.0
+
     def to_json(self) -> dict[str, Any]:
         return {
-            "orders_per_s_target": self.rate,
             "orders": self.orders,
             "page": self.page.to_json(),
             "quiet_page": self.quiet.to_json(),
-            "sale_quiet_ratio": self.page.rps / self.quiet.rps if self.quiet.rps else None,
+            "sale_quiet_ratio": self.ratio,
+        }
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    """One rate's rounds. Rounds of the same rate on the same server differ by up to ~0.15 in their ratio (seen
+    0.68-0.85 in four rounds in a row), so the figure is the median round's, and every round is reported."""
+
+    rate: int  # orders/s asked for
+    rounds: list[SaleRound]
+
+    @property
+    def median(self) -> SaleRound:
+        ordered = sorted(self.rounds, key=lambda r: r.ratio)
+        return ordered[(len(ordered) - 1) // 2]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orders_per_s_target": self.rate,
+            **self.median.to_json(),
+            "round_ratios": [r.ratio for r in self.rounds],
+            "rounds": [r.to_json() for r in self.rounds],
         }
 
 

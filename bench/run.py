@@ -131,6 +131,12 @@ def parse_args() -> argparse.Namespace:
         metavar="N,N",
         help="orders/s placed on the hot product during the 'during sale' rows ('' to skip them)",
     )
+    parser.add_argument(
+        "--sale-rounds",
+        type=int,
+        default=3,
+        help="rounds (quiet, then selling) per sale rate; the median round's ratio is the figure",
+    )
     # For testing the harness against a stand-in: a directory with a main.py that has a `serve` command.
     parser.add_argument("--server-dir", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -361,26 +367,48 @@ def measure_sale(
     hot = next(s for s in SCENARIOS if s.key == "product_hot")
     body = json.dumps(request_body(hot, ids)).encode()
     for rate in args.sale_rates:
-        if load.quiet_wait_s > 0:
-            cpustat.wait_for_quiet(load.quiet_wait_s, load.quiet_cores)
-        print(f"  product page (hot), quiet, then while {rate} orders/s are placed on it ...", flush=True)
-        quiet = loadgen.run_wrk(
-            wrk, server.url, body, replace(load, quiet_wait_s=0.0), workdir, f"quiet_{rate}", None
+        rounds = []
+        for number in range(1, args.sale_rounds + 1):
+            if load.quiet_wait_s > 0:
+                cpustat.wait_for_quiet(load.quiet_wait_s, load.quiet_cores)
+            print(
+                f"  product page (hot), quiet, then while {rate} orders/s are placed on it"
+                f" (round {number} of {args.sale_rounds}) ...",
+                flush=True,
+            )
+            rounds.append(
+                sale_round(server, shoppers, rate, body, wrk, load, env, workdir, f"{rate}_{number}")
+            )
+        sale[rate] = during_sale.SaleResult(rate, rounds)
+
+
+def sale_round(
+    server: servers.RunningServer,
+    shoppers: Path,
+    rate: int,
+    body: bytes,
+    wrk: str,
+    load: loadgen.LoadSettings,
+    env: dict[str, str],
+    workdir: Path,
+    label: str,
+) -> during_sale.SaleRound:
+    """The page quiet, then the page while `rate` orders/s are placed (each wrk run with its warm-up)."""
+    quiet = loadgen.run_wrk(
+        wrk, server.url, body, replace(load, quiet_wait_s=0.0), workdir, f"quiet_{label}", None
+    )
+    # The driver's warm-up is wrk's: both measure the seconds after it.
+    seconds = load.warmup_s + load.duration_s + 1
+    driver = during_sale.start_orders(server.url, shoppers, rate, seconds, load.warmup_s, load.cpu, env)
+    try:
+        page = loadgen.run_wrk(
+            wrk, server.url, body, replace(load, quiet_wait_s=0.0), workdir, f"sale_{label}", None
         )
-        # The driver's warm-up is wrk's: both measure the seconds after it.
-        seconds = load.warmup_s + load.duration_s + 1
-        driver = during_sale.start_orders(server.url, shoppers, rate, seconds, load.warmup_s, load.cpu, env)
-        try:
-            page = loadgen.run_wrk(
-                wrk, server.url, body, replace(load, quiet_wait_s=0.0), workdir, f"sale_{rate}", None
-            )
-        finally:
-            orders = during_sale.finish_orders(driver, timeout=seconds + during_sale.GRACE_SECONDS + 30)
-        if orders["errors"]:
-            raise loadgen.LoadError(
-                f"{orders['errors']} orders failed during the sale: {orders['first_error']}"
-            )
-        sale[rate] = during_sale.SaleResult(rate, page, orders, quiet)
+    finally:
+        orders = during_sale.finish_orders(driver, timeout=seconds + during_sale.GRACE_SECONDS + 30)
+    if orders["errors"]:
+        raise loadgen.LoadError(f"{orders['errors']} orders failed during the sale: {orders['first_error']}")
+    return during_sale.SaleRound(page, orders, quiet)
 
 
 def count_sql(env: dict[str, str], ids: dict[str, str], server_dir: Path) -> dict[str, Any]:
@@ -553,13 +581,12 @@ def print_sale(report: dict[str, Any]) -> None:
         return
     print(
         "\nduring sale: the hot product page under the same load while orders are placed on it, over the same"
-        " page measured quiet right before"
+        " page measured quiet right before; per rate the median of its rounds (all rounds' ratios at the end)"
     )
     print(
         f"{'orders/s asked':>15} {'placed/s':>9} {'order p50':>10} {'order p99':>10} {'quiet req/s':>12} "
-        f"{'page req/s':>11} {'page p99':>9} {'sale/quiet':>11}"
+        f"{'page req/s':>11} {'page p99':>9} {'sale/quiet':>11}   rounds"
     )
-    late = {rate: row["orders"]["unanswered"] for rate, row in rows.items() if row["orders"]["unanswered"]}
     for rate, row in rows.items():
         orders, page = row["orders"], row["page"]
         ratio = row["sale_quiet_ratio"]
@@ -568,14 +595,19 @@ def print_sale(report: dict[str, Any]) -> None:
             verdict = f" (>={during_sale.ORDER_TARGET_RATIO} " + (
                 "ok)" if ratio >= during_sale.ORDER_TARGET_RATIO else "MISS)"
             )
+        rounds = " ".join(f"{r:.2f}" for r in row["round_ratios"])
         print(
             f"{rate:>15} {orders['orders_per_s']:>9.1f} {orders['p50_ms']:>8.1f}ms {orders['p99_ms']:>8.1f}ms "
-            f"{row['quiet_page']['rps']:>12.0f} {page['rps']:>11.0f} {page['p99_ms']:>7.2f}ms {ratio:>11.2f}{verdict}"
+            f"{row['quiet_page']['rps']:>12.0f} {page['rps']:>11.0f} {page['p99_ms']:>7.2f}ms {ratio:>11.2f}"
+            f"{verdict}   {rounds}"
         )
-    for rate, count in late.items():
-        print(
-            f"note: at {rate} orders/s, {count} orders were still unanswered {during_sale.GRACE_SECONDS:g}s after the last was sent"
-        )
+    for rate, row in rows.items():
+        for number, sale_round in enumerate(row["rounds"], 1):
+            if count := sale_round["orders"]["unanswered"]:
+                print(
+                    f"note: at {rate} orders/s (round {number}), {count} orders were still unanswered"
+                    f" {during_sale.GRACE_SECONDS:g}s after the last was sent"
+                )
 
 
 def main() -> int:

@@ -85,6 +85,11 @@ class StockBroadcaster:
     def held(self) -> int:
         return len(self._held)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing held, and no held event being read or published."""
+        return not self._held and self._timer is None and not self._flushing
+
     def _remember(self, sku_id: int, now: float) -> None:
         published = self._published
         if len(published) >= MAX_REMEMBERED and sku_id not in published:
