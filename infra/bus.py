@@ -42,6 +42,9 @@ HEARTBEAT_SECONDS = 1.0
 # a second; the level table and the running promotions within five).
 ANSWER_SECONDS = 3.0
 _PING = "lianmall-bus"
+# Stopping: cancel the listener, wait this long for it to end, again up to this many times.
+STOP_WAIT_SECONDS = 0.5
+STOP_ATTEMPTS = 10
 
 
 class EventBus:
@@ -124,12 +127,21 @@ class EventBus:
             log.warning("event bus not subscribed after %.1fs; serving without it until Redis answers", wait)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop listening. The listener is cancelled again until it ends: redis-py's read can swallow a
+        cancellation that arrives as the read's own timeout ends (the listener then waited on its next read
+        forever, and so did whoever stopped it: seen as a test session that never finished)."""
+        task, self._task = self._task, None
         self.connected = False
+        if task is None:
+            return
+        for _ in range(STOP_ATTEMPTS):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=STOP_WAIT_SECONDS)
+            if done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning("event bus listener ended with %r", task.exception())
+                return
+        log.warning("event bus listener did not stop after %d cancellations; left behind", STOP_ATTEMPTS)
 
     async def _supervise(self) -> None:
         delay = 0.05

@@ -78,3 +78,25 @@ async def test_a_killed_listener_reconnects_drops_local_cache_and_delivers_again
         assert cache.get_local("bus-reconnect") is None, "messages may have been missed: L1 is dropped"
         await bus.publish("test:after-kill", {"ok": True})
         assert await _next(events) == {"ok": True}
+
+
+async def test_stop_ends_a_listener_that_swallowed_a_cancellation(runtime: Runtime) -> None:
+    # redis-py's read can swallow a cancellation arriving as its own timeout ends; the listener then waits on
+    # its next read. Stopping must not wait with it forever.
+    bus = EventBus(runtime.redis, prefix="lianmall-test-stop:")
+    swallowed = asyncio.Event()
+
+    async def listen(pubsub: object) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()
+        await asyncio.Event().wait()  # the next read, which nothing will answer
+
+    bus._listen = listen  # type: ignore[method-assign]
+    await bus.start(wait=0.1)
+    started = time.monotonic()
+    await asyncio.wait_for(bus.stop(), 10)
+    assert swallowed.is_set()
+    assert time.monotonic() - started < 5
+    assert not bus.connected
