@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tortoise import Tortoise
 
-from infra.postgres_pool import HandOffHolderQueue, HandOffQueue
+from infra.postgres_pool import HandOffHolderQueue, HandOffQueue, ReleasingPool
 from infra.settings import Settings
 
 
@@ -114,3 +114,53 @@ async def test_the_pool_serves_a_waiting_request_before_a_newcomer(
     for connection in held:
         await pool.release(connection)
     assert served == ["waiter", "newcomer"]
+
+
+@pytest.mark.realservices
+async def test_a_released_connection_goes_back_at_once_without_a_task(database: None) -> None:
+    client = Tortoise.get_connection("default")
+    await client.execute_query("SELECT 1")
+    pool = client._pool  # type: ignore[attr-defined]
+    assert isinstance(pool, ReleasingPool)
+    connection = await pool.acquire()
+    await connection.fetchval("SELECT 1")
+    free = pool._queue.qsize()
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+    previous = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        await pool.release(connection)
+    finally:
+        loop.set_task_factory(previous)
+    # asyncpg's own release runs in a task (asyncio.shield) and takes two more passes of the event loop.
+    assert made == []
+    assert pool._queue.qsize() == free + 1
+
+
+@pytest.mark.realservices
+async def test_a_connection_left_in_a_transaction_is_rolled_back_on_release(
+    database: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Tortoise.get_connection("default")
+    await client.execute_query("SELECT 1")
+    pool = client._pool  # type: ignore[attr-defined]
+    connection = await pool.acquire()
+    await connection.execute("BEGIN")
+    backend = await connection.fetchval("SELECT pg_backend_pid()")
+    assert connection.is_in_transaction()
+    await pool.release(connection)
+    # asyncpg's own release took it (and says so): it rolls the transaction back.
+    assert "Resetting connection with an active transaction" in caplog.text
+    # The pool hands out the connection released last first: the same one, its transaction rolled back.
+    again = await pool.acquire()
+    try:
+        assert await again.fetchval("SELECT pg_backend_pid()") == backend
+        assert not again.is_in_transaction()
+    finally:
+        await pool.release(again)
