@@ -145,34 +145,20 @@ fragment More on Product { tags { name } skus { id price stock specValues { name
 async def test_a_listing_resolves_its_products_without_a_task_each(seeded: None, runtime: object) -> None:
     # The root resolver loads what the selection reads (fragments and @skip minded) before the fields run, so
     # they resolve synchronously: a handful of tasks for the page instead of several per product.
-    import asyncio
-
     from infra.query_counter import count_queries
     from schema.context import make_context
     from schema.root import schema
-
-    loop = asyncio.get_running_loop()
-    made: list[object] = []
-    previous = loop.get_task_factory()
-
-    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        made.append(coro)
-        return asyncio.Task(coro, loop=loop, **kwargs)
+    from tests.task_counter import tasks_made
 
     answers = {}
     counts = {}
     for skip in (False, True):
-        loop.set_task_factory(counting)  # type: ignore[arg-type]
-        made.clear()
-        try:
-            with count_queries() as counted:
-                result = await schema.execute(
-                    LISTING, variable_values={"skipBrand": skip}, context_value=make_context()
-                )
-        finally:
-            loop.set_task_factory(previous)
+        with tasks_made() as made, count_queries() as counted:
+            result = await schema.execute(
+                LISTING, variable_values={"skipBrand": skip}, context_value=make_context()
+            )
         assert result.errors is None, result.errors
-        # asyncpg releases each statement's connection in a task of its own; resolving fields as coroutines made 100+.
+        # Resolving fields as coroutines made 100+ (and asyncpg released each statement's connection in a task).
         assert len(made) <= 30, len(made)
         answers[skip] = result.data
         counts[skip] = counted.count

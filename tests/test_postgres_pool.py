@@ -12,6 +12,7 @@ from tortoise import Tortoise
 
 from infra.postgres_pool import HandOffHolderQueue, HandOffQueue, ReleasingPool
 from infra.settings import Settings
+from tests.task_counter import tasks_made
 
 
 async def settle() -> None:
@@ -125,19 +126,8 @@ async def test_a_released_connection_goes_back_at_once_without_a_task(database: 
     connection = await pool.acquire()
     await connection.fetchval("SELECT 1")
     free = pool._queue.qsize()
-    loop = asyncio.get_running_loop()
-    made: list[object] = []
-    previous = loop.get_task_factory()
-
-    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-        made.append(coro)
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    loop.set_task_factory(counting)
-    try:
+    with tasks_made() as made:
         await pool.release(connection)
-    finally:
-        loop.set_task_factory(previous)
     # asyncpg's own release runs in a task (asyncio.shield) and takes two more passes of the event loop.
     assert made == []
     assert pool._queue.qsize() == free + 1
