@@ -111,6 +111,8 @@ class CachedResponse:
     # of the server's clock (infra.clock, which tests move); None: only invalidations end it.
     expires_at: float | None = None
     parts: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    # The holes last filled: (the volatile table's version, until when (monotonic), the bytes), see `render`.
+    rendered: tuple[int, float, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def expired(self) -> bool:
         return self.expires_at is not None and now().timestamp() >= self.expires_at
@@ -249,8 +251,17 @@ class ResponseCache:
         holes = response.holes
         if not holes:
             return response.body
+        # The page being sold is asked for thousands of times between two changes of its numbers: the bytes
+        # filled last are sent again while the table has not changed and none of their values is due for a
+        # check or too old (what `current` would say, without asking per hole).
+        table = self.volatile
+        rendered = response.rendered
+        if rendered is not None and rendered[0] == table.version and time.monotonic() < rendered[1]:
+            return rendered[2]
+        version = table.version
         keys = [hole[0] for hole in holes]
-        values = self.volatile.current(keys) or await self.volatile.values(keys)
+        known = table.current_until(keys)
+        values = known[0] if known is not None else await table.values(keys)
         if values is None:
             return None
         parts = response.parts
@@ -258,7 +269,10 @@ class ResponseCache:
         for (key, form, argument), part in zip(holes, parts[1:], strict=True):
             out.append(encode(form, argument, values[key]))
             out.append(part)
-        return b"".join(out)
+        body = b"".join(out)
+        if known is not None:
+            response.rendered = (version, known[1], body)
+        return body
 
     # -- single flight -------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -89,6 +90,9 @@ class VolatileTable:
         self._task: asyncio.Task[None] | None = None
         self._failing = False
         self.reads = 0  # database reads made (each a batch), for tests and the benchmark
+        # Bumped by every change of a value or of its standing (set, read again, forgotten): what was rendered
+        # from the table at another version is rendered again (infra/response_cache.py, `render`).
+        self.version = 0
         if bus is not None:
             bus.add_prefix_handler("", self._on_event)
             bus.on_reconnect(self.clear)
@@ -98,10 +102,17 @@ class VolatileTable:
     def current(self, keys: Iterable[str]) -> dict[str, int] | None:
         """The values of `keys` if every one is known and at most MAX_AGE old, else None. Values due for a check
         are read again in the background meanwhile."""
+        known = self.current_until(keys)
+        return None if known is None else known[0]
+
+    def current_until(self, keys: Iterable[str]) -> tuple[dict[str, int], float] | None:
+        """`current`, and until when (monotonic) the same values may be shown without asking again, as long as
+        `version` stays the same: the first moment one of them gets too old or is due for a check."""
         now = time.monotonic()
         found: dict[str, int] = {}
         due: list[str] = []
         values = self._values
+        until = math.inf
         for key in keys:
             entry = values.get(key)
             if entry is None or now - entry.checked > MAX_AGE:
@@ -111,9 +122,10 @@ class VolatileTable:
                 # Asked for once: the hits until the read is applied do not ask again.
                 entry.verify_at = now + REFRESH_AFTER
             found[key] = entry.value
+            until = min(until, entry.checked + MAX_AGE, entry.verify_at)
         if due:
             self._want(due)
-        return found
+        return found, until
 
     async def values(self, keys: Iterable[str]) -> dict[str, int] | None:
         """The current values of `keys`, reading what is unknown or too old from the database first. When the
@@ -140,9 +152,11 @@ class VolatileTable:
             if len(self._values) >= self._max_entries:
                 self._values.clear()
             self._values[key] = _Value(value, read_at, read_at + SETTLE)
+            self.version += 1
         elif entry.checked < read_at and entry.heard < read_at:
             entry.value, entry.checked = value, read_at
             entry.verify_at = min(entry.verify_at, read_at + SETTLE)
+            self.version += 1
 
     def heard(self, key: str, value: int | None) -> None:
         """An event said `key` is now `value` (None: it changed, value unknown). Only keys some answer uses are
@@ -150,6 +164,7 @@ class VolatileTable:
         entry = self._values.get(key)
         if entry is None:
             return
+        self.version += 1
         now = time.monotonic()
         if value is None:
             entry.checked = 0.0  # unusable until read again
@@ -161,6 +176,7 @@ class VolatileTable:
     def clear(self) -> None:
         """Forget everything (the bus reconnected: events may have been missed)."""
         self._values.clear()
+        self.version += 1
 
     # -- reading from the database -----------------------------------------------------------------------------
 
@@ -208,6 +224,7 @@ class VolatileTable:
         return fresh
 
     def _apply(self, keys: set[str], fresh: dict[str, int], started: float) -> None:
+        self.version += 1
         now = time.monotonic()
         for key in keys:
             entry = self._values.get(key)

@@ -16,7 +16,7 @@ from infra.query_counter import count_queries
 from infra.response_cache import CachedResponse
 from infra.runtime import Runtime
 from infra.settings import Settings
-from infra.volatile import SETTLE, VolatileTable, register_reader
+from infra.volatile import AT_MOST, NUMBER, SETTLE, VolatileTable, register_reader
 from models import Product, ProductStatus, Sku
 from schema.node import encode_id
 from services.catalog.drafts import SkuChanges
@@ -337,3 +337,44 @@ async def test_events_that_cross_settle_on_what_the_database_says() -> None:
     assert table.current(["crossing:2"]) is None, "a value nobody read is not made up"
     assert await table.values(["crossing:2"]) is None, "nor invented when the database has none"
     await table.stop()
+
+
+async def test_a_pages_filled_holes_are_sent_again_until_a_number_changes_or_is_due(runtime: Runtime) -> None:
+    """The page being sold is asked for thousands of times between two changes of its numbers: its holes are
+    filled once per change, and a value due for a check is still checked."""
+    reads: list[list[int]] = []
+
+    async def read(ids: list[int]) -> dict[int, int]:
+        reads.append(ids)
+        return dict.fromkeys(ids, 38)
+
+    register_reader("memo", read)
+    cache = runtime.cache
+    table = cache.volatile
+    asked: list[list[str]] = []
+    current_until = table.current_until
+
+    def counting(keys: Any) -> Any:
+        asked.append(list(keys))
+        return current_until(keys)
+
+    table.current_until = counting  # type: ignore[method-assign]
+    try:
+        table.seed("memo:1", 40, time.monotonic())
+        page = CachedResponse(
+            b'{"stock":\x00,"low":\x00}', frozenset(), holes=(("memo:1", NUMBER, 0), ("memo:1", AT_MOST, 5))
+        )
+        first = await cache.render(page)
+        assert first == b'{"stock":40,"low":false}'
+        assert await cache.render(page) is first and len(asked) == 1, "filled once, sent again"
+        table.heard("memo:1", 39)  # an order's stock event
+        assert await cache.render(page) == b'{"stock":39,"low":false}'
+        assert len(asked) == 2
+        await asyncio.sleep(SETTLE + 0.05)  # the event's value is due for a check against the database
+        assert await cache.render(page) == b'{"stock":39,"low":false}'
+        assert len(asked) == 3
+        await asyncio.sleep(0.05)
+        assert reads == [[1]]
+        assert await cache.render(page) == b'{"stock":38,"low":false}', "the database's value once read"
+    finally:
+        del table.current_until
