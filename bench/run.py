@@ -639,6 +639,11 @@ def main() -> int:
     missed += [f"{k} p99/p50" for k, r in report["scenarios"].items() if r["p99_over_p50"] > TAIL_TARGET]
     if not report["memory"]["meets_target"]:
         missed.append("memory")
+    missed += [
+        f"during sale at {rate} orders/s"
+        for rate, row in (report.get("during_sale") or {}).items()
+        if int(rate) >= 100 and row["sale_quiet_ratio"] < during_sale.ORDER_TARGET_RATIO
+    ]
     return 1 if args.check and missed else 0
 
 
