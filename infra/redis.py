@@ -129,9 +129,7 @@ class _Guarded:
                 self.redis_health.abandoned(self)
                 raise
             # The transport's own failure (see the module docstring); redis-py has disconnected.
-            broken = _broken_socket(exc)
-            self.redis_health.failed_on_socket(broken)
-            raise broken from exc
+            raise self._broken_socket(exc) from exc
         except BaseException:
             self.redis_health.abandoned(self)
             raise
@@ -150,18 +148,18 @@ class _Guarded:
             self.redis_health.answered()  # an error reply is an answer too
             raise
         except Exception as exc:  # the transport's own failure (see the module docstring)
-            broken = _broken_socket(exc)
-            self.redis_health.failed_on_socket(broken)
-            raise broken from exc
+            raise self._broken_socket(exc) from exc
         except BaseException:
             self.redis_health.abandoned(self)
             raise
         self.redis_health.answered()
         return response
 
-
-def _broken_socket(exc: Exception) -> RedisConnectionError:
-    return RedisConnectionError(f"Redis connection broken: {type(exc).__name__}: {exc}")
+    def _broken_socket(self, exc: Exception) -> RedisConnectionError:
+        """The transport's own failure as redis-py's ConnectionError, counted against Redis's health."""
+        broken = RedisConnectionError(f"Redis connection broken: {type(exc).__name__}: {exc}")
+        self.redis_health.failed_on_socket(broken)
+        return broken
 
 
 class GuardedConnection(_Guarded, Connection):

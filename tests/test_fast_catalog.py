@@ -53,7 +53,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def promotions_kept_throughout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The running promotions a process keeps expire on a timer: an expiry between the compared executions
     would make whichever ran next pay the reload, so they stay kept (writes still drop them) while compared."""
-    monkeypatch.setattr(promotion_engine, "_KEEP_SECONDS", 3600.0)
+    monkeypatch.setattr(promotion_engine._running, "seconds", 3600.0)
     promotion_engine.forget_running_promotions()  # a copy kept before would still expire on its old timer
     yield
     promotion_engine.forget_running_promotions()  # and none kept here outlives the test

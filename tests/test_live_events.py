@@ -482,18 +482,16 @@ class FullSocket:
             await asyncio.sleep(0.01)
 
 
-async def test_a_viewer_whose_socket_falls_behind_catches_up_from_the_history_in_order(
-    runtime: Runtime,
-) -> None:
+def broadcast_args(label: str, room: LiveRoom) -> dict[str, Any]:
+    """What a room's broadcast of EVENTS (one execution for every viewer) is opened with."""
     from schema import live_fanout
     from schema.root import schema
 
-    room = await new_room()
     shape = live_fanout.shape_of(schema._schema, EVENTS, None)
     assert shape is not None
     variables = {"roomId": encode_id("LiveRoom", room.id)}
-    args = {
-        "key": ("test", room.id),
+    return {
+        "key": (label, room.id),
         "room_id": room.id,
         "graphql_schema": schema._schema,
         "shape": shape,
@@ -501,6 +499,15 @@ async def test_a_viewer_whose_socket_falls_behind_catches_up_from_the_history_in
         "shared": json.dumps(variables),
         "batch_comments": False,
     }
+
+
+async def test_a_viewer_whose_socket_falls_behind_catches_up_from_the_history_in_order(
+    runtime: Runtime,
+) -> None:
+    from schema import live_fanout
+
+    room = await new_room()
+    args = broadcast_args("test", room)
     registry = live_fanout.broadcasts()
     slow, steady = FullSocket(), FullSocket()
     subs = [
@@ -563,23 +570,11 @@ async def test_an_event_arriving_while_a_big_room_is_written_joins_the_round_in_
     """The viewers the round has not reached yet take the new event in the same write as the one before; the
     viewers it had passed get it in a second round; every viewer gets each event once, in order."""
     from schema import live_fanout
-    from schema.root import schema
 
     monkeypatch.setattr(live_fanout, "SLICE_SECONDS", 0.0)  # a yield to the loop between any two viewers
     monkeypatch.setattr(live_fanout, "CLOCK_EVERY", 1)
     room = await new_room()
-    shape = live_fanout.shape_of(schema._schema, EVENTS, None)
-    assert shape is not None
-    variables = {"roomId": encode_id("LiveRoom", room.id)}
-    args = {
-        "key": ("rounds", room.id),
-        "room_id": room.id,
-        "graphql_schema": schema._schema,
-        "shape": shape,
-        "variables": variables,
-        "shared": json.dumps(variables),
-        "batch_comments": False,
-    }
+    args = broadcast_args("rounds", room)
 
     def envelope(seq: int) -> ev.Envelope:
         return ev.Envelope(seq=seq, epoch="e1", room_id=room.id, at=now(), event=stock(seq))

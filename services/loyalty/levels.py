@@ -9,7 +9,6 @@ is disconnected (or without one) nothing is kept: the table is read on every req
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
@@ -17,8 +16,7 @@ from typing import TypeVar
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from infra.bus_follower import BusFollower
-from infra.redis import REDIS_ERRORS
+from infra.kept_copy import KeptCopy
 from infra.runtime import current_runtime
 from models import Member, MemberLevel
 from services.catalog.events import taxonomy_changed
@@ -34,10 +32,8 @@ MAX_GROWTH = 2_000_000_000
 MAX_BIRTHDAY_POINTS = 1_000_000
 MAX_PRIORITY_MINUTES = 24 * 60
 
-_CACHE_SECONDS = 5.0
-_cache: tuple[float, list[MemberLevel]] | None = None
-# Bumped by every invalidation: a table read that started before one must not be kept after it.
-_generation = 0
+# The level table is read on every member request; each process keeps it (infra/kept_copy.py).
+_levels: KeptCopy[list[MemberLevel]] = KeptCopy(LEVELS_CHANNEL, seconds=5.0)
 
 T = TypeVar("T")
 
@@ -84,31 +80,16 @@ DEFAULT_LEVELS: tuple[LevelDraft, ...] = (
 
 def invalidate_levels() -> None:
     """Forget this process's copy of the level table; the next read loads it again."""
-    global _cache, _generation
-    _cache = None
-    _generation += 1
+    _levels.forget()
 
 
-def _on_levels_changed(_payload: dict[str, object]) -> None:
-    invalidate_levels()
-
-
-_bus = BusFollower(lambda bus: bus.add_handler(LEVELS_CHANNEL, _on_levels_changed), invalidate_levels)
+async def _read_levels() -> list[MemberLevel]:
+    return list(await MemberLevel.all().order_by("min_growth"))
 
 
 async def member_levels() -> list[MemberLevel]:
     """Every level, lowest threshold first (the shared in-process copy: do not modify the rows)."""
-    global _cache
-    if not _bus.follow():
-        # No bus (or a disconnected one) would tell this process of another one's change: read every time.
-        return list(await MemberLevel.all().order_by("min_growth"))
-    if _cache is None or _cache[0] < time.monotonic():
-        generation = _generation
-        rows = list(await MemberLevel.all().order_by("min_growth"))
-        if generation != _generation or not _bus.follow():
-            return rows
-        _cache = (time.monotonic() + _CACHE_SECONDS, rows)
-    return _cache[1]
+    return await _levels.get(_read_levels)
 
 
 async def level_for_growth(growth: int) -> MemberLevel | None:
@@ -211,16 +192,11 @@ def _conflict_error() -> DomainError:
 
 
 async def _announce() -> None:
-    invalidate_levels()
+    await _levels.changed()
     try:
-        runtime = current_runtime()
+        current_runtime()
     except RuntimeError:
-        return
-    try:
-        await runtime.bus.publish(LEVELS_CHANNEL, {})
-    except REDIS_ERRORS as exc:
-        # Every process reloads its level table within _CACHE_SECONDS anyway.
-        log.warning("level change not announced: %s", exc)
+        return  # no cache to drop (the seed, the CLI)
     await taxonomy_changed()
 
 

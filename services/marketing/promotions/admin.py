@@ -16,11 +16,10 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from infra.redis import REDIS_ERRORS
 from infra.runtime import current_runtime
 from models import Brand, Category, MemberLevel, Product, Promotion, PromotionKind, PromotionStatus, Sku
 from services.errors import DomainError, ErrorCode, ValidationErrors
-from services.marketing.promotions.engine import PROMOTIONS_CHANNEL, forget_running_promotions
+from services.marketing.promotions.engine import running_promotions_changed
 from services.marketing.promotions.rules import ACTIONS, CONDITIONS, UNIT_ACTIONS, Rule, RuleError, parse_rule
 
 log = logging.getLogger("lianmall.promotions")
@@ -159,16 +158,11 @@ async def _changed() -> None:
     # After the commit: every process's copy of the running promotions is stale now (this one's is dropped at
     # once, the others' on the bus, before the cached product answers that show promotions go too, so an
     # answer computed after those went is not computed from a stale copy).
-    forget_running_promotions()
+    await running_promotions_changed()
     try:
         runtime = current_runtime()
     except RuntimeError:
         return
-    try:
-        await runtime.bus.publish(PROMOTIONS_CHANNEL, {})
-    except REDIS_ERRORS as exc:
-        # Every process reloads its copy within engine._KEEP_SECONDS anyway.
-        log.warning("promotion change not announced: %s", exc)
     await runtime.cache.invalidate({PROMOTIONS_TAG})
 
 

@@ -13,14 +13,13 @@ Stage rules (README, "Promotions"):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from infra import raw_sql
-from infra.bus_follower import BusFollower
+from infra.kept_copy import KeptCopy
 from models import Category, Order, OrderStatus, Promotion, PromotionKind, PromotionStatus
 from services.marketing.pipeline import line_categories, promotable_lines
 from services.marketing.promotions.rules import (
@@ -208,58 +207,37 @@ async def running_promotions(at: datetime) -> tuple[list[Compiled], datetime | N
 
 # --- The running promotions kept per process --------------------------------------------------------------------
 
-PROMOTIONS_CHANNEL = "promotions.changed"
-# Every write drops the copy at once, here and through the bus, and a start or an end needs no expiry (each
-# read filters the copy by its own moment): the expiry only bounds how long a change whose announcement was
-# lost (Redis failing at the writer while this process's subscription still looked alive) goes unseen. Five
-# seconds, the level table's bound: about as long as the bus takes to notice a hung Redis, and a reload per
-# process every five seconds costs nothing worth trading that bound for.
-_KEEP_SECONDS = 5.0
-
 
 @dataclass(frozen=True)
-class _Kept:
-    # The rows are every ACTIVE promotion not ended at read_at: right for that moment and any later one.
+class _Unended:
     read_at: datetime
-    expires: float  # time.monotonic()
     rows: tuple[Compiled, ...]
 
 
-_kept: _Kept | None = None
-# Bumped by every invalidation: a read that started before one must not be kept after it.
-_generation = 0
+PROMOTIONS_CHANNEL = "promotions.changed"
+# Every write drops the copy at once, here and through the bus (admin.py), and a start or an end needs no expiry:
+# each read filters the copy by its own moment. Five seconds, as the level table (infra/kept_copy.py).
+_running: KeptCopy[_Unended] = KeptCopy(PROMOTIONS_CHANNEL, seconds=5.0)
 
 
 def forget_running_promotions() -> None:
     """Drop this process's copy of the running promotions (after a write); the next read loads them again."""
-    global _kept, _generation
-    _kept = None
-    _generation += 1
+    _running.forget()
 
 
-def _on_promotions_changed(_payload: dict[str, object]) -> None:
-    forget_running_promotions()
-
-
-_bus = BusFollower(
-    lambda bus: bus.add_handler(PROMOTIONS_CHANNEL, _on_promotions_changed), forget_running_promotions
-)
+async def running_promotions_changed() -> None:
+    """After a committed write to promotions: every process's copy is stale (infra/kept_copy.py, `changed`)."""
+    await _running.changed()
 
 
 async def _unended_promotions(at: datetime) -> tuple[Compiled, ...]:
     """The ACTIVE promotions not ended at `at` (some may start later), priority order."""
-    global _kept
-    if not _bus.follow():
-        # No bus (or a disconnected one) would tell this process of another one's change: read every time.
-        return await _read_unended(at)
-    kept = _kept
-    if kept is not None and kept.read_at <= at and time.monotonic() < kept.expires:
-        return kept.rows
-    generation = _generation
-    rows = await _read_unended(at)
-    if generation == _generation and _bus.follow():
-        _kept = _Kept(at, time.monotonic() + _KEEP_SECONDS, rows)
-    return rows
+
+    async def load() -> _Unended:
+        return _Unended(at, await _read_unended(at))
+
+    # A copy read at some moment holds every promotion not ended then: right for that moment and any later one.
+    return (await _running.get(load, fits=lambda kept: kept.read_at <= at)).rows
 
 
 async def _read_unended(at: datetime) -> tuple[Compiled, ...]:
