@@ -18,7 +18,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from infra.redis import REDIS_ERRORS
 from infra.response_cache import ALL
 from infra.runtime import current_runtime
 from models import Product
@@ -61,14 +60,10 @@ async def products_changed(
     await runtime.cache.invalidate(tags)
     if text_changed:
         search.invalidate_vocabulary()
+    levels = broadcaster(runtime.bus)
     for change in stock_changes:
-        try:
-            await runtime.bus.publish(
-                stock_channel(change.product_id),
-                {"productId": change.product_id, "skuId": change.sku_id, "stock": change.stock},
-            )
-        except REDIS_ERRORS as exc:
-            log.warning("stock event for product %s not published: %s", change.product_id, exc)
+        # Without the product's total: the event says only that it changed (each process reads it again).
+        await levels.changed(StockLevel(change.product_id, change.sku_id, change.stock))
 
 
 async def stock_changed(changes: Iterable[StockChange]) -> None:
